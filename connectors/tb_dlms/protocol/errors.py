@@ -1,0 +1,60 @@
+"""Failures of a meter session, by kind, so that callers can count them and diagnose them."""
+from __future__ import annotations
+
+
+class DlmsError(Exception):
+    """Base of every error a session raises. ``kind`` is a stable short name for counters."""
+
+    kind = "error"
+
+    def __init__(self, message: str, meter: str = "") -> None:
+        self.meter = meter
+        super().__init__(f"{meter}: {message}" if meter else message)
+
+
+class ConnectError(DlmsError):
+    """TCP connection could not be opened."""
+
+    kind = "connect"
+
+
+class LinkClosed(DlmsError):
+    """The peer closed the connection, or it was reset."""
+
+    kind = "link_closed"
+
+
+class ReplyTimeout(DlmsError):
+    """No valid reply within the deadline after all resends."""
+
+    kind = "timeout"
+
+
+class NoHdlcResponse(ReplyTimeout):
+    """No UA to our SNRM: usually a wrong client or server (HDLC) address."""
+
+    kind = "no_ua"
+
+
+class NoAssociationResponse(ReplyTimeout):
+    """No AARE to our AARQ: usually a wrong client address or a meter busy with another client."""
+
+    kind = "no_aare"
+
+
+class AssociationRejected(DlmsError):
+    """The meter answered the AARQ with a rejection: usually a wrong password or wrong keys."""
+
+    kind = "rejected"
+
+
+class ProtocolError(DlmsError):
+    """The meter answered something we could not make sense of."""
+
+    kind = "protocol"
+
+
+class AccessError(DlmsError):
+    """The meter refused one operation (read, write, method) with a data-access-result."""
+
+    kind = "access"

@@ -1,0 +1,55 @@
+"""What a poll asks for (AttributeRef) and what it gets back (Reading)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .obis import ObisCode
+
+#: COSEM interface classes we name in configs and errors.
+CLASS_NAMES = {
+    1: "Data",
+    3: "Register",
+    4: "ExtendedRegister",
+    5: "DemandRegister",
+    7: "ProfileGeneric",
+    8: "Clock",
+    15: "AssociationLN",
+    70: "DisconnectControl",
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AttributeRef:
+    """One COSEM attribute: class id, logical name, attribute index (2 = a register's value)."""
+
+    obis: ObisCode
+    class_id: int = 3
+    attribute: int = 2
+
+    @classmethod
+    def of(cls, obis: "str | ObisCode", class_id: int = 3, attribute: int = 2) -> "AttributeRef":
+        return cls(ObisCode.parse(obis), class_id, attribute)
+
+    @property
+    def has_scaler(self) -> bool:
+        """Registers (3), extended (4) and demand (5) registers carry scaler_unit in attribute 3/4."""
+        return self.class_id in (3, 4, 5) and self.attribute == 2
+
+    def __str__(self) -> str:
+        return f"{self.class_id}/{self.obis}/{self.attribute}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A decoded attribute value, or the error the meter gave for this attribute alone."""
+
+    ref: AttributeRef
+    value: Any = None
+    unit: str | None = None
+    scaler: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
