@@ -1,46 +1,443 @@
 """A meter session: one association with one meter, driven from an asyncio event loop.
 
-(API contract; implementation in progress.)
+gurux's client is used sans-IO: it builds request frames and parses replies; everything that
+waits (sockets, deadlines, resends, turn-taking on a shared serial server) lives here, so that
+thousands of meters share one thread. A session keeps its association open between polls (a
+meter needs seconds to accept a new one) and rebuilds it after any failure, on next use.
+
+One operation at a time per session: polls and RPCs for the same meter queue on ``_busy``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import asyncio
+import logging
+import time
+from typing import Any, Iterable, Sequence
 
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
+from gurux_dlms.enums import Authentication as GxAuthentication
+from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
+from gurux_dlms.secure import GXDLMSSecureClient
+
+from . import fast_gcm, gurux_compat, quiet
+from .errors import (
+    AccessError,
+    AssociationRejected,
+    DlmsError,
+    LinkClosed,
+    NoAssociationResponse,
+    NoHdlcResponse,
+    ProtocolError,
+    ReplyTimeout,
+)
 from .readings import AttributeRef, Reading
-from .settings import MeterSettings
+from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
+from .transport import Link, LinkPool, Mailbox, is_closed_notice
+from .values import apply_scaler, decode_clock, plain, unit_text
+
+log = logging.getLogger(__name__)
+quiet.silence_gurux()
+# gurux's AES-GCM is pure Python: High-GMAC reads cost 15x a plain one without this.
+fast_gcm.install()
+
+_GX_AUTH = {
+    Authentication.NONE: GxAuthentication.NONE,
+    Authentication.LOW: GxAuthentication.LOW,
+    Authentication.HIGH_GMAC: GxAuthentication.HIGH_GMAC,
+}
+_GX_INTERFACE = {Interface.WRAPPER: InterfaceType.WRAPPER, Interface.HDLC: InterfaceType.HDLC}
+#: gurux splits GET-with-list requests at 10 attributes; we chunk the same way so that each
+#: chunk is exactly one request and one reply.
+MAX_LIST = 10
+#: Object read as a keep-alive: the current association's logical name is always readable.
+_KEEPALIVE = AttributeRef.of("0.0.40.0.0.255", 15, 1)
+_RESPONSES = (Command.GET_RESPONSE, Command.SET_RESPONSE, Command.METHOD_RESPONSE)
+_DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
+
+
+def data_type(name: str | None) -> int:
+    """A DLMS data type by name (``uint16``, ``octet_string``, ``bool`` ...)."""
+    if name is None:
+        return DataType.NONE
+    key = name.strip().lower().replace("-", "_")
+    aliases = {"bool": "boolean", "string": "string", "int": "int32", "uint": "uint32", "float": "float32",
+               "double": "float64", "datetime": "datetime", "octets": "octet_string"}
+    key = aliases.get(key, key)
+    if key not in _DATA_TYPES:
+        raise ValueError(f"unknown DLMS data type {name!r}; one of: {', '.join(sorted(_DATA_TYPES))}")
+    return _DATA_TYPES[key]
 
 
 class MeterSession:
-    def __init__(self, settings: MeterSettings, links: "Any | None" = None) -> None:
+    def __init__(self, settings: MeterSettings, links: LinkPool | None = None) -> None:
         self.settings = settings
         self.stats = SessionStats()
+        self._links = links or LinkPool()
+        self._link: Link | None = None
+        self._box: Mailbox | None = None
+        self._client: GXDLMSClient | None = None
+        self._associated = False
+        self._busy = asyncio.Lock()
+        self._scalers: dict[AttributeRef, tuple[int, int]] = {}
+        self._objects: dict[tuple[int, str], Any] = {}
+        self._invoke_id = 0
+        self.last_activity = 0.0
+        self.multiple_references = False
+
+    # -- public API ---------------------------------------------------------------------------
 
     @property
     def associated(self) -> bool:
-        raise NotImplementedError
+        return self._associated and self._link is not None and self._link.is_open
 
     async def connect(self) -> None:
         """Open transport and associate (SNRM/UA, frame counter, AARQ/AARE). Idempotent."""
-        raise NotImplementedError
+        async with self._busy:
+            await self._guard(self._ensure_associated())
 
     async def read(self, refs: Sequence[AttributeRef]) -> list[Reading]:
-        """Read many attributes (GET-with-list); per-attribute errors in Reading.error."""
-        raise NotImplementedError
+        """Read many attributes, ten to a GET-with-list request; per-attribute errors in Reading.error."""
+        async with self._busy:
+            return await self._guard(self._read(refs))
 
     async def get(self, ref: AttributeRef) -> Reading:
-        raise NotImplementedError
+        return (await self.read([ref]))[0]
 
-    async def set(self, ref: AttributeRef, value: Any, data_type: str | None = None) -> None:
-        raise NotImplementedError
+    async def set(self, ref: AttributeRef, value: Any, data_type_name: str | None = None) -> None:
+        async with self._busy:
+            await self._guard(self._set(ref, value, data_type_name))
 
-    async def action(self, ref: AttributeRef, value: Any = 0, data_type: str | None = None) -> Any:
-        """Invoke method ``ref.attribute`` of the object."""
-        raise NotImplementedError
+    async def action(self, ref: AttributeRef, value: Any = 0, data_type_name: str | None = "int8") -> Any:
+        """Invoke method ``ref.attribute`` of the object (e.g. disconnect control method 1)."""
+        async with self._busy:
+            return await self._guard(self._action(ref, value, data_type_name))
 
-    async def keep_alive(self) -> None:
-        raise NotImplementedError
+    async def keep_alive(self) -> bool:
+        """Touch the association if it has been idle for half the meter's inactivity timeout."""
+        if not self.associated or self._busy.locked():
+            return False
+        if time.monotonic() - self.last_activity < self.settings.inactivity_timeout / 2:
+            return False
+        async with self._busy:
+            await self._guard(self._get_raw([_KEEPALIVE]))
+        return True
 
     async def close(self) -> None:
         """Release the association and close the transport. Never raises."""
-        raise NotImplementedError
+        async with self._busy:
+            await self._teardown(release=True)
+
+    async def abort(self) -> None:
+        """Drop everything at once (used by a watchdog when an operation is stuck)."""
+        await self._teardown(release=False)
+
+    # -- association --------------------------------------------------------------------------
+
+    async def _guard(self, coro):
+        """Run one operation; any failure leaves the session ready to rebuild on next use."""
+        try:
+            return await coro
+        except DlmsError as exc:
+            self.stats.record_error(exc.kind, str(exc))
+            await self._teardown(release=False, close_link=isinstance(exc, (LinkClosed, ReplyTimeout)))
+            raise
+        except asyncio.CancelledError:
+            await self._teardown(release=False, close_link=True)
+            raise
+        except (GXDLMSException, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            err = ProtocolError(f"unexpected reply: {exc.__class__.__name__}: {exc}", self.settings.label)
+            self.stats.record_error(err.kind, str(err))
+            await self._teardown(release=False, close_link=True)
+            raise err from exc
+
+    async def _ensure_associated(self) -> None:
+        if self.associated:
+            return
+        await self._teardown(release=False)
+        s = self.settings
+        counter = None
+        if s.authentication is Authentication.HIGH_GMAC:
+            counter = await self._read_frame_counter()
+        self._client = self._new_client(s.client_address, s.authentication, s.password)
+        if counter is not None:
+            self._client.ciphering.invocationCounter = counter + 1
+        await self._associate(self._client)
+        self._associated = True
+        self._scalers.clear()
+        self.stats.associations += 1
+        self.multiple_references = bool(self._client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
+        log.debug("%s: associated (conformance %#x)", s.label, self._client.negotiatedConformance)
+
+    def _new_client(self, client_address: int, auth: Authentication, password: bytes | None) -> GXDLMSClient:
+        s = self.settings
+        if auth is Authentication.HIGH_GMAC:
+            if s.security is None:
+                raise ValueError(f"{s.label}: High-GMAC needs security keys")
+            client = GXDLMSSecureClient(True, client_address, s.server_address, _GX_AUTH[auth], None,
+                                        _GX_INTERFACE[s.interface])
+            c = client.ciphering
+            c.security = GxSecurity.AUTHENTICATION_ENCRYPTION
+            c.systemTitle = bytearray(s.security.client_system_title)
+            c.blockCipherKey = bytearray(s.security.block_cipher_key)
+            c.authenticationKey = bytearray(s.security.authentication_key)
+        else:
+            client = GXDLMSClient(True, client_address, s.server_address, _GX_AUTH[auth],
+                                  bytes(password) if password else None, _GX_INTERFACE[s.interface])
+        client.maxReceivePDUSize = s.max_pdu_size
+        if s.interface is Interface.HDLC:
+            client.setServerAddressSize(s.hdlc_address_size)
+            hdlc = client.hdlcSettings
+            hdlc.maxInfoTX = hdlc.maxInfoRX = s.hdlc_max_info
+            hdlc.windowSizeTX = hdlc.windowSizeRX = s.hdlc_window
+        return client
+
+    async def _associate(self, client: GXDLMSClient) -> None:
+        await self._open_link()
+        if self.settings.interface is Interface.HDLC:
+            reply = await self._exchange(client, [client.snrmRequest()], NoHdlcResponse,
+                                         "no UA to SNRM (check client and server HDLC address)")
+            client.parseUAResponse(reply.data)
+        reply = await self._exchange(client, client.aarqRequest(), NoAssociationResponse,
+                                     "no AARE to AARQ (check client address; meter may be busy)")
+        try:
+            client.parseAareResponse(reply.data)
+        except GXDLMSException as exc:
+            raise AssociationRejected(
+                f"association rejected by meter ({_reject_reason(exc)}): check password or keys",
+                self.settings.label,
+            ) from exc
+        if client.getIsAuthenticationRequired():
+            reply = await self._exchange(client, client.getApplicationAssociationRequest())
+            try:
+                client.parseApplicationAssociationResponse(reply.data)
+            except (GXDLMSException, ValueError) as exc:
+                raise AssociationRejected(f"high-level authentication failed: {exc}", self.settings.label) from exc
+
+    async def _read_frame_counter(self) -> int:
+        """Real meters reject a ciphered AARQ whose invocation counter is not above their own."""
+        s = self.settings
+        assert s.security is not None
+        public = self._new_client(s.security.frame_counter_client, Authentication.NONE, None)
+        await self._associate(public)
+        ref = AttributeRef(s.security.frame_counter_obis, 1, 2)
+        value = (await self._get_raw([ref], public))[0]
+        await self._release(public)
+        if isinstance(value, gurux_compat.AccessResult) or not isinstance(value, int):
+            raise AssociationRejected(f"cannot read invocation counter {ref}: {plain(value)}", s.label)
+        return int(value)
+
+    async def _release(self, client: GXDLMSClient) -> None:
+        """Release politely, bounded: a meter that ignores it times out its association anyway."""
+        try:
+            frames = client.releaseRequest()
+            if frames:
+                await self._exchange(client, frames, retries=0)
+            if self.settings.interface is Interface.HDLC:
+                await self._exchange(client, [client.disconnectRequest()], retries=0)
+        except (DlmsError, GXDLMSException, ValueError) as exc:
+            log.debug("%s: release not acknowledged: %s", self.settings.label, exc)
+
+    async def _open_link(self) -> None:
+        if self._link is None:
+            self._link, self._box = self._links.acquire(self.settings)
+        if not self._link.is_open:
+            await self._link.open()
+
+    async def _teardown(self, release: bool, close_link: bool = False) -> None:
+        was = self._associated
+        self._associated = False
+        if release and was and self._client is not None and self._link is not None and self._link.is_open:
+            await self._release(self._client)
+        link, self._link = self._link, None
+        self._box = None
+        if link is not None:
+            self.stats.discarded_bytes = link.discarded_bytes
+            try:
+                if close_link and link.users == 1:
+                    await link.close()
+                await self._links.release(link, self.settings.server_address)
+            except Exception:  # noqa: BLE001 - teardown never raises
+                log.debug("%s: link release failed", self.settings.label, exc_info=True)
+
+    # -- reads and writes ---------------------------------------------------------------------
+
+    def _object(self, ref: AttributeRef):
+        key = (ref.class_id, str(ref.obis))
+        obj = self._objects.get(key)
+        if obj is None:
+            obj = GXDLMSClient.createObject(ObjectType(ref.class_id) if ref.class_id in ObjectType._value2member_map_ else ref.class_id)
+            obj.logicalName = str(ref.obis)
+            self._objects[key] = obj
+        return obj
+
+    def _next_invoke_id(self, client: GXDLMSClient) -> int:
+        self._invoke_id = self._invoke_id % 15 + 1
+        client.settings.invokeId = self._invoke_id
+        return self._invoke_id
+
+    async def _read(self, refs: Sequence[AttributeRef]) -> list[Reading]:
+        await self._ensure_associated()
+        scaler_refs = [
+            AttributeRef(r.obis, r.class_id, 3) for r in dict.fromkeys(refs) if r.has_scaler and r not in self._scalers
+        ]
+        wanted = list(refs) + scaler_refs
+        raw = await self._get_raw(wanted)
+        for sref, value in zip(scaler_refs, raw[len(refs):]):
+            scaler_unit = plain(value) if not isinstance(value, gurux_compat.AccessResult) else None
+            if isinstance(scaler_unit, list) and len(scaler_unit) == 2:
+                self._scalers[AttributeRef(sref.obis, sref.class_id, 2)] = (int(scaler_unit[0]), int(scaler_unit[1]))
+        readings = [self._decode(ref, value) for ref, value in zip(refs, raw)]
+        self.stats.readings += sum(1 for r in readings if r.ok)
+        return readings
+
+    def _decode(self, ref: AttributeRef, value: Any) -> Reading:
+        if isinstance(value, gurux_compat.AccessResult):
+            return Reading(ref, error=f"{ref}: {value.name}")
+        if ref.class_id == 8 and ref.attribute == 2:
+            clock = decode_clock(value)
+            return Reading(ref, clock["iso"] if clock else None, error=None if clock else f"{ref}: clock not set")
+        if ref.has_scaler:
+            scaler, unit = self._scalers.get(ref, (None, None))
+            return Reading(ref, apply_scaler(plain(value), scaler), unit_text(unit), scaler)
+        return Reading(ref, plain(value))
+
+    async def _get_raw(self, refs: Sequence[AttributeRef], client: GXDLMSClient | None = None) -> list[Any]:
+        """Raw gurux values, or AccessResult for attributes the meter refused."""
+        client = client or self._client
+        assert client is not None
+        multiple = bool(client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
+        values: list[Any] = []
+        if multiple and len(refs) > 1:
+            for chunk in _chunks(refs, MAX_LIST):
+                self._next_invoke_id(client)
+                messages = client.readList([(self._object(r), r.attribute) for r in chunk])
+                for message in messages:
+                    reply = await self._exchange(client, message)
+                    got = reply.value if isinstance(reply.value, list) else [reply.value]
+                    if len(got) != len(chunk):
+                        raise ProtocolError(f"asked for {len(chunk)} attributes, got {len(got)}", self.settings.label)
+                    values.extend(got)
+        else:
+            for ref in refs:
+                self._next_invoke_id(client)
+                reply = await self._exchange(client, client.read(self._object(ref), ref.attribute))
+                values.append(gurux_compat.AccessResult(reply.error) if reply.error else reply.value)
+        return values
+
+    async def _set(self, ref: AttributeRef, value: Any, type_name: str | None) -> None:
+        await self._ensure_associated()
+        client = self._client
+        dtype = data_type(type_name) if type_name else _guess_type(value)
+        if dtype == DataType.OCTET_STRING and isinstance(value, str):
+            value = value.encode()
+        self._next_invoke_id(client)
+        frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
+        reply = await self._exchange(client, frames)
+        if reply.error:
+            raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+
+    async def _action(self, ref: AttributeRef, value: Any, type_name: str | None) -> Any:
+        await self._ensure_associated()
+        client = self._client
+        self._next_invoke_id(client)
+        frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))
+        reply = await self._exchange(client, frames)
+        if reply.error:
+            raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+        return plain(reply.value)
+
+    # -- request/reply ------------------------------------------------------------------------
+
+    async def _exchange(self, client: GXDLMSClient, frames: Iterable[bytes], timeout_error=ReplyTimeout,
+                        what: str = "no reply", retries: int | None = None) -> GXReplyData:
+        """Send a message (one or more frames) and collect the whole reply, blocks included."""
+        reply = GXReplyData()
+        for frame in frames:
+            reply.clear()
+            await self._round_trip(client, frame, reply, timeout_error, what, retries)
+            while reply.isMoreData():
+                nxt = None if reply.isStreaming() else client.receiverReady(reply)
+                await self._round_trip(client, nxt, reply, timeout_error, what, retries)
+        self.last_activity = time.monotonic()
+        return reply
+
+    async def _round_trip(self, client, frame, reply, timeout_error, what, retries) -> None:
+        link, box = self._link, self._box
+        if link is None or box is None:
+            raise LinkClosed("not connected", self.settings.label)
+        s = self.settings
+        retries = s.retries if retries is None else retries
+        async with link.turn:
+            late = box.drain()
+            if late:
+                self.stats.late_replies += late
+            for attempt in range(retries + 1):
+                if frame is not None:
+                    data = bytes(frame)
+                    await link.send(data)
+                    self.stats.bytes_sent += len(data)
+                    self.stats.round_trips += 1
+                    if attempt:
+                        self.stats.resends += 1
+                if await self._await_reply(client, box, reply):
+                    self.stats.bytes_received = box.bytes_received
+                    return
+            raise timeout_error(f"{what} within {s.timeout:g} s after {retries + 1} attempt(s)", s.label)
+
+    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData) -> bool:
+        """True once a frame completed the reply; False when the deadline passed."""
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                while True:
+                    item = await box.queue.get()
+                    reason = is_closed_notice(item)
+                    if reason is not None:
+                        box.queue.put_nowait(item)
+                        raise LinkClosed(reason, self.settings.label)
+                    if self._accept(client, item.raw, reply):
+                        return True
+        except TimeoutError:
+            return False
+
+    def _accept(self, client, raw: bytes, reply: GXReplyData) -> bool:
+        try:
+            complete = client.getData(GXByteBuffer(raw), reply, None)
+        except (GXDLMSException, ValueError, IndexError, TypeError) as exc:
+            # A frame that does not belong to this exchange (an old reply, a corrupted one).
+            self.stats.late_replies += 1
+            log.debug("%s: dropped frame %s: %s", self.settings.label, raw[:16].hex(), exc)
+            return False
+        if not complete:
+            return False
+        if reply.command in _RESPONSES and (reply.invokeId & 0x0F) != self._invoke_id and not reply.isMoreData():
+            # The reply to a request we already gave up on: drop it and keep waiting.
+            self.stats.late_replies += 1
+            reply.clear()
+            return False
+        return True
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _guess_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return DataType.BOOLEAN
+    if isinstance(value, int):
+        return DataType.INT32 if value < 0 else DataType.UINT32
+    if isinstance(value, float):
+        return DataType.FLOAT64
+    if isinstance(value, (bytes, bytearray)):
+        return DataType.OCTET_STRING
+    if isinstance(value, str):
+        return DataType.STRING
+    raise ValueError(f"cannot infer a DLMS type for {type(value).__name__}; give one")
+
+
+def _reject_reason(exc: GXDLMSException) -> str:
+    diag = getattr(exc, "diagnostic", None)
+    result = getattr(exc, "result", None)
+    return f"result {result}, diagnostic {diag}" if diag is not None or result is not None else str(exc)
