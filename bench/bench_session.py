@@ -1,0 +1,169 @@
+"""Our session against a plain per-attribute gurux read loop, side by side in one run.
+
+Both read the same 10 registers from the same simulated meter (served by a separate process, so
+that CPU time measured here is the client's alone). The plain loop does what the Gurux client
+example does: one GET per value and one per scaler, over a blocking socket. Ours keeps the
+association, caches scalers and batches with GET-with-list.
+
+    python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--auth none,high_gmac]
+
+Prints round trips per poll, client CPU microseconds per reading and wall milliseconds per poll
+for both, and the ratios. Wall time is noisy on a shared machine; round trips and CPU are not.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms.enums import Authentication as GxAuth, InterfaceType
+from gurux_dlms.objects import GXDLMSRegister
+
+from tb_dlms.protocol.framing import WrapperFrameReader
+from tb_dlms.protocol.readings import AttributeRef
+from tb_dlms.protocol.session import MeterSession
+from tb_dlms.protocol.settings import Authentication, MeterSettings, Secret, Security
+from tb_dlms.simulator.spec import MeterSpec
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from simproc import SimulatorProcess  # noqa: E402
+
+REGISTERS = [
+    "1.0.32.7.0.255", "1.0.52.7.0.255", "1.0.72.7.0.255",
+    "1.0.31.7.0.255", "1.0.51.7.0.255", "1.0.71.7.0.255",
+    "1.0.14.7.0.255", "1.0.1.7.0.255", "1.0.1.8.0.255", "1.0.2.8.0.255",
+]
+
+
+@dataclass
+class Result:
+    name: str
+    round_trips_per_poll: float
+    cpu_us_per_reading: float
+    wall_ms_per_poll: float
+
+
+class PlainLoop:
+    """The Gurux example's way: blocking socket, one GET per attribute, scalers read every poll."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.client = GXDLMSClient(True, 16, 1, GxAuth.NONE, None, InterfaceType.WRAPPER)
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.reader = WrapperFrameReader()
+        self.round_trips = 0
+        self._exchange(self.client.aarqRequest())
+        self.client.parseAareResponse(self._last.data)
+
+    def _exchange(self, frames) -> GXReplyData:
+        reply = GXReplyData()
+        for frame in frames:
+            reply.clear()
+            self.sock.sendall(bytes(frame))
+            self.round_trips += 1
+            while True:
+                got = self.reader.feed(self.sock.recv(4096))
+                if got and self.client.getData(GXByteBuffer(got[0].raw), reply, None):
+                    break
+            while reply.isMoreData():
+                self.sock.sendall(bytes(self.client.receiverReady(reply)))
+                self.round_trips += 1
+                while True:
+                    got = self.reader.feed(self.sock.recv(4096))
+                    if got and self.client.getData(GXByteBuffer(got[0].raw), reply, None):
+                        break
+        self._last = reply
+        return reply
+
+    def poll(self) -> list[float]:
+        values = []
+        for ln in REGISTERS:
+            reg = GXDLMSRegister(ln)
+            self.client.updateValue(reg, 3, self._exchange(self.client.read(reg, 3)).value)
+            self.client.updateValue(reg, 2, self._exchange(self.client.read(reg, 2)).value)
+            values.append(reg.value)
+        return values
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def bench_plain(port: int, polls: int) -> Result:
+    loop = PlainLoop("127.0.0.1", port)
+    loop.poll()  # warm-up
+    rt0, cpu0, wall0 = loop.round_trips, time.process_time(), time.perf_counter()
+    for _ in range(polls):
+        loop.poll()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    rts = loop.round_trips - rt0
+    loop.close()
+    return Result("plain gurux loop", rts / polls, cpu / (polls * len(REGISTERS)) * 1e6, wall / polls * 1e3)
+
+
+def bench_session(settings: MeterSettings, polls: int, name: str) -> Result:
+    async def run() -> Result:
+        session = MeterSession(settings)
+        refs = [AttributeRef.of(r) for r in REGISTERS]
+        first = await session.read(refs)  # associates, caches scalers
+        bad = [r.error for r in first if not r.ok]
+        if bad:
+            raise SystemExit(f"{name}: read failed: {bad}")
+        rt0, cpu0, wall0 = session.stats.round_trips, time.process_time(), time.perf_counter()
+        for _ in range(polls):
+            await session.read(refs)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        rts = session.stats.round_trips - rt0
+        await session.close()
+        return Result(name, rts / polls, cpu / (polls * len(REGISTERS)) * 1e6, wall / polls * 1e3)
+
+    return asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--polls", type=int, default=30)
+    ap.add_argument("--delays", default="0,0.05", help="injected reply delays in seconds")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = []
+    for delay in [float(d) for d in args.delays.split(",")]:
+        specs = [{"name": "plain", "delay": delay}, {"name": "ours", "delay": delay},
+                 {"name": "gmac", "delay": delay, "auth": "high_gmac"}]
+        with SimulatorProcess(specs) as sim:
+            plain = bench_plain(sim.port("plain"), args.polls)
+            ours = bench_session(MeterSettings("127.0.0.1", sim.port("ours"), name="ours"), args.polls, "tb-dlms session")
+            spec = MeterSpec(name="gmac", auth="high_gmac")
+            gmac = bench_session(
+                MeterSettings("127.0.0.1", sim.port("gmac"), client_address=spec.client_address,
+                              authentication=Authentication.HIGH_GMAC,
+                              security=Security(b"TBDLMS01", Secret(spec.block_cipher_key),
+                                                Secret(spec.authentication_key)), name="gmac"),
+                args.polls, "tb-dlms session, High-GMAC")
+        for r in (plain, ours, gmac):
+            rows.append({"delay_ms": delay * 1000, **r.__dict__})
+        rows.append({
+            "delay_ms": delay * 1000, "name": "ratio plain/ours",
+            "round_trips_per_poll": plain.round_trips_per_poll / ours.round_trips_per_poll,
+            "cpu_us_per_reading": plain.cpu_us_per_reading / ours.cpu_us_per_reading,
+            "wall_ms_per_poll": plain.wall_ms_per_poll / ours.wall_ms_per_poll,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'wall ms/poll':>13}")
+        for r in rows:
+            ratio = r["name"].startswith("ratio")
+            fmt = "{:>7.1f}x" if ratio else "{:>8.1f}"
+            print(f"{r['delay_ms']:>4.0f}ms {r['name']:<28} " + fmt.format(r["round_trips_per_poll"])
+                  + f" {r['cpu_us_per_reading']:>14.1f}{'x' if ratio else ' '}"
+                  + f" {r['wall_ms_per_poll']:>12.1f}{'x' if ratio else ' '}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Misbehaviour a meter can be told to show, one request at a time.
+
+Each fault reproduces a failure seen in the field (see the field notes): lost replies, serial
+servers dropping or resetting TCP, line noise, replies cut mid-frame, meters refusing
+associations, power cuts, slow meters and half-open links. A fault lasts ``count`` requests (or
+AARQs for ``reject_association``) or until cleared; ``reboot`` acts once when injected.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+KINDS = (
+    "no_reply",          # swallow the request, answer nothing
+    "drop_connection",   # close TCP (FIN) instead of answering
+    "reset",             # close TCP with RST (SO_LINGER 0)
+    "garbage",           # random bytes instead of (or, before=True, before) the reply
+    "half_frame",        # first half of the reply, then silence
+    "reject_association",  # AARE with result rejected-permanent
+    "reboot",            # state lost now: associations gone, HDLC reset, optionally closed
+    "delay",             # answer ``seconds`` late
+    "blackhole",         # half-open: read everything, never answer, never close
+)
+
+
+@dataclass
+class Fault:
+    kind: str
+    count: int | None = None
+    #: Extra reply delay for ``delay``.
+    seconds: float = 0.0
+    #: ``reboot``: also close the TCP connections. ``garbage``: junk then the real reply.
+    close: bool = True
+    before: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(KINDS)}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Fault":
+        return cls(
+            kind=data["fault"] if "fault" in data else data["kind"],
+            count=data.get("count"),
+            seconds=float(data.get("seconds", 0.0)),
+            close=bool(data.get("close", True)),
+            before=bool(data.get("before", False)),
+        )
+
+
+class FaultState:
+    """Active faults of one meter. Small and slotted: one per simulated meter."""
+
+    __slots__ = ("active", "_rng")
+
+    def __init__(self, seed: int = 0) -> None:
+        self.active: dict[str, Fault] = {}
+        self._rng = None
+
+    def inject(self, fault: Fault) -> None:
+        self.active[fault.kind] = Fault(fault.kind, fault.count, fault.seconds, fault.close, fault.before)
+
+    def clear(self, kind: str | None = None) -> None:
+        if kind is None:
+            self.active.clear()
+        else:
+            self.active.pop(kind, None)
+
+    def take(self, kind: str) -> Fault | None:
+        """The fault if active, consuming one use of it."""
+        fault = self.active.get(kind)
+        if fault is None:
+            return None
+        if fault.count is not None:
+            fault.count -= 1
+            if fault.count <= 0:
+                del self.active[kind]
+        return fault
+
+    def peek(self, kind: str) -> Fault | None:
+        return self.active.get(kind)
+
+    def garbage(self, n: int) -> bytes:
+        """Junk that can never be mistaken for a frame start (no 0x7E, no WRAPPER version)."""
+        if self._rng is None:
+            self._rng = random.Random(n)
+        return bytes(self._rng.choice(range(0x80, 0xFE)) for _ in range(max(n, 8)))

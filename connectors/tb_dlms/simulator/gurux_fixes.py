@@ -1,0 +1,271 @@
+"""Workarounds for server-side bugs in gurux-dlms 1.0.203 (the client side is fine).
+
+The Python port of the Gurux server was never exercised end to end; its command handlers call
+methods that do not exist. Each fix below names the bug it works around, so it can be dropped
+when a fixed gurux release is pinned. ``apply()`` is idempotent and only adds missing methods or
+replaces methods that cannot work as shipped; it never changes client behaviour.
+
+1. ``GXServerReply`` lacks ``setReply``/``getConnectionInfo``/``getCount``/``setCount``, which
+   ``GXDLMSServer.handleRequest`` and ``handleCommand`` call for every request.
+2. ``GXDLMSServer`` lacks ``notifyRead``, ``setTransaction``/``getTransaction`` and
+   ``notifyConnected`` (called by ``GXDLMSLNCommandHandler`` on GET, block transfer and HLS).
+3. ``handleMethodRequest`` calls ``onPreAction(list(e))`` on a single ``ValueEventArgs``:
+   make it iterable (yielding itself).
+4. ``GXDLMSSettings`` lacks ``gbtWndowSize`` (typo read by ``getRequestNextDataBlock``),
+   ``getMaxPduSize``, ``setConnected`` (HLS completion) and ``getUserId`` (AARQ parsing).
+5. ``GXDLMSAssociationLogicalName.invoke`` (reply_to_HLS_authentication) does ``int(bytes)``
+   on the client's challenge answer: ``FixedAssociationLN`` converts with ``bytes`` instead.
+6. ``GXDLMSSecureServer.__init__`` stores its cipher in ``settings.ciphering`` while everything
+   reads ``settings.cipher``: ``FixedServerBase`` puts it where it is read.
+7. ``handleSnrmRequest`` reads HDLC limits from ``self.hdlc`` (a ``GXDLMSHdlcSetup`` that is
+   never set) mixed with ``GXHdlcSettings`` names: ``FixedServerBase`` negotiates max info
+   field and window against the meter's own limits and answers UA itself.
+8. ``initialize()`` appends the whole object collection as *one* element of an empty
+   association object list (and fails later); ``FixedServerBase.install_objects`` fills the
+   association's list first.
+9. ``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises);
+   that is our subclass's job (meter.py), noted here for completeness.
+10. ``_GXAPDU.generateAARE`` writes the responding AP title (server system title, needed for
+    High-GMAC) as ``A4 08 04`` + a ``setUInt8()`` call without argument (TypeError): the
+    correct encoding is ``A4 0A 04 08`` + title. We tolerate the empty call and repair the bytes.
+11. ``GXDLMS.handleGloDedRequest`` (server decrypting a glo-/ded- request) builds its
+    ``AesGcmParameter`` without the tag argument, shifting system title/keys by one: every
+    ciphered request fails. Replaced with the same code, arguments in place.
+14. ``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize`` (the attribute is
+    ``skipMaxPduSize``), and lists no access rights because ``e.server`` is never set:
+    ``FixedAssociationLN`` passes its server so the association view carries access rights.
+13. ``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
+    store the unsent remainder of the reply, as the constructor does.
+"""
+from __future__ import annotations
+
+from gurux_dlms import GXDLMSServer, GXServerReply, ValueEventArgs
+from gurux_dlms.GXCiphering import GXCiphering
+from gurux_dlms.GXDLMS import GXDLMS
+from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+from gurux_dlms.GXByteBuffer import GXByteBuffer
+from gurux_dlms.ConnectionState import ConnectionState
+from gurux_dlms._GXAPDU import _GXAPDU
+from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction
+from gurux_dlms.AesGcmParameter import AesGcmParameter
+from gurux_dlms.enums import Command, RequestTypes
+from gurux_dlms._HDLCInfo import _HDLCInfo
+from gurux_dlms.objects import GXDLMSAssociationLogicalName
+from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
+from gurux_dlms.enums import Authentication
+from gurux_dlms.GXSecure import GXSecure
+from gurux_dlms.secure import GXDLMSSecureServer
+
+_applied = False
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    _applied = True
+
+    # 1
+    def set_reply(self, value):
+        self.reply = value
+
+    GXServerReply.setReply = set_reply
+    GXServerReply.getConnectionInfo = lambda self: self.connectionInfo
+    GXServerReply.getCount = lambda self: self.count
+    GXServerReply.setCount = lambda self, value: setattr(self, "count", value)
+
+    # 2
+    if not hasattr(GXDLMSServer, "notifyRead"):
+        GXDLMSServer.notifyRead = lambda self, *args: None
+    if not hasattr(GXDLMSServer, "setTransaction"):
+        GXDLMSServer.setTransaction = lambda self, value: setattr(self, "transaction", value)
+        GXDLMSServer.getTransaction = lambda self: self.transaction
+    if not hasattr(GXDLMSServer, "notifyConnected"):
+        GXDLMSServer.notifyConnected = lambda self, info: self.onConnected(info)
+
+    # 3
+    if not hasattr(ValueEventArgs, "__iter__"):
+        ValueEventArgs.__iter__ = lambda self: iter((self,))
+
+    # 4
+    if not hasattr(GXDLMSSettings, "gbtWndowSize"):
+        GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
+    if not hasattr(GXDLMSSettings, "getMaxPduSize"):
+        GXDLMSSettings.getMaxPduSize = lambda self: self.maxPduSize
+    if not hasattr(GXDLMSSettings, "setConnected"):
+        GXDLMSSettings.setConnected = lambda self, value: setattr(self, "connected", value)
+    if not hasattr(GXDLMSSettings, "getUserId"):
+        GXDLMSSettings.getUserId = lambda self: self.userId
+
+    # 10
+    set_uint8 = GXByteBuffer.setUInt8
+
+    def tolerant_set_uint8(self, item=None, index=None):
+        if item is not None:
+            set_uint8(self, item, index)
+
+    GXByteBuffer.setUInt8 = tolerant_set_uint8
+    generate_aare = _GXAPDU.generateAARE
+
+    def fixed_generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData):
+        offset = len(data)
+        generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        title = bytes(cipher.systemTitle) if cipher is not None and cipher.systemTitle else b""
+        if not title:
+            return
+        raw = bytes(data.subArray(offset, len(data) - offset))
+        bad = bytes((0xA4, len(title), 0x04)) + title
+        i = raw.find(bad)
+        if i < 0:
+            return
+        good = bytearray(raw[:i] + bytes((0xA4, len(title) + 2, 0x04, len(title))) + title + raw[i + len(bad):])
+        good[1] = len(good) - 2
+        data.size = offset
+        data.set(good)
+
+    _GXAPDU.generateAARE = staticmethod(fixed_generate_aare)
+
+    # 14
+    if not hasattr(ValueEventArgs, "isSkipMaxPduSize"):
+        ValueEventArgs.isSkipMaxPduSize = property(lambda self: self.skipMaxPduSize)
+
+    # 13
+    if not hasattr(GXDLMSLongTransaction, "setData"):
+        def set_data(self, value):
+            self.data = GXByteBuffer()
+            self.data.set(value)
+
+        GXDLMSLongTransaction.setData = set_data
+
+    # 11
+    GXDLMS.handleGloDedRequest = classmethod(_handle_glo_ded_request)
+
+
+def _handle_glo_ded_request(cls, settings, data):
+    if settings.cipher is None:
+        raise ValueError("Secure connection is not supported.")
+    if (data.moreData & RequestTypes.FRAME) != 0:
+        data.data.position = data.data.position - 1
+        return
+    data.data.position = data.data.position - 1
+    cipher = settings.cipher
+    dedicated = cipher.dedicatedKey and (settings.connected & ConnectionState.DLMS) != 0
+    key = cipher.dedicatedKey if dedicated else cipher.blockCipherKey
+    p = AesGcmParameter(0, settings.sourceSystemTitle, key, cipher.authenticationKey)
+    tmp = GXCiphering.decrypt(settings, p, data.data)
+    settings._onPduEventHandler(data.moreData == 0, tmp)  # pylint: disable=protected-access
+    data.data.clear()
+    data.data.set(tmp)
+    data.command = Command(data.data.getUInt8())
+
+
+class FixedAssociationLN(GXDLMSAssociationLogicalName):
+    """Fix 5: reply_to_HLS_authentication with the client's answer handled as bytes.
+
+    Fix 12: ``handleMethodRequest`` calls ``getAssociationStatus()``, which does not exist.
+    """
+
+    #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights (fix 14).
+    owner = None
+
+    def getAssociationStatus(self):
+        return self.associationStatus
+
+    def getValue(self, settings, e):
+        if e.index != 2 or self.owner is None:
+            return super().getValue(settings, e)
+        e.server = self.owner
+        self.owner.listing = True
+        try:
+            return super().getValue(settings, e)
+        finally:
+            self.owner.listing = False
+
+    def invoke(self, settings, e):
+        if e.index != 1:
+            return super().invoke(settings, e)
+        answer = bytes(e.parameters or b"")
+        if settings.authentication == Authentication.HIGH_GMAC:
+            secret = settings.sourceSystemTitle
+            ic = int.from_bytes(answer[1:5], "big") if len(answer) >= 5 else 0
+        else:
+            secret, ic = self.secret, 0
+        expected = GXSecure.secure(settings, settings.cipher, ic, settings.stoCChallenge, secret)
+        if bytes(expected) != answer:
+            self.associationStatus = AssociationStatus.NON_ASSOCIATED
+            return None
+        if settings.authentication == Authentication.HIGH_GMAC:
+            secret, ic = settings.cipher.systemTitle, settings.cipher.invocationCounter
+        self.associationStatus = AssociationStatus.ASSOCIATED
+        return GXSecure.secure(settings, settings.cipher, ic, settings.ctoSChallenge, secret)
+
+
+class FixedServerBase(GXDLMSSecureServer):
+    """Secure (and plain) LN server with fixes 6-8 applied.
+
+    ``max_info``/``max_window`` are the meter's own HDLC limits; the client may ask for less.
+    """
+
+    def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1):
+        super().__init__(True, interface_type)
+        self.settings.cipher = GXCiphering(system_title)  # fix 6
+        self.max_info = max_info
+        self.max_window = max_window
+
+    def install_objects(self, association, objects) -> None:
+        """Fix 8: fill the association view before ``initialize()``."""
+        for obj in objects:
+            self.settings.objects.append(obj)
+            association.objectList.append(obj)
+        self.settings.objects.append(association)
+        association.objectList.append(association)
+        self.initialize()
+
+    def handleSnrmRequest(self, data):  # fix 7
+        hdlc = self.settings.hdlc
+        hdlc.maxInfoTX = hdlc.maxInfoRX = 128
+        hdlc.windowSizeTX = hdlc.windowSizeRX = 1
+        GXDLMS.parseSnrmUaResponse(data, hdlc)
+        hdlc.maxInfoTX = min(hdlc.maxInfoTX, self.max_info)
+        hdlc.maxInfoRX = min(hdlc.maxInfoRX, self.max_info)
+        hdlc.windowSizeTX = min(hdlc.windowSizeTX, self.max_window)
+        hdlc.windowSizeRX = min(hdlc.windowSizeRX, self.max_window)
+        self.reset(True)
+        reply = self.replyData
+        reply.setUInt8(0x81)
+        reply.setUInt8(0x80)
+        reply.setUInt8(0)
+        reply.setUInt8(_HDLCInfo.MAX_INFO_TX)
+        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoTX)
+        reply.setUInt8(_HDLCInfo.MAX_INFO_RX)
+        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoRX)
+        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_TX)
+        reply.setUInt8(4)
+        reply.setUInt32(hdlc.windowSizeTX)
+        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_RX)
+        reply.setUInt8(4)
+        reply.setUInt32(hdlc.windowSizeRX)
+        reply.setUInt8(2, len(reply) - 3)
+        self.settings.connected = ConnectionState.HDLC
+
+    def generateDisconnectRequest(self):
+        """UA to DISC carries the same negotiated limits (gurux reads them from ``self.hdlc``)."""
+        hdlc = self.settings.hdlc
+        reply = self.replyData
+        reply.setUInt8(0x81)
+        reply.setUInt8(0x80)
+        reply.setUInt8(0)
+        reply.setUInt8(_HDLCInfo.MAX_INFO_TX)
+        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoTX)
+        reply.setUInt8(_HDLCInfo.MAX_INFO_RX)
+        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoRX)
+        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_TX)
+        reply.setUInt8(4)
+        reply.setUInt32(hdlc.windowSizeTX)
+        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_RX)
+        reply.setUInt8(4)
+        reply.setUInt32(hdlc.windowSizeRX)
+        reply.setUInt8(2, len(reply) - 3)
+
+
+__all__ = ["apply", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]

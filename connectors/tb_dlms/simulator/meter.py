@@ -1,0 +1,346 @@
+"""One simulated meter: its lasting state, and the gurux server that speaks for it on a link.
+
+``Meter`` is what survives a TCP disconnect (clock offset, disconnector, event log, invocation
+counter, counters, faults); it is small because values are computed, not stored. A
+``MeterServer`` (gurux sans-IO server) is created per connection, so associations and HDLC state
+die with the link as on a real meter, and an idle simulated meter carries no gurux state at all.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+from gurux_dlms import GXServerReply
+from gurux_dlms.enums import (
+    AccessMode,
+    Authentication,
+    ErrorCode,
+    InterfaceType,
+    MethodAccessMode,
+    Security,
+    SourceDiagnostic,
+)
+from gurux_dlms.GXDateTime import GXDateTime
+
+from . import axdr, dlmstime, gurux_fixes, objects as cosem
+from .faults import FaultState
+from .physics import Load
+from .profiles import EventLog, LoadProfile, SelectorError
+from .spec import PUBLIC_CLIENT, MeterSpec
+
+gurux_fixes.apply()
+
+_AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high_gmac": Authentication.HIGH_GMAC}
+_LN = lambda text: bytes(int(x) for x in text.split("."))  # noqa: E731
+_LOAD_PROFILE = LoadProfile(
+    (_LN(cosem.CLOCK), _LN(cosem.ENERGY_IMPORT), _LN(cosem.ENERGY_EXPORT)),
+    capacity=96 * 40,
+)
+_EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
+_UNSPECIFIED_DATE = axdr.octets(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\xff")
+
+
+class Meter:
+    """Persistent state and counters of one simulated meter."""
+
+    __slots__ = (
+        "spec", "load", "clock_offset", "profile_first", "events", "output_state",
+        "control_state", "control_mode", "invocation_counter", "faults", "generation",
+        "requests", "replies", "associations", "rejected", "connections", "reboots", "links",
+    )
+
+    def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
+        self.spec = spec
+        wall = time.time() if now is None else now
+        self.clock_offset = 0.0
+        start = wall - spec.profile_days * 86400
+        self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
+        self.load = Load.from_seed(spec.seed, origin=start - 86400)
+        rnd = random.Random(spec.seed ^ 0x5EED)
+        cut = start + rnd.uniform(0, max(1.0, wall - start - 3600))
+        adj = start + rnd.uniform(0, max(1.0, wall - start - 3600))
+        self.events: list[tuple[float, int]] = sorted([
+            (cut, cosem.EVENT_POWER_DOWN), (cut + rnd.randint(5, 3000), cosem.EVENT_POWER_UP),
+            (adj, cosem.EVENT_CLOCK_ADJUSTED_OLD), (adj + rnd.randint(1, 30), cosem.EVENT_CLOCK_ADJUSTED_NEW),
+        ])
+        self.output_state = True
+        self.control_state = 1  # connected
+        self.control_mode = 4
+        self.invocation_counter = rnd.randint(100, 10_000)
+        self.faults = FaultState()
+        self.generation = 0
+        self.requests = self.replies = self.associations = self.rejected = 0
+        self.connections = self.reboots = 0
+        #: Live links (connections) serving this meter; notified on reboot.
+        self.links: set = set()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def now(self) -> float:
+        """Meter time (Unix seconds): wall time plus the simulated clock offset."""
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the meter clock (e.g. forward a day to get new profile rows at once)."""
+        self.clock_offset += seconds
+
+    def log_event(self, code: int, when: float | None = None) -> None:
+        self.events.append((self.now() if when is None else when, code))
+        if len(self.events) > _EVENT_LOG.capacity:
+            del self.events[0]
+
+    def reboot(self, close: bool = True) -> None:
+        """Power cycle: every association and HDLC link state is lost."""
+        self.reboots += 1
+        self.generation += 1
+        t = self.now()
+        self.log_event(cosem.EVENT_POWER_DOWN, t)
+        self.log_event(cosem.EVENT_POWER_UP, t + 1)
+        for link in list(self.links):
+            link.on_reboot(self, close)
+
+    def stats(self) -> dict:
+        return {
+            "requests": self.requests, "replies": self.replies, "associations": self.associations,
+            "rejected": self.rejected, "connections": self.connections, "reboots": self.reboots,
+            "invocation_counter": self.invocation_counter,
+            "faults": {k: f.count for k, f in self.faults.active.items()},
+        }
+
+    # ---- per-request values -----------------------------------------------------------
+    def read(self, ln: str, index: int, selector: int, params) -> bytes | None:
+        """Encoded attribute value, or None to let gurux answer from the shared object."""
+        t = self.now()
+        reg = cosem.REGISTER_BY_LN.get(ln)
+        if reg is not None:
+            if index == 2:
+                return reg.encode(self.load, t)
+            return cosem.SCALER_UNIT[ln] if index == 3 else None
+        spec = self.spec
+        if index == 2:
+            if ln == cosem.SERIAL:
+                return axdr.octets(str(spec.serial_number).encode())
+            if ln == cosem.SERIAL_RAW:
+                return axdr.octets(b"\x00\x9f" + spec.serial_number.to_bytes(4, "big") + b"\xff\x7f")
+            if ln == cosem.FIRMWARE:
+                return axdr.octets(spec.firmware.encode())
+            if ln == cosem.FRAME_COUNTER:
+                return axdr.integer(axdr.UINT32, self.invocation_counter & 0xFFFFFFFF)
+            if ln == cosem.EVENT_CODE:
+                return axdr.integer(axdr.UINT8, self.events[-1][1] if self.events else 0)
+            if ln == cosem.LOAD_PROFILE:
+                return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
+            if ln == cosem.EVENT_LOG:
+                return _EVENT_LOG.encode(self, selector, params)
+        if ln == cosem.CLOCK:
+            return self._clock(index, t)
+        if ln == cosem.DISCONNECT:
+            if index == 2:
+                return axdr.boolean(self.output_state)
+            if index in (3, 4):
+                return axdr.integer(axdr.ENUM, self.control_state if index == 3 else self.control_mode)
+        if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
+            if ln == cosem.EVENT_LOG:
+                n = len(self.events) if index == 7 else _EVENT_LOG.capacity
+            else:
+                n = _LOAD_PROFILE.window(self.profile_first, t)[1] if index == 7 else _LOAD_PROFILE.capacity
+            return axdr.integer(axdr.UINT32, n)
+        return None
+
+    def _clock(self, index: int, t: float) -> bytes | None:
+        offset = self.spec.utc_offset_minutes
+        if index == 2:
+            return axdr.octets(dlmstime.encode(t, offset))
+        if index == 3:
+            return axdr.integer(axdr.INT16, -offset)
+        if index == 4:
+            return axdr.integer(axdr.UINT8, 0)
+        if index in (5, 6):
+            return _UNSPECIFIED_DATE
+        if index == 7:
+            return axdr.integer(axdr.INT8, 0)
+        if index == 8:
+            return axdr.boolean(False)
+        if index == 9:
+            return axdr.integer(axdr.ENUM, 1)  # internal crystal
+        return None
+
+    def write(self, ln: str, index: int, value) -> int:
+        """Apply a SET; returns a data-access-result code."""
+        if ln == cosem.CLOCK and index == 2:
+            if isinstance(value, GXDateTime):
+                new = value.value.timestamp()
+            else:
+                new = dlmstime.decode(bytes(value), self.spec.utc_offset_minutes)
+            if new is None:
+                return ErrorCode.READ_WRITE_DENIED
+            old = self.now()
+            self.log_event(cosem.EVENT_CLOCK_ADJUSTED_OLD, old)
+            self.clock_offset += new - old
+            self.log_event(cosem.EVENT_CLOCK_ADJUSTED_NEW, new)
+            return ErrorCode.OK
+        if ln == cosem.DISCONNECT and index == 4:
+            self.control_mode = int(value)
+            return ErrorCode.OK
+        return ErrorCode.READ_WRITE_DENIED
+
+    def action(self, ln: str, method: int) -> int | None:
+        """Run a method we implement; None if gurux should (association methods)."""
+        if ln != cosem.DISCONNECT:
+            return None
+        if method == 1:
+            self.output_state, self.control_state = False, 0
+            self.log_event(cosem.EVENT_DISCONNECT)
+        elif method == 2:
+            self.output_state, self.control_state = True, 1
+            self.log_event(cosem.EVENT_RECONNECT)
+        else:
+            return ErrorCode.READ_WRITE_DENIED
+        return ErrorCode.OK
+
+    def new_server(self, interface: str) -> "MeterServer":
+        return MeterServer(self, interface)
+
+
+class MeterServer(gurux_fixes.FixedServerBase):
+    """Gurux server for one meter on one link; the callbacks delegate to ``Meter``."""
+
+    def __init__(self, meter: Meter, interface: str) -> None:
+        spec = meter.spec
+        itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
+        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window)
+        self.meter = meter
+        self.generation = meter.generation
+        self.client = 0
+        self.last_request = time.monotonic()
+        self.settings.maxServerPDUSize = spec.max_pdu
+        cipher = self.settings.cipher
+        cipher.blockCipherKey = spec.block_cipher_key
+        cipher.authenticationKey = spec.authentication_key
+        cipher.invocationCounter = meter.invocation_counter
+        cipher.security = Security.NONE
+        self.listing = False
+        association = gurux_fixes.FixedAssociationLN()
+        association.owner = self
+        association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
+        association.secret = spec.password.encode()
+        self.install_objects(association, cosem.shared_objects())
+
+    def handle(self, frame: bytes) -> bytes | None:
+        """One received frame in, the reply frame out (None: nothing to send)."""
+        spec = self.meter.spec
+        if spec.inactivity_timeout and time.monotonic() - self.last_request > spec.inactivity_timeout:
+            self.reset()
+        self.last_request = time.monotonic()
+        reply = GXServerReply(bytes(frame))
+        self.handleRequest(reply)
+        cipher = self.settings.cipher
+        if cipher.invocationCounter > self.meter.invocation_counter:
+            self.meter.invocation_counter = cipher.invocationCounter
+        out = reply.reply
+        return bytes(out) if out else None
+
+    def reset(self, connect=False):
+        """gurux zeroes the cipher's invocation counter on every AARQ/SNRM; the meter's persists."""
+        super().reset(connect)
+        meter = getattr(self, "meter", None)
+        if meter is not None:
+            self.settings.cipher.invocationCounter = meter.invocation_counter
+
+    # ---- gurux callbacks ------------------------------------------------------------
+    def isTarget(self, serverAddress, clientAddress):
+        spec = self.meter.spec
+        level = spec.clients.get(clientAddress)
+        if level is None:
+            return False
+        if self.settings.interfaceType == InterfaceType.HDLC and serverAddress != spec.server_address:
+            return False
+        self.client = clientAddress
+        self.settings.cipher.security = (
+            Security.AUTHENTICATION_ENCRYPTION if level == "high_gmac" else Security.NONE
+        )
+        self.settings.cipher.invocationCounter = self.meter.invocation_counter
+        return True
+
+    def onValidateAuthentication(self, authentication, password):
+        meter = self.meter
+        if meter.faults.take("reject_association"):
+            meter.rejected += 1
+            return SourceDiagnostic.NO_REASON_GIVEN
+        level = meter.spec.clients.get(self.client, "none")
+        if authentication != _AUTH[level]:
+            meter.rejected += 1
+            return SourceDiagnostic.NOT_RECOGNISED
+        if level == "low" and bytes(password or b"") != meter.spec.password.encode():
+            meter.rejected += 1
+            return SourceDiagnostic.AUTHENTICATION_FAILURE
+        return SourceDiagnostic.NONE
+
+    def onConnected(self, connectionInfo):
+        self.meter.associations += 1
+
+    def onInvalidConnection(self, connectionInfo):
+        pass
+
+    def onDisconnected(self, connectionInfo):
+        pass
+
+    def onGetAttributeAccess(self, arg):
+        target = arg.target
+        ln = target.logicalName
+        if not self.listing and not ln.startswith("0.0.40.0."):
+            try:
+                value = self.meter.read(ln, arg.index, arg.selector, arg.parameters)
+            except SelectorError:
+                value, arg.error = b"", ErrorCode.OTHER_REASON
+            if value is not None:
+                arg.value, arg.byteArray, arg.handled = value, True, True
+        if self.client != PUBLIC_CLIENT and (
+            (ln == cosem.CLOCK and arg.index == 2) or (ln == cosem.DISCONNECT and arg.index == 4)
+        ):
+            return AccessMode.READ_WRITE
+        return AccessMode.READ
+
+    def onGetMethodAccess(self, arg):
+        ln = arg.target.logicalName
+        if ln.startswith("0.0.40.0."):
+            return MethodAccessMode.ACCESS
+        if ln == cosem.DISCONNECT and self.client != PUBLIC_CLIENT:
+            return MethodAccessMode.ACCESS
+        return MethodAccessMode.NO_ACCESS
+
+    def onPreWrite(self, args):
+        for e in args:
+            # onGetAttributeAccess prepared a read answer; this is a write, undo that.
+            e.byteArray = False
+            e.handled = True
+            e.error = self.meter.write(e.target.logicalName, e.index, e.value)
+
+    def onPreAction(self, args):
+        for e in args:
+            result = self.meter.action(e.target.logicalName, e.index)
+            if result is not None:
+                e.handled, e.value, e.error = True, 0, result
+
+    def onFindObject(self, objectType, sn, ln):
+        return None
+
+    def onPreGet(self, args):
+        pass
+
+    def onPostGet(self, args):
+        pass
+
+    def onPreRead(self, args):
+        pass
+
+    def onPostRead(self, args=None):
+        pass
+
+    def onPostWrite(self, args):
+        pass
+
+    def onPostAction(self, args):
+        pass

@@ -1,0 +1,175 @@
+"""TCP listeners: bytes to frames to meters and back, with faults and delays, on one event loop.
+
+A ``Port`` is one listening socket: a WRAPPER meter, a single HDLC meter, or several HDLC meters
+behind one port like meters on an RS-485 bus behind a serial server (routed by HDLC destination
+address, one reply at a time, silence for unknown addresses). A ``Link`` is one accepted
+connection; it owns the per-connection gurux servers, so an association ends with its TCP link.
+asyncio Protocols (not streams) keep an idle connection down to a few objects.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import struct
+
+from ..protocol.framing import HdlcFrameReader, WrapperFrameReader
+from .meter import Meter, MeterServer
+
+log = logging.getLogger(__name__)
+
+
+class Port:
+    """One listening socket and the meters reachable through it."""
+
+    def __init__(self, interface: str, meters: list[Meter], host: str, port: int) -> None:
+        self.interface = interface
+        self.meters = meters
+        self.host = host
+        self.port = port
+        self.by_address = {m.spec.server_address: m for m in meters}
+        #: Shared HDLC ports answer one request at a time, like a half-duplex bus.
+        self.bus = asyncio.Lock() if len(meters) > 1 else None
+        self.links: set[Link] = set()
+        self.server: asyncio.base_events.Server | None = None
+
+    def route(self, frame) -> Meter | None:
+        return self.by_address.get(frame.destination)
+
+    async def start(self) -> None:
+        self.server = await asyncio.get_running_loop().create_server(
+            lambda: Link(self), self.host, self.port, reuse_address=True, backlog=64
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for link in list(self.links):
+            link.transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+class Link(asyncio.Protocol):
+    """One accepted TCP connection."""
+
+    def __init__(self, port: Port) -> None:
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.reader = HdlcFrameReader() if port.interface == "hdlc" else WrapperFrameReader()
+        self.sessions: dict[Meter, MeterServer] = {}
+        self.pending: collections.deque = collections.deque()
+        self.worker: asyncio.Task | None = None
+        self.closed = False
+
+    # ---- asyncio callbacks --------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.port.links.add(self)
+        for meter in self.port.meters:
+            meter.connections += 1
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.port.links.discard(self)
+        for meter in self.sessions:
+            meter.links.discard(self)
+        self.sessions.clear()
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.pending.extend(self.reader.feed(data))
+        if self.pending and self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._drain())
+
+    # ---- request handling ---------------------------------------------------------------
+    async def _drain(self) -> None:
+        try:
+            while self.pending and not self.closed:
+                await self._handle(self.pending.popleft())
+        except Exception:  # pragma: no cover - a bug must not kill the listener
+            log.exception("simulator link failed")
+            self._close()
+        finally:
+            self.worker = None
+
+    async def _handle(self, frame) -> None:
+        meter = self.port.route(frame)
+        if meter is None:
+            return  # wrong address: a real bus stays silent
+        meter.requests += 1
+        faults = meter.faults
+        if faults.active:
+            if faults.peek("blackhole") or faults.take("no_reply"):
+                return
+            if faults.take("drop_connection"):
+                self._close()
+                return
+            if faults.take("reset"):
+                self._reset()
+                return
+        reply = self._session(meter).handle(frame.raw)
+        delay = meter.spec.delay
+        if faults.active:
+            extra = faults.take("delay")
+            if extra is not None:
+                delay += extra.seconds
+        if self.port.bus is not None:
+            async with self.port.bus:
+                await self._reply(meter, reply, delay)
+        else:
+            await self._reply(meter, reply, delay)
+
+    async def _reply(self, meter: Meter, reply: bytes | None, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if reply is None or self.closed:
+            return
+        faults = meter.faults
+        if faults.active:
+            junk = faults.take("garbage")
+            if junk is not None:
+                self.transport.write(faults.garbage(len(reply)))
+                if not junk.before:
+                    return
+            if faults.take("half_frame"):
+                self.transport.write(reply[: len(reply) // 2])
+                return
+        self.transport.write(reply)
+        meter.replies += 1
+
+    def _session(self, meter: Meter) -> MeterServer:
+        session = self.sessions.get(meter)
+        if session is None or session.generation != meter.generation:
+            session = meter.new_server(self.port.interface)
+            self.sessions[meter] = session
+            meter.links.add(self)
+        return session
+
+    def on_reboot(self, meter: Meter, close: bool) -> None:
+        self.sessions.pop(meter, None)
+        meter.links.discard(self)
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def _reset(self) -> None:
+        """Close with RST, as a serial server that reboots or a NAT that forgets us."""
+        if self.closed or self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.closed = True
+        self.transport.abort()

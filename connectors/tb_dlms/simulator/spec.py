@@ -1,0 +1,116 @@
+"""What a simulated meter looks like from the outside: addresses, authentication, timing.
+
+A spec is plain data so it can come from Python, a JSON config or CLI flags alike. Defaults give a
+realistic meter (Low password "12345678" for client 32, High-GMAC client 1 with gurux's sample
+keys) so a test names only what it cares about.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, fields
+
+from ..protocol.settings import hdlc_server_address, server_address_from_serial
+
+AUTH_LEVELS = ("none", "low", "high_gmac")
+DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
+PUBLIC_CLIENT = 16
+DEFAULT_BLOCK_CIPHER_KEY = bytes(range(0x00, 0x10))
+DEFAULT_AUTHENTICATION_KEY = bytes(range(0xD0, 0xE0))
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, str):
+        return bytes.fromhex(value)
+    return bytes(value)
+
+
+@dataclass
+class MeterSpec:
+    name: str
+    interface: str = "wrapper"  # or "hdlc"
+    #: TCP port; 0 picks a free one. Meters with the same ``hdlc_group`` share one HDLC port.
+    port: int = 0
+    hdlc_group: str | None = None
+    logical_address: int = 1
+    physical_address: int | None = None
+    #: Derive the physical address from the serial number (SN % 10000 + 1000, 4-byte addressing).
+    address_from_serial: bool = False
+    #: HDLC server address size on the wire (1, 2, 4; 0 = from the values).
+    address_size: int = 0
+    auth: str = "none"
+    #: Client address of the authenticated association; public client 16 is always accepted.
+    client_address: int | None = None
+    password: str = "12345678"
+    system_title: bytes | None = None  # 8 bytes; derived from the serial when None
+    block_cipher_key: bytes = DEFAULT_BLOCK_CIPHER_KEY
+    authentication_key: bytes = DEFAULT_AUTHENTICATION_KEY
+    #: Seconds before each reply (asyncio sleep); 0 answers at once.
+    delay: float = 0.0
+    profile_days: int = 3
+    seed: int | None = None
+    serial_number: int | None = None
+    reject_range: bool = False
+    #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
+    utc_offset_minutes: int = 60
+    max_info: int = 128
+    max_window: int = 1
+    max_pdu: int = 1024
+    #: Idle seconds after which the meter forgets the association (0 = never).
+    inactivity_timeout: float = 180.0
+    firmware: str = "SIM-1.4.2"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.interface = self.interface.lower()
+        self.auth = self.auth.lower()
+        if self.interface not in ("wrapper", "hdlc"):
+            raise ValueError(f"{self.name}: interface must be 'wrapper' or 'hdlc'")
+        if self.auth not in AUTH_LEVELS:
+            raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
+        if self.seed is None:
+            self.seed = zlib.crc32(self.name.encode())
+        if self.serial_number is None:
+            self.serial_number = 10_000_000 + self.seed % 89_999_999
+        if self.client_address is None:
+            self.client_address = DEFAULT_AUTH_CLIENT[self.auth]
+        if self.system_title is None:
+            self.system_title = b"SIM" + self.serial_number.to_bytes(5, "big")
+        self.system_title = _as_bytes(self.system_title)
+        self.block_cipher_key = _as_bytes(self.block_cipher_key)
+        self.authentication_key = _as_bytes(self.authentication_key)
+        if len(self.system_title) != 8:
+            raise ValueError(f"{self.name}: system title must be 8 bytes")
+        for key in (self.block_cipher_key, self.authentication_key):
+            if len(key) != 16:
+                raise ValueError(f"{self.name}: keys must be 16 bytes")
+
+    @property
+    def server_address(self) -> int:
+        """Address the client must use (HDLC destination; WRAPPER destination wPort)."""
+        if self.interface == "wrapper":
+            return self.logical_address
+        if self.address_from_serial:
+            return server_address_from_serial(self.serial_number, self.logical_address, 4)
+        return hdlc_server_address(self.logical_address, self.physical_address, self.address_size)
+
+    @property
+    def effective_physical_address(self) -> int | None:
+        if self.address_from_serial:
+            return self.serial_number % 10000 + 1000
+        return self.physical_address
+
+    @property
+    def clients(self) -> dict[int, str]:
+        """Client address -> authentication level it must use."""
+        allowed = {PUBLIC_CLIENT: "none"}
+        if self.client_address is not None:
+            allowed[self.client_address] = self.auth
+        return allowed
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MeterSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown meter settings: {sorted(unknown)}")
+        return cls(**data)
