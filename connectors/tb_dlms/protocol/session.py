@@ -15,6 +15,8 @@ import time
 from typing import Any, Iterable, Sequence
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
+from gurux_dlms.GXDLMSConfirmedServiceError import GXDLMSConfirmedServiceError
+from gurux_dlms.GXDLMSExceptionResponse import GXDLMSExceptionResponse
 from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
 from gurux_dlms.secure import GXDLMSSecureClient
@@ -53,6 +55,15 @@ MAX_LIST = 10
 #: Object read as a keep-alive: the current association's logical name is always readable.
 _KEEPALIVE = AttributeRef.of("0.0.40.0.0.255", 15, 1)
 _RESPONSES = (Command.GET_RESPONSE, Command.SET_RESPONSE, Command.METHOD_RESPONSE)
+# What each request may be answered with; anything else is a leftover of an earlier exchange.
+_UA = frozenset({Command.UA})
+_AARE = frozenset({Command.AARE})
+_RLRE = frozenset({Command.RELEASE_RESPONSE})
+_DISC = frozenset({Command.UA, Command.DISCONNECT_MODE})
+_GET = frozenset({Command.GET_RESPONSE})
+_SET = frozenset({Command.SET_RESPONSE})
+_METHOD = frozenset({Command.METHOD_RESPONSE})
+_KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
 _DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
 
 
@@ -195,10 +206,10 @@ class MeterSession:
     async def _associate(self, client: GXDLMSClient) -> None:
         await self._open_link()
         if self.settings.interface is Interface.HDLC:
-            reply = await self._exchange(client, [client.snrmRequest()], NoHdlcResponse,
+            reply = await self._exchange(client, [client.snrmRequest()], _UA, NoHdlcResponse,
                                          "no UA to SNRM (check client and server HDLC address)")
             client.parseUAResponse(reply.data)
-        reply = await self._exchange(client, client.aarqRequest(), NoAssociationResponse,
+        reply = await self._exchange(client, client.aarqRequest(), _AARE, NoAssociationResponse,
                                      "no AARE to AARQ (check client address; meter may be busy)")
         try:
             client.parseAareResponse(reply.data)
@@ -208,7 +219,7 @@ class MeterSession:
                 self.settings.label,
             ) from exc
         if client.getIsAuthenticationRequired():
-            reply = await self._exchange(client, client.getApplicationAssociationRequest())
+            reply = await self._exchange(client, client.getApplicationAssociationRequest(), _METHOD)
             try:
                 client.parseApplicationAssociationResponse(reply.data)
             except (GXDLMSException, ValueError) as exc:
@@ -232,9 +243,9 @@ class MeterSession:
         try:
             frames = client.releaseRequest()
             if frames:
-                await self._exchange(client, frames, retries=0)
+                await self._exchange(client, frames, _RLRE, retries=0)
             if self.settings.interface is Interface.HDLC:
-                await self._exchange(client, [client.disconnectRequest()], retries=0)
+                await self._exchange(client, [client.disconnectRequest()], _DISC, retries=0)
         except (DlmsError, GXDLMSException, ValueError) as exc:
             log.debug("%s: release not acknowledged: %s", self.settings.label, exc)
 
@@ -313,7 +324,7 @@ class MeterSession:
                 self._next_invoke_id(client)
                 messages = client.readList([(self._object(r), r.attribute) for r in chunk])
                 for message in messages:
-                    reply = await self._exchange(client, message)
+                    reply = await self._exchange(client, message, _GET)
                     got = reply.value if isinstance(reply.value, list) else [reply.value]
                     if len(got) != len(chunk):
                         raise ProtocolError(f"asked for {len(chunk)} attributes, got {len(got)}", self.settings.label)
@@ -321,7 +332,7 @@ class MeterSession:
         else:
             for ref in refs:
                 self._next_invoke_id(client)
-                reply = await self._exchange(client, client.read(self._object(ref), ref.attribute))
+                reply = await self._exchange(client, client.read(self._object(ref), ref.attribute), _GET)
                 values.append(gurux_compat.AccessResult(reply.error) if reply.error else reply.value)
         return values
 
@@ -333,7 +344,7 @@ class MeterSession:
             value = value.encode()
         self._next_invoke_id(client)
         frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
-        reply = await self._exchange(client, frames)
+        reply = await self._exchange(client, frames, _SET)
         if reply.error:
             raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
 
@@ -342,27 +353,28 @@ class MeterSession:
         client = self._client
         self._next_invoke_id(client)
         frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))
-        reply = await self._exchange(client, frames)
+        reply = await self._exchange(client, frames, _METHOD)
         if reply.error:
             raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
         return plain(reply.value)
 
     # -- request/reply ------------------------------------------------------------------------
 
-    async def _exchange(self, client: GXDLMSClient, frames: Iterable[bytes], timeout_error=ReplyTimeout,
-                        what: str = "no reply", retries: int | None = None) -> GXReplyData:
+    async def _exchange(self, client: GXDLMSClient, frames: Iterable[bytes], expect: frozenset,
+                        timeout_error=ReplyTimeout, what: str = "no reply",
+                        retries: int | None = None) -> GXReplyData:
         """Send a message (one or more frames) and collect the whole reply, blocks included."""
         reply = GXReplyData()
         for frame in frames:
             reply.clear()
-            await self._round_trip(client, frame, reply, timeout_error, what, retries)
+            await self._round_trip(client, frame, reply, expect, timeout_error, what, retries)
             while reply.isMoreData():
                 nxt = None if reply.isStreaming() else client.receiverReady(reply)
-                await self._round_trip(client, nxt, reply, timeout_error, what, retries)
+                await self._round_trip(client, nxt, reply, expect, timeout_error, what, retries)
         self.last_activity = time.monotonic()
         return reply
 
-    async def _round_trip(self, client, frame, reply, timeout_error, what, retries) -> None:
+    async def _round_trip(self, client, frame, reply, expect, timeout_error, what, retries) -> None:
         link, box = self._link, self._box
         if link is None or box is None:
             raise LinkClosed("not connected", self.settings.label)
@@ -380,12 +392,12 @@ class MeterSession:
                     self.stats.round_trips += 1
                     if attempt:
                         self.stats.resends += 1
-                if await self._await_reply(client, box, reply):
+                if await self._await_reply(client, box, reply, expect):
                     self.stats.bytes_received = box.bytes_received
                     return
             raise timeout_error(f"{what} within {s.timeout:g} s after {retries + 1} attempt(s)", s.label)
 
-    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData) -> bool:
+    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData, expect: frozenset) -> bool:
         """True once a frame completed the reply; False when the deadline passed."""
         try:
             async with asyncio.timeout(self.settings.timeout):
@@ -395,22 +407,33 @@ class MeterSession:
                     if reason is not None:
                         box.queue.put_nowait(item)
                         raise LinkClosed(reason, self.settings.label)
-                    if self._accept(client, item.raw, reply):
+                    if self._accept(client, item.raw, reply, expect):
                         return True
         except TimeoutError:
             return False
 
-    def _accept(self, client, raw: bytes, reply: GXReplyData) -> bool:
+    def _accept(self, client, raw: bytes, reply: GXReplyData, expect: frozenset) -> bool:
         try:
             complete = client.getData(GXByteBuffer(raw), reply, None)
-        except (GXDLMSException, ValueError, IndexError, TypeError) as exc:
+        except (GXDLMSConfirmedServiceError, GXDLMSExceptionResponse) as exc:
+            # The meter understood us and refused: typically it lost our association (reboot).
+            raise ProtocolError(f"meter refused the request ({exc}); re-associating",
+                                self.settings.label) from exc
+        except (GXDLMSException, ValueError, IndexError, TypeError, KeyError) as exc:
             # A frame that does not belong to this exchange (an old reply, a corrupted one).
             self.stats.late_replies += 1
             log.debug("%s: dropped frame %s: %s", self.settings.label, raw[:16].hex(), exc)
+            reply.clear()
             return False
         if not complete:
             return False
-        if reply.command in _RESPONSES and (reply.invokeId & 0x0F) != self._invoke_id and not reply.isMoreData():
+        command = reply.command
+        if command == Command.DISCONNECT_MODE and command not in expect:
+            raise LinkClosed("meter is in disconnected mode (rebooted or dropped the link)", self.settings.label)
+        stale = command in _KNOWN_REPLIES and command not in expect
+        if not stale and command in _RESPONSES and not reply.isMoreData():
+            stale = (reply.invokeId & 0x0F) != self._invoke_id
+        if stale:
             # The reply to a request we already gave up on: drop it and keep waiting.
             self.stats.late_replies += 1
             reply.clear()
