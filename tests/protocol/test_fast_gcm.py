@@ -186,6 +186,8 @@ def test_unusual_inputs_fall_back_to_gurux():
 
 
 def test_install_uninstall_idempotent():
+    was_installed = fast_gcm.installed()  # the session installs it at import
+    fast_gcm.uninstall()
     assert chippering_mod.GXDLMSChipperingStream is OriginalStream
     assert fast_gcm.install() is True
     assert fast_gcm.install() is True
@@ -200,6 +202,8 @@ def test_install_uninstall_idempotent():
     fast_gcm.uninstall()
     assert chippering_mod.GXDLMSChipperingStream is OriginalStream
     assert not fast_gcm.installed()
+    if was_installed:
+        fast_gcm.install()
 
 
 # ---------------------------------------------------------------- end to end

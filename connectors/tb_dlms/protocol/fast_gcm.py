@@ -221,9 +221,7 @@ def uninstall() -> None:
     """Put gurux's pure-Python stream back. Used by the equivalence tests and benchmark."""
     global _original_stream
     with _lock:
-        if _original_stream is None:
-            return
         mod = importlib.import_module(_CHIPPERING_MODULE)
         if mod.GXDLMSChipperingStream is FastGcmStream:
-            mod.GXDLMSChipperingStream = _original_stream
+            mod.GXDLMSChipperingStream = _original_stream or _gurux_stream_class()
         _original_stream = None

@@ -7,28 +7,14 @@ result byte without its code (seen from gurux's own server) instead of raising I
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from gurux_dlms import GXByteBuffer
 from gurux_dlms.GXDLMS import GXDLMS
+from gurux_dlms.enums import InterfaceType
 from gurux_dlms.internal._GXCommon import _GXCommon
 
-#: data-access-result names (Blue Book 9.3.x / Green Book), for errors a user can act on.
-ACCESS_RESULTS = {
-    0: "success", 1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied",
-    4: "object-undefined", 9: "object-class-inconsistent", 11: "object-unavailable",
-    12: "type-unmatched", 13: "scope-of-access-violated", 14: "data-block-unavailable",
-    15: "long-get-aborted", 16: "no-long-get-in-progress", 17: "long-set-aborted",
-    18: "no-long-set-in-progress", 19: "data-block-number-invalid", 250: "other-reason",
-}
+from .axdr import AccessResult
 
-
-@dataclass(frozen=True, slots=True)
-class AccessResult:
-    code: int
-
-    @property
-    def name(self) -> str:
-        return ACCESS_RESULTS.get(self.code, f"data-access-result {self.code}")
+__all__ = ["AccessResult", "write_request", "frames_for_pdu", "is_ciphered"]
 
 
 def _handle_get_response_with_list(cls, settings, reply):  # noqa: ARG001 - gurux signature
@@ -68,3 +54,25 @@ def write_request(client, obis, class_id: int, attribute: int, value, data_type:
     write of one attribute only exists as the name-mangled private ``__write``.
     """
     return client._GXDLMSClient__write(str(obis), value, data_type, class_id, attribute)
+
+
+def is_ciphered(client) -> bool:
+    cipher = getattr(client.settings, "cipher", None)
+    return cipher is not None and cipher.security != 0
+
+
+def frames_for_pdu(client, pdu: bytes, command: int) -> list | None:
+    """Frame an APDU we built ourselves exactly as gurux frames its own (LLC, HDLC sequence).
+
+    Returns None when the PDU would need HDLC segmentation: gurux's own path handles that.
+    """
+    settings = client.settings
+    buf = GXByteBuffer()
+    if settings.interfaceType == InterfaceType.WRAPPER:
+        buf.set(pdu)
+        return [GXDLMS.getWrapperFrame(settings, command, buf)]
+    buf.set(_GXCommon.LLC_SEND_BYTES)
+    buf.set(pdu)
+    if len(buf) > settings.hdlc.maxInfoTX:
+        return None
+    return [GXDLMS.getHdlcFrame(settings, 0, buf)]

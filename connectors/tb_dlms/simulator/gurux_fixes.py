@@ -34,6 +34,13 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
 14. ``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize`` (the attribute is
     ``skipMaxPduSize``), and lists no access rights because ``e.server`` is never set:
     ``FixedAssociationLN`` passes its server so the association view carries access rights.
+15. ``GXDLMSLNCommandHandler.getRequestWithList`` writes a failed attribute as one byte (the
+    error code, or 1 after an exception) instead of ``01 <data-access-result>``, so the rest of
+    the GET-with-list reply cannot be parsed: an unknown OBIS code among ten registers loses
+    all ten. ``_get_request_with_list`` encodes each result as the Blue Book says.
+16. A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
+    index that was never set, and fails to decrypt: ``_resume_segmented_request`` parses the
+    completed PDU from its first byte.
 13. ``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
     store the unsent remainder of the reply, as the constructor does.
 """
@@ -98,18 +105,23 @@ def apply() -> None:
         GXDLMSSettings.getUserId = lambda self: self.userId
 
     # 10
-    set_uint8 = GXByteBuffer.setUInt8
+    # Only the buffer being filled tolerates the argument-less setUInt8, and only for this call:
+    # patching GXByteBuffer itself would slow every client in the same process.
+    class _TolerantBuffer(GXByteBuffer):
+        def setUInt8(self, item=None, index=None):
+            if item is not None:
+                GXByteBuffer.setUInt8(self, item, index)
 
-    def tolerant_set_uint8(self, item=None, index=None):
-        if item is not None:
-            set_uint8(self, item, index)
-
-    GXByteBuffer.setUInt8 = tolerant_set_uint8
     generate_aare = _GXAPDU.generateAARE
 
     def fixed_generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData):
         offset = len(data)
-        generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        cls = data.__class__
+        data.__class__ = _TolerantBuffer
+        try:
+            generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        finally:
+            data.__class__ = cls
         title = bytes(cipher.systemTitle) if cipher is not None and cipher.systemTitle else b""
         if not title:
             return
@@ -139,6 +151,97 @@ def apply() -> None:
 
     # 11
     GXDLMS.handleGloDedRequest = classmethod(_handle_glo_ded_request)
+
+    # 15
+    from gurux_dlms.GXDLMSLNCommandHandler import GXDLMSLNCommandHandler
+
+    original_with_list = GXDLMSLNCommandHandler.getRequestWithList
+
+    def get_request_with_list(cls, settings, invokeID, server, data, replyData, xml):
+        if xml:
+            return original_with_list(settings, invokeID, server, data, replyData, xml)
+        return _get_request_with_list(settings, invokeID, server, data, replyData)
+
+    GXDLMSLNCommandHandler.getRequestWithList = classmethod(get_request_with_list)
+
+    # 16
+    original_get_pdu = GXDLMS.getPdu
+
+    def get_pdu(cls, settings, data):
+        if (settings.isServer and data.command in _GLO_REQUESTS
+                and (data.moreData & RequestTypes.FRAME) == 0 and data.data.position != 0):
+            data.command = Command.NONE
+            data.data.position = 0
+        return original_get_pdu(settings, data)
+
+    GXDLMS.getPdu = classmethod(get_pdu)
+
+
+_GLO_REQUESTS = frozenset({
+    Command.GLO_GET_REQUEST, Command.GLO_SET_REQUEST, Command.GLO_METHOD_REQUEST,
+    Command.DED_GET_REQUEST, Command.DED_SET_REQUEST, Command.DED_METHOD_REQUEST,
+})
+
+
+def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
+    from gurux_dlms import ValueEventArgs as Args
+    from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
+    from gurux_dlms.enums import AccessMode, ErrorCode, ObjectType
+    from gurux_dlms.internal._GXCommon import _GXCommon
+    from gurux_dlms.internal._GXDataInfo import _GXDataInfo
+
+    bb = GXByteBuffer()
+    cnt = _GXCommon.getObjectCount(data)
+    _GXCommon.setObjectCount(cnt, bb)
+    items = []
+    for _ in range(cnt):
+        ci = data.getUInt16()
+        ln = bytearray(6)
+        data.get(ln)
+        index = data.getUInt8()
+        selector, parameters = 0, None
+        if data.getUInt8() != 0:
+            selector = data.getUInt8()
+            parameters = _GXCommon.getData(settings, data, _GXDataInfo())
+        obj = None
+        if ci in ObjectType._value2member_map_:
+            name = _GXCommon.toLogicalName(ln)
+            obj = settings.objects.findByLN(ObjectType(ci), name) or server.onFindObject(ObjectType(ci), 0, name)
+        arg = Args(server, obj, index, selector, parameters)
+        arg.invokeId = invokeID
+        if obj is None:
+            arg.error = ErrorCode.UNDEFINED_OBJECT
+        elif server.onGetAttributeAccess(arg) == AccessMode.NO_ACCESS:
+            arg.error = ErrorCode.READ_WRITE_DENIED
+        items.append(arg)
+    readable = [a for a in items if not a.error]
+    if readable:
+        server.onPreRead(readable)
+    for arg in items:
+        if arg.error:
+            bb.setUInt8(1)
+            bb.setUInt8(arg.error)
+            continue
+        try:
+            value = arg.value if arg.handled else arg.target.getValue(settings, arg)
+            if arg.error:
+                bb.setUInt8(1)
+                bb.setUInt8(arg.error)
+                continue
+            tmp = GXByteBuffer()
+            if arg.byteArray:
+                tmp.set(value)
+            else:
+                GXDLMS.appendData(settings, arg.target, arg.index, tmp, value)
+            bb.setUInt8(0)
+            bb.set(tmp)
+        except Exception:  # noqa: BLE001 - one attribute must not spoil the list
+            bb.setUInt8(1)
+            bb.setUInt8(ErrorCode.HARDWARE_FAULT)
+    if readable:
+        server.onPostRead(readable)
+    p = GXDLMSLNParameters(settings, invokeID, Command.GET_RESPONSE, 3, None, bb, 0xFF)
+    GXDLMS.getLNPdu(p, replyData)
 
 
 def _handle_glo_ded_request(cls, settings, data):
