@@ -90,3 +90,10 @@ def test_wrapper_frames_and_resync():
     assert [f.raw for f in got] == [a, a]
     assert got[0].source == 16 and got[0].destination == 1
     assert r.discarded_bytes == 2
+
+
+def test_false_start_with_long_length_does_not_hold_back_a_valid_frame():
+    # "7E A0 7E" reads as the start of a 126-byte frame; the real frame after it must not wait.
+    frame = _snrm()
+    r = HdlcFrameReader()
+    assert [f.raw for f in r.feed(b"\x7e\xa0" + b"\x7e" + frame)] == [frame]

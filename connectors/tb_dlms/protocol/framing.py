@@ -121,7 +121,13 @@ class HdlcFrameReader:
                 self._skip(1)
                 continue
             if len(buf) < total:
-                return None
+                # Maybe a false start (the tail of an old frame): a whole, valid frame further
+                # on must not wait behind it for bytes that will never come.
+                later = self._valid_frame_after(1)
+                if later < 0:
+                    return None
+                self._skip(later)
+                continue
             if buf[total - 1] != HDLC_FLAG or not self._checksums_ok(buf, length):
                 self._skip(1)
                 continue
@@ -134,6 +140,18 @@ class HdlcFrameReader:
             control = raw[3 + dst_len + src_len] if src_len else 0
             return HdlcFrame(raw, dst, src, control)
         return None
+
+    def _valid_frame_after(self, start: int) -> int:
+        buf = self._buf
+        j = buf.find(HDLC_FLAG, start)
+        while j >= 0 and len(buf) - j >= 9:
+            if buf[j + 1] & 0xF0 == 0xA0:
+                length = ((buf[j + 1] & 0x07) << 8) | buf[j + 2]
+                end = j + length + 1
+                if length >= 7 and end < len(buf) and buf[end] == HDLC_FLAG and self._checksums_ok(buf[j:], length):
+                    return j
+            j = buf.find(HDLC_FLAG, j + 1)
+        return -1
 
     @staticmethod
     def _checksums_ok(buf: bytearray, length: int) -> bool:
