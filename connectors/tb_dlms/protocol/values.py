@@ -10,6 +10,8 @@ import string
 from decimal import Decimal
 from typing import Any
 
+from gurux_dlms import GXBitString, GXDateTime, GXEnum
+
 #: IEC 62056-62 / Blue Book unit enumeration, as text.
 UNITS: dict[int, str] = {
     1: "a", 2: "mo", 3: "wk", 4: "d", 5: "h", 6: "min", 7: "s", 8: "°", 9: "°C", 10: "currency",
@@ -45,12 +47,19 @@ def unit_text(code: int | None) -> str | None:
 
 
 def apply_scaler(value: Any, scaler: int | None) -> Any:
-    """value x 10^scaler, exact in decimal so 23012 x 10^-2 is 230.12, not 230.11999999999998."""
-    if scaler is None or scaler == 0 or isinstance(value, bool) or not isinstance(value, (int, float)):
+    """value x 10^scaler, so that 23012 x 10^-2 reads 230.12, not 230.11999999999998.
+
+    Dividing an integer by an exact power of ten rounds once, to the double nearest the decimal
+    result, whose shortest repr is that decimal; multiplying by 0.01 would round twice.
+    """
+    if not scaler or type(value) is bool or not isinstance(value, (int, float)):
         return value
-    if isinstance(value, int) and scaler > 0:
+    if scaler > 0:
         return value * 10**scaler
-    return float(Decimal(value).scaleb(scaler)) if isinstance(value, int) else value * 10.0**scaler
+    return value / _POWERS[-scaler] if -scaler < len(_POWERS) else value * 10.0**scaler
+
+
+_POWERS = [10**n for n in range(20)]
 
 
 def octets(raw: bytes | bytearray) -> str:
@@ -117,17 +126,17 @@ def encode_datetime(when: _dt.datetime) -> bytes:
 
 def plain(value: Any) -> Any:
     """Any gurux value as plain JSON."""
-    # Imported lazily so that pure decoding helpers stay usable without gurux loaded.
-    from gurux_dlms import GXDateTime, GXEnum, GXBitString
-
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if kind is int or kind is float or kind is str or value is None or kind is bool:
         return value
-    if isinstance(value, float):
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):  # GXEnum and other int subclasses
+        return int(value)
+    if isinstance(value, (float, str)):
         return value
     if isinstance(value, (bytes, bytearray)):
         return octets(value)
-    if isinstance(value, GXEnum):
-        return int(value.value)
     if isinstance(value, GXBitString):
         return str(value)
     if isinstance(value, GXDateTime):
@@ -146,8 +155,6 @@ def plain(value: Any) -> Any:
 
 def decode_clock(value: Any) -> dict[str, Any] | None:
     """The clock attribute as {iso, epochMs, deviation, status}, whether gurux decoded it or not."""
-    from gurux_dlms import GXDateTime
-
     if isinstance(value, (bytes, bytearray)):
         return decode_datetime(value)
     if isinstance(value, GXDateTime) and value.value is not None:
