@@ -1,0 +1,27 @@
+"""Connector configuration: one schema for the connector, tests and tools."""
+from .errors import ConfigError, ConfigInvalid
+from .schema import (
+    ConnectionConfig,
+    ConnectorConfig,
+    DeviceConfig,
+    PointConfig,
+    ReportStrategySpec,
+    load_connector_config,
+    load_connector_config_strict,
+    load_connector_file,
+    parse_connector_json,
+)
+
+__all__ = [
+    "ConfigError",
+    "ConfigInvalid",
+    "ConnectionConfig",
+    "ConnectorConfig",
+    "DeviceConfig",
+    "PointConfig",
+    "ReportStrategySpec",
+    "load_connector_config",
+    "load_connector_config_strict",
+    "load_connector_file",
+    "parse_connector_json",
+]

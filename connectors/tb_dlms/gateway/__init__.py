@@ -1,0 +1,1 @@
+"""ThingsBoard IoT Gateway adapter: the connector, its meters, their RPCs."""

@@ -1,0 +1,1 @@
+from tb_dlms.gateway.connector import DLMSConnector  # noqa: F401

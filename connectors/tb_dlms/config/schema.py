@@ -1,0 +1,550 @@
+"""The one schema of ``dlms_connector.json``: typed, validated, with every error named.
+
+Used by the connector at start and by tests/tools that check a file before deploying it. A device
+with any error is reported and left out; the others still load, so one typo does not take a
+whole fleet offline. Secrets (password, keys) may be written as ``"${ENV_VAR}"``.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..protocol.readings import CLASS_NAMES, AttributeRef
+from ..protocol.settings import (
+    DEFAULT_PORTS,
+    FRAME_COUNTER_OBIS,
+    Authentication,
+    Interface,
+    MeterSettings,
+    Secret,
+    Security,
+    hdlc_server_address,
+)
+from .errors import ConfigError, ConfigInvalid
+from .fields import Section, kind_of, show
+
+DEFAULT_CONNECTOR_NAME = "DLMS Connector"
+DEFAULT_POLL_PERIOD_S = 30.0
+#: Usual client addresses per authentication level (public client, reading client, management client).
+DEFAULT_CLIENT_ADDRESS = {Authentication.NONE: 16, Authentication.LOW: 32, Authentication.HIGH_GMAC: 1}
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE")
+MASK = "***"
+
+TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
+            "pollPeriod", "defaults", "devices")
+DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "reportStrategy", "connection",
+               "timeseries", "attributes")
+CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
+                   "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
+                   "maxPduSize", "hdlc", "inactivityTimeoutS")
+SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
+SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
+HDLC_KEYS = ("maxInfoField", "windowSize")
+POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
+REPORT_KEYS = ("type", "reportPeriod", "ttl")
+
+
+class ReportType(str, enum.Enum):
+    ON_RECEIVED = "on_received"
+    ON_CHANGE = "on_change"
+    ON_REPORT_PERIOD = "on_report_period"
+    ON_CHANGE_OR_REPORT_PERIOD = "on_change_or_report_period"
+    DISABLED = "disabled"
+
+    @property
+    def periodic(self) -> bool:
+        return self in (ReportType.ON_REPORT_PERIOD, ReportType.ON_CHANGE_OR_REPORT_PERIOD)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStrategySpec:
+    """The gateway's report strategy, validated here so mistakes show up with the other errors."""
+
+    type: ReportType
+    report_period_ms: int | None = None
+    ttl_s: int | None = None
+
+    def as_gateway_dict(self) -> dict:
+        out: dict[str, Any] = {"type": self.type.value.upper()}
+        if self.report_period_ms is not None:
+            out["reportPeriod"] = self.report_period_ms
+        if self.ttl_s is not None:
+            out["ttl"] = self.ttl_s
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    logical: int = 1
+    physical: int | None = None
+    #: HDLC address size in bytes (1, 2, 4); 0 chooses from the values.
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HdlcConfig:
+    max_info_field: int = 128
+    window_size: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    host: str
+    port: int
+    interface: Interface = Interface.WRAPPER
+    client_address: int = 16
+    server_address: ServerAddress = ServerAddress()
+    serial_number: int | None = None
+    authentication: Authentication = Authentication.NONE
+    password: Secret | None = None
+    security: Security | None = None
+    timeout_ms: int = 5000
+    connect_timeout_ms: int = 10000
+    retries: int = 2
+    max_pdu_size: int = 1024
+    hdlc: HdlcConfig = HdlcConfig()
+    inactivity_timeout_s: float = 180.0
+
+    @property
+    def wire_server_address(self) -> int:
+        if self.interface is Interface.WRAPPER:
+            return self.server_address.logical
+        return hdlc_server_address(self.server_address.logical, self.server_address.physical,
+                                   self.server_address.size)
+
+    def worst_case_poll_s(self) -> float:
+        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
+        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
+        return self.connect_timeout_ms / 1000 + exchanges * (self.retries + 1) * self.timeout_ms / 1000
+
+    def to_public_dict(self) -> dict:
+        sa = self.server_address
+        out: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "interface": self.interface.value,
+            "clientAddress": self.client_address,
+            "serverAddress": {"logical": sa.logical},
+            "authentication": self.authentication.value,
+            "timeoutMs": self.timeout_ms,
+            "connectTimeoutMs": self.connect_timeout_ms,
+            "retries": self.retries,
+            "maxPduSize": self.max_pdu_size,
+            "hdlc": {"maxInfoField": self.hdlc.max_info_field, "windowSize": self.hdlc.window_size},
+            "inactivityTimeoutS": self.inactivity_timeout_s,
+        }
+        if self.serial_number is not None:
+            out["serialNumber"] = self.serial_number
+        elif sa.physical is not None:
+            out["serverAddress"]["physical"] = sa.physical
+        if sa.size and self.serial_number is None:
+            out["serverAddress"]["size"] = sa.size
+        if self.password is not None:
+            out["password"] = MASK
+        if self.security is not None:
+            s = self.security
+            out["security"] = {
+                "systemTitle": s.client_system_title.hex(),
+                "blockCipherKey": MASK,
+                "authenticationKey": MASK,
+                "frameCounterObis": str(s.frame_counter_obis),
+                "frameCounterClient": s.frame_counter_client,
+            }
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PointConfig:
+    """One mapped COSEM attribute: the ThingsBoard key it is published under."""
+
+    key: str
+    ref: AttributeRef
+    report_strategy: ReportStrategySpec | None = None
+
+    def to_public_dict(self) -> dict:
+        out: dict[str, Any] = {"key": self.key, "obis": str(self.ref.obis), "classId": self.ref.class_id,
+                               "attribute": self.ref.attribute}
+        if self.report_strategy is not None:
+            out["reportStrategy"] = self.report_strategy.as_gateway_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    index: int
+    name: str
+    type: str
+    poll_period_s: float
+    poll_timeout_s: float
+    connection: ConnectionConfig
+    timeseries: tuple[PointConfig, ...] = ()
+    attributes: tuple[PointConfig, ...] = ()
+    report_strategy: ReportStrategySpec | None = None
+
+    def meter_settings(self) -> MeterSettings:
+        c = self.connection
+        return MeterSettings(
+            host=c.host,
+            port=c.port,
+            interface=c.interface,
+            client_address=c.client_address,
+            logical_address=c.server_address.logical,
+            physical_address=c.server_address.physical,
+            address_size=c.server_address.size,
+            authentication=c.authentication,
+            password=c.password,
+            security=c.security if c.authentication is Authentication.HIGH_GMAC else None,
+            timeout=c.timeout_ms / 1000,
+            retries=c.retries,
+            connect_timeout=c.connect_timeout_ms / 1000,
+            max_pdu_size=c.max_pdu_size,
+            hdlc_max_info=c.hdlc.max_info_field,
+            hdlc_window=c.hdlc.window_size,
+            inactivity_timeout=c.inactivity_timeout_s,
+            name=self.name,
+        )
+
+    def to_public_dict(self) -> dict:
+        out: dict[str, Any] = {
+            "deviceName": self.name,
+            "deviceType": self.type,
+            "pollPeriod": self.poll_period_s,
+            "pollTimeoutMs": round(self.poll_timeout_s * 1000),
+            "connection": self.connection.to_public_dict(),
+            "timeseries": [p.to_public_dict() for p in self.timeseries],
+            "attributes": [p.to_public_dict() for p in self.attributes],
+        }
+        if self.report_strategy is not None:
+            out["reportStrategy"] = self.report_strategy.as_gateway_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    name: str = DEFAULT_CONNECTOR_NAME
+    id: str | None = None
+    log_level: str = "INFO"
+    enable_remote_logging: bool = False
+    report_strategy: ReportStrategySpec | None = None
+    poll_period_s: float = DEFAULT_POLL_PERIOD_S
+    devices: tuple[DeviceConfig, ...] = field(default_factory=tuple)
+
+    def device(self, name: str) -> DeviceConfig | None:
+        return next((d for d in self.devices if d.name == name), None)
+
+    def to_public_dict(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "logLevel": self.log_level, "pollPeriod": self.poll_period_s,
+                               "devices": [d.to_public_dict() for d in self.devices]}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.report_strategy is not None:
+            out["reportStrategy"] = self.report_strategy.as_gateway_dict()
+        return out
+
+
+# -- loaders ----------------------------------------------------------------------------------
+
+
+def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]:
+    """Parse the connector JSON (as a dict). Returns the valid part and every problem found."""
+    errors: list[ConfigError] = []
+    if not isinstance(raw, dict):
+        errors.append(ConfigError("", f"connector configuration must be a JSON object, got {kind_of(raw)}"))
+        return ConnectorConfig(), errors
+    top = Section(raw, "", errors)
+    top.reject_unknown(TOP_KEYS)
+    name = top.text("name", DEFAULT_CONNECTOR_NAME)
+    connector_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    log_level = _log_level(top)
+    remote = raw.get("enableRemoteLogging", False)
+    if not isinstance(remote, bool):
+        top.error("enableRemoteLogging", f"must be true or false, got {show(remote)}")
+        remote = False
+    report = _report_strategy(top, "reportStrategy", allow_disabled=True)
+    poll_period = top.number("pollPeriod", DEFAULT_POLL_PERIOD_S, positive=True)
+    defaults = _defaults(top)
+
+    devices: list[DeviceConfig] = []
+    items = top.sections("devices", required=True)
+    if items is not None and not items:
+        top.error("devices", "must list at least one meter, got an empty list")
+    names: dict[str, int] = {}
+    hdlc_addresses: dict[tuple[str, int, int], DeviceConfig] = {}
+    for index, item in items or ():
+        device = _device(index, item, defaults, poll_period, errors)
+        if device is None:
+            continue
+        if device.name in names:
+            errors.append(ConfigError("deviceName", f"duplicates devices[{names[device.name]}]; device names "
+                                      "must be unique (the device was skipped)", index, device.name))
+            continue
+        c = device.connection
+        if c.interface is Interface.HDLC:
+            slot = (c.host, c.port, c.wire_server_address)
+            other = hdlc_addresses.get(slot)
+            if other is not None:
+                errors.append(ConfigError(
+                    "connection.serverAddress",
+                    f"HDLC server address {slot[2]} on {c.host}:{c.port} is already used by "
+                    f'devices[{other.index}] "{other.name}" (the device was skipped)', index, device.name))
+                continue
+            hdlc_addresses[slot] = device
+        names[device.name] = index
+        devices.append(device)
+    return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
+                           report_strategy=report, poll_period_s=poll_period, devices=tuple(devices)), errors
+
+
+def load_connector_config_strict(raw: Any) -> ConnectorConfig:
+    """Like ``load_connector_config`` but any problem raises ``ConfigInvalid`` listing all of them."""
+    config, errors = load_connector_config(raw)
+    if errors:
+        raise ConfigInvalid(errors)
+    return config
+
+
+def parse_connector_json(text: str) -> tuple[ConnectorConfig | None, list[ConfigError]]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [ConfigError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+    return load_connector_config(raw)
+
+
+def load_connector_file(path: str | Path) -> tuple[ConnectorConfig | None, list[ConfigError]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [ConfigError("", f"cannot read {path}: {exc.strerror or exc}")]
+    return parse_connector_json(text)
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _log_level(top: Section) -> str:
+    value = top.data.get("logLevel")
+    if value is None:
+        return "INFO"
+    if isinstance(value, str) and value.strip().upper() in LOG_LEVELS + ("WARN",):
+        level = value.strip().upper()
+        return "WARNING" if level == "WARN" else level
+    top.error("logLevel", f"must be one of {', '.join(LOG_LEVELS)}, got {show(value)}")
+    return "INFO"
+
+
+def _report_strategy(sec: Section, key: str, allow_disabled: bool = False) -> ReportStrategySpec | None:
+    sub = sec.section(key)
+    if sub is None:
+        return None
+    sub.reject_unknown(REPORT_KEYS)
+    before = len(sub.errors)
+    rtype = sub.choice("type", ReportType, required=True)
+    if rtype is ReportType.DISABLED and not allow_disabled:
+        sub.error("type", "DISABLED is only allowed for the whole connector")
+    period = sub.integer("reportPeriod", None, lo=1)
+    ttl = sub.integer("ttl", None, lo=1)
+    if rtype is not None and rtype.periodic and period is None and not sub.has("reportPeriod"):
+        sub.error("reportPeriod", f"is required (milliseconds) for type {rtype.value.upper()}")
+    if len(sub.errors) != before or rtype is None:
+        return None
+    return ReportStrategySpec(rtype, period if rtype.periodic else None, ttl)
+
+
+def _defaults(top: Section) -> dict:
+    """Connection options shared by all devices; a wrong one is reported once, here, and dropped."""
+    sub = top.section("defaults")
+    if sub is None:
+        return {}
+    scratch: list[ConfigError] = []
+    probe = Section(sub.data, "defaults", scratch)
+    probe.reject_unknown(CONNECTION_KEYS)
+    _connection(probe, partial=True)
+    bad = {e.path.removeprefix("defaults.").split(".")[0].split("[")[0] for e in scratch}
+    top.errors.extend(scratch)
+    return {k: v for k, v in sub.data.items() if k not in bad}
+
+
+def _merge(defaults: dict, own: dict) -> dict:
+    merged = dict(defaults)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _device(index: int, item: Any, defaults: dict, poll_default: float,
+            errors: list[ConfigError]) -> DeviceConfig | None:
+    if not isinstance(item, dict):
+        errors.append(ConfigError("", f"must be an object, got {kind_of(item)}", index))
+        return None
+    raw_name = item.get("deviceName")
+    name = raw_name.strip() if isinstance(raw_name, str) and raw_name.strip() else None
+    sec = Section(item, "", errors, index, name)
+    before = len(errors)
+    sec.text("deviceName", required=True)
+    sec.reject_unknown(DEVICE_KEYS)
+    device_type = sec.text("deviceType", "default")
+    poll_period = sec.number("pollPeriod", poll_default, positive=True)
+    poll_timeout_ms = sec.integer("pollTimeoutMs", None, lo=1)
+    report = _report_strategy(sec, "reportStrategy")
+
+    conn_raw = item.get("connection")
+    connection = None
+    if conn_raw is None:
+        sec.error("connection", "is required")
+    elif not isinstance(conn_raw, dict):
+        sec.error("connection", f"must be an object, got {kind_of(conn_raw)}")
+    else:
+        conn_sec = sec.child(_merge(defaults, conn_raw), "connection")
+        conn_sec.reject_unknown(CONNECTION_KEYS)
+        connection = _connection(conn_sec)
+
+    points_before = len(errors)
+    timeseries = _points(sec, "timeseries")
+    attributes = _points(sec, "attributes")
+    if not timeseries and not attributes and len(errors) == points_before:
+        sec.error("timeseries", "and attributes are both missing or empty: the device maps nothing to read")
+    if len(errors) != before or connection is None or name is None:
+        return None
+    poll_timeout = poll_timeout_ms / 1000 if poll_timeout_ms else max(poll_period, connection.worst_case_poll_s())
+    return DeviceConfig(index=index, name=name, type=device_type, poll_period_s=poll_period,
+                        poll_timeout_s=poll_timeout, connection=connection, timeseries=tuple(timeseries),
+                        attributes=tuple(attributes), report_strategy=report)
+
+
+def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
+    before = len(sec.errors)
+    host = sec.text("host", required=not partial)
+    interface = sec.choice("interface", Interface, Interface.WRAPPER)
+    port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
+    auth = sec.choice("authentication", Authentication, Authentication.NONE)
+    hdlc_mode = interface is Interface.HDLC
+    client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
+    server, serial = _server_address(sec, interface)
+    password = sec.secret_text("password")
+    if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
+        sec.error("password", "is required when authentication is 'low'")
+    security = _security(sec)
+    if auth is Authentication.HIGH_GMAC and security is None and not partial and not sec.has("security"):
+        sec.error("security", "is required when authentication is 'high_gmac'")
+    timeout_ms = sec.integer("timeoutMs", 5000, 1, 600_000)
+    connect_timeout_ms = sec.integer("connectTimeoutMs", 10_000, 1, 600_000)
+    retries = sec.integer("retries", 2, 0, 10)
+    max_pdu = sec.integer("maxPduSize", 1024, 64, 65535)
+    hdlc = HdlcConfig()
+    hdlc_sec = sec.section("hdlc")
+    if hdlc_sec is not None:
+        hdlc_sec.reject_unknown(HDLC_KEYS)
+        hdlc = HdlcConfig(hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7))
+    inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
+    if len(sec.errors) != before or partial or host is None:
+        return None
+    return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
+                            server_address=server, serial_number=serial, authentication=auth, password=password,
+                            security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
+                            retries=retries, max_pdu_size=max_pdu, hdlc=hdlc, inactivity_timeout_s=inactivity)
+
+
+def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:
+    hdlc_mode = interface is Interface.HDLC
+    serial = sec.integer("serialNumber", None, lo=0)
+    if serial is not None and not hdlc_mode:
+        sec.error("serialNumber", "only applies to interface 'hdlc' (it derives the HDLC physical address)")
+    raw = sec.data.get("serverAddress")
+    if raw is None:
+        logical, physical, size = 1, None, 0
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        logical, physical, size = raw, None, 0
+    elif isinstance(raw, dict):
+        sub = sec.child(raw, "serverAddress")
+        sub.reject_unknown(SERVER_ADDRESS_KEYS)
+        logical = sub.integer("logical", 1, 0, 0x3FFF if hdlc_mode else 0xFFFF)
+        physical = sub.integer("physical", None, 0, 0x3FFF)
+        size = sub.integer("size", 0)
+        if size not in (0, 1, 2, 4):
+            sub.error("size", f"must be 1, 2 or 4 (bytes), got {size}")
+            size = 0
+        if not hdlc_mode and (physical is not None or size):
+            sub.error(None, "physical and size only apply to interface 'hdlc'; WRAPPER uses the logical address")
+    else:
+        sec.error("serverAddress", f"must be an integer (logical address) or an object, got {show(raw)}")
+        return ServerAddress(), serial
+    if serial is not None and hdlc_mode:
+        if physical is not None:
+            sec.error("serialNumber", "conflicts with serverAddress.physical: give one or the other")
+        else:
+            physical, size = serial % 10000 + 1000, size or 4
+    if hdlc_mode:
+        if size == 1 and physical is not None:
+            sec.error("serverAddress.size", "1 cannot carry a physical address: use 2 or 4")
+        elif size == 1 and logical > 0x7F:
+            sec.error("serverAddress.logical", f"must be 0..127 with one-byte addressing, got {logical}")
+        else:
+            try:
+                hdlc_server_address(logical, physical, size)
+            except ValueError as exc:
+                sec.error("serverAddress", str(exc))
+            if size == 2 and physical is not None and (logical > 0x7F or physical > 0x7F):
+                sec.error("serverAddress", "two-byte addressing allows logical and physical 0..127: use size 4")
+    return ServerAddress(logical, physical, size), serial
+
+
+def _security(sec: Section) -> Security | None:
+    sub = sec.section("security")
+    if sub is None:
+        return None
+    sub.reject_unknown(SECURITY_KEYS)
+    before = len(sub.errors)
+    title = sub.hex_bytes("systemTitle", 8, required=True)
+    bck = sub.hex_bytes("blockCipherKey", 16, secret=True, required=True)
+    ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
+    fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
+    fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
+    if len(sub.errors) != before:
+        return None
+    return Security(title, bck, ak, fc_obis, fc_client)
+
+
+def _class_id(sec: Section, default: int = 3) -> int:
+    value = sec.data.get("classId")
+    if value is None:
+        return default
+    if isinstance(value, str):
+        by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
+        if value.strip().lower() in by_name:
+            return by_name[value.strip().lower()]
+        sec.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
+                             f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
+        return default
+    return sec.integer("classId", default, 1, 0xFFFF)
+
+
+def _points(sec: Section, key: str) -> list[PointConfig]:
+    items = sec.sections(key)
+    points: list[PointConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in items or ():
+        if not isinstance(item, dict):
+            sec.error(f"{key}[{i}]", f"must be an object with key and obis, got {kind_of(item)}")
+            continue
+        sub = sec.child(item, f"{key}[{i}]")
+        before = len(sub.errors)
+        sub.reject_unknown(POINT_KEYS)
+        name = sub.text("key", required=True)
+        obis = sub.obis("obis", required=True)
+        class_id = _class_id(sub)
+        attribute = sub.integer("attribute", 2, 1, 127)
+        report = _report_strategy(sub, "reportStrategy")
+        if name is not None and name in seen:
+            sub.error("key", f"{name!r} is already used by {key}[{seen[name]}]")
+        if len(sub.errors) != before or name is None or obis is None:
+            continue
+        seen[name] = i
+        points.append(PointConfig(name, AttributeRef(obis, class_id, attribute), report))
+    return points

@@ -1,0 +1,209 @@
+"""The gateway's view of DLMS: a ``Connector`` that polls meters and answers RPCs.
+
+The gateway constructs it, calls ``open()`` once and ``close()`` until ``is_stopped()``; it hands
+over RPCs and attribute updates from its own threads. All meter I/O happens on one polling thread
+running an asyncio loop, one task per meter; the gateway's threads only hand work to that loop
+and wait a bounded time, so a meter can never stall the gateway.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from random import choice
+from string import ascii_lowercase
+from typing import Any
+
+from thingsboard_gateway.connectors.connector import Connector
+from thingsboard_gateway.gateway.constants import STATISTIC_MESSAGE_RECEIVED_PARAMETER, \
+    STATISTIC_MESSAGE_SENT_PARAMETER
+from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
+from thingsboard_gateway.gateway.statistics.statistics_service import StatisticsService
+from thingsboard_gateway.tb_utility.tb_logger import init_logger
+
+from ..config.schema import ConnectorConfig, load_connector_config
+from . import rpc
+from .device import DLMSDevice
+from .loop_thread import LoopNotRunning, LoopThread
+from .sessions import SessionFactory, meter_session_factory
+
+#: close() waits this long for the polling thread; the gateway calls close() again if needed.
+STOP_TIMEOUT_S = 3.0
+#: Sessions get this long, together, to release their associations at stop.
+SESSIONS_CLOSE_BOUND_S = 1.5
+#: A connector RPC blocks the gateway's MQTT thread while it waits: keep it short.
+CONNECTOR_RPC_TIMEOUT_S = 5.0
+
+
+class DLMSConnector(Connector):
+    def __init__(self, gateway, config: dict, connector_type: str,
+                 session_factory: SessionFactory | None = None) -> None:
+        self.statistics = {STATISTIC_MESSAGE_RECEIVED_PARAMETER: 0, STATISTIC_MESSAGE_SENT_PARAMETER: 0}
+        self.__gateway = gateway
+        self.__config = config
+        self._connector_type = connector_type
+        self.dlms_config: ConnectorConfig
+        self.dlms_config, self.config_errors = load_connector_config(config)
+        self.name = config.get("name") if isinstance(config.get("name"), str) else \
+            "DLMS Connector " + "".join(choice(ascii_lowercase) for _ in range(5))
+        self.__id = config.get("id")
+        self._log = init_logger(gateway, self.name, self.dlms_config.log_level,
+                                enable_remote_logging=self.dlms_config.enable_remote_logging,
+                                is_connector_logger=True)
+        for error in self.config_errors:
+            self._log.error("Configuration: %s", error)
+        # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
+        factory = session_factory or meter_session_factory()
+        self._devices: dict[str, DLMSDevice] = {
+            d.name: DLMSDevice(d, factory, self._publish, self._log) for d in self.dlms_config.devices
+        }
+        self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
+        self._stopped = False
+        self._close_lock = threading.Lock()
+        self._log.info("%s: %d meter(s) configured, %d configuration error(s)",
+                       self.name, len(self._devices), len(self.config_errors))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self._stopped = False
+        self._loop_thread.start()
+
+    async def _poll_all(self, stopping: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(d.run(), name=f"meter {d.name}") for d in self._devices.values()]
+        try:
+            await stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            closing = [asyncio.create_task(d.close()) for d in self._devices.values()]
+            if closing:
+                _, late = await asyncio.wait(closing, timeout=SESSIONS_CLOSE_BOUND_S)
+                for task in late:
+                    task.cancel()
+                if late:
+                    self._log.warning("%s: %d session(s) did not close in time", self.name, len(late))
+
+    def close(self) -> None:
+        with self._close_lock:
+            first = not self._stopped
+            self._stopped = True
+        if first:
+            self._log.info("Stopping %s...", self.get_name())
+        stopped = self._loop_thread.stop(STOP_TIMEOUT_S)
+        if first:
+            if stopped:
+                self._log.info("%s has been stopped", self.get_name())
+            else:
+                self._log.warning("%s: polling thread still busy after %g s; left to finish as a daemon",
+                                  self.get_name(), STOP_TIMEOUT_S)
+            stop_logger = getattr(self._log, "stop", None)
+            if callable(stop_logger):
+                stop_logger()
+
+    def is_stopped(self) -> bool:
+        return self._stopped
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_id(self):
+        return self.__id
+
+    def get_type(self) -> str:
+        return self._connector_type
+
+    def get_config(self) -> dict:
+        return self.__config
+
+    def is_connected(self) -> bool:
+        return not self._stopped and self._loop_thread.running and any(d.connected for d in self._devices.values())
+
+    @property
+    def devices(self) -> dict[str, DLMSDevice]:
+        return self._devices
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _publish(self, data: ConvertedData) -> None:
+        """Hand one meter's data to the gateway (called on the polling loop)."""
+        self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
+        try:
+            StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
+            self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
+            self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
+        except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end a meter's schedule
+            self._log.error("%s: data for %s not stored: %s", self.name, data.device_name, exc)
+
+    def on_attributes_update(self, content: dict) -> None:
+        """Shared attributes are not mapped to meter writes yet; log so an operator sees them arrive."""
+        self._log.debug("%s: attribute update ignored (no writable mapping): %s", self.name,
+                        json.dumps(content, default=str)[:500])
+
+    # -- RPC ----------------------------------------------------------------------------------
+
+    def server_side_rpc_handler(self, content: dict) -> Any:
+        if not isinstance(content, dict):
+            return {"error": "RPC request must be a JSON object"}
+        if content.get("device") is not None:
+            self._device_rpc(content)
+            return None
+        return self._connector_rpc(content)
+
+    def _device_rpc(self, content: dict) -> None:
+        """Answered through ``send_rpc_reply`` once the loop is done; the gateway's thread moves on."""
+        device = content.get("device")
+        req_id = None
+        try:
+            request = rpc.parse_device_request(content)
+            if request is None:  # not a request: e.g. our own reply echoed back by a plain broker
+                return
+            req_id = request.req_id
+            self._log.debug("%s: RPC %s for %s (id %s)", self.name, request.method, device, req_id)
+            work = rpc.prepare_device_call(request, self._devices)
+            future = self._loop_thread.submit(work())
+        except rpc.RpcError as exc:
+            self._reply(device, req_id, {"error": str(exc)})
+            return
+        except LoopNotRunning:
+            self._reply(device, req_id, {"error": f"{self.name} is not running"})
+            return
+        except Exception as exc:  # noqa: BLE001 - never let an RPC escape into the gateway
+            self._log.exception("%s: RPC for %s failed", self.name, device)
+            self._reply(device, req_id, {"error": f"internal error: {exc}"})
+            return
+
+        def answer(done) -> None:
+            if done.cancelled():
+                reply = {"error": f"{self.name} stopped before {request.method} finished"}
+            elif done.exception() is not None:
+                reply = {"error": f"internal error: {done.exception()}"}
+            else:
+                reply = done.result()
+            self._reply(device, req_id, reply)
+
+        future.add_done_callback(answer)
+
+    def _connector_rpc(self, content: dict) -> dict:
+        try:
+            request = rpc.parse_connector_request(content, self._connector_type)
+            self._log.debug("%s: connector RPC %s (id %s)", self.name, request.method, request.req_id)
+            work = rpc.prepare_connector_call(request, self._devices, self._connector_type)
+            return self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
+        except rpc.RpcError as exc:
+            return {"error": str(exc)}
+        except LoopNotRunning:
+            return {"error": f"{self.name} is not running"}
+        except TimeoutError:
+            return {"error": f"{content.get('method')} did not finish within {CONNECTOR_RPC_TIMEOUT_S:g} s"}
+        except Exception as exc:  # noqa: BLE001 - never let an RPC escape into the gateway
+            self._log.exception("%s: connector RPC failed", self.name)
+            return {"error": f"internal error: {exc}"}
+
+    def _reply(self, device: str, req_id: Any, content: dict) -> None:
+        self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
+        try:
+            self.__gateway.send_rpc_reply(device, req_id, content)
+        except Exception:  # noqa: BLE001
+            self._log.exception("%s: RPC reply to %s not sent", self.name, device)

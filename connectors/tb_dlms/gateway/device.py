@@ -1,0 +1,263 @@
+"""One meter as the gateway sees it: its session, its polling schedule, its health and counters.
+
+Every meter polls in its own asyncio task with its own deadline, so a slow or dead meter only
+ever delays itself. The device owns its ``SessionStats`` and hands it to each session it makes,
+so counters survive a session that had to be dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
+from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
+from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
+
+from ..config.schema import DeviceConfig
+from ..protocol.readings import AttributeRef
+from ..protocol.stats import SessionStats
+from .convert import Failure, PointMap, json_value
+from .schedule import next_slot, slots_between, start_offset
+from .sessions import SessionFactory, SessionLike
+
+#: Seconds a session gets to release its association before it is dropped (stop, reconnect, timeout).
+CLOSE_BOUND_S = 1.0
+HEALTH_CONNECTED = "dlmsConnected"
+HEALTH_LAST_ERROR = "lastError"
+
+Publish = Callable[[ConvertedData], None]
+
+
+def describe_error(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class DLMSDevice:
+    def __init__(self, config: DeviceConfig, session_factory: SessionFactory, publish: Publish,
+                 log: logging.Logger, close_bound_s: float = CLOSE_BOUND_S) -> None:
+        self.config = config
+        self.name = config.name
+        self.stats = SessionStats()
+        self.session: SessionLike | None = None
+        self.connected = False
+        self.last_error: str | None = None
+        self.last_poll_ts: int | None = None
+        self.skipped_readings = 0
+        self.missed_slots = 0
+        self.poll_timeouts = 0
+        self._factory = session_factory
+        self._publish = publish
+        self._log = log
+        self._close_bound = close_bound_s
+        self._timeseries = PointMap(config.timeseries, config.report_strategy, log)
+        self._attributes = PointMap(config.attributes, config.report_strategy, log)
+        #: Association count at which attributes were last read; None: read them on next poll.
+        self._attributes_read_at: int | None = None
+        self._poll_task: asyncio.Task | None = None
+        self._health_sent: dict[str, Any] = {}
+        self._failing_keys: dict[str, str] = {}
+
+    # -- schedule -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll forever on this meter's grid; ends only by cancellation."""
+        period = self.config.poll_period_s
+        offset = start_offset(self.name, period)
+        planned = time.time() + offset
+        try:
+            while True:
+                await self._sleep_until(planned)
+                self._poll_task = asyncio.create_task(self.poll(), name=f"poll {self.name}")
+                # wait() rather than await: a reconnect may cancel the poll without ending the schedule.
+                await asyncio.wait({self._poll_task})
+                following = next_slot(time.time(), period, offset)
+                self.missed_slots += slots_between(planned, following, period)
+                planned = following
+        finally:
+            if self._poll_task is not None and not self._poll_task.done():
+                self._poll_task.cancel()
+
+    async def _sleep_until(self, when: float) -> None:
+        """Sleep, touching the association if the meter would drop it before the next poll."""
+        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        while (delay := when - time.time()) > 0:
+            if delay > keep_alive_every and self.session is not None and self.connected:
+                await asyncio.sleep(keep_alive_every)
+                await self._keep_alive()
+            else:
+                await asyncio.sleep(delay)
+
+    async def _keep_alive(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            await asyncio.wait_for(session.keep_alive(), self.config.poll_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - the next poll reports and recovers
+            self._log.debug("%s: keep-alive failed: %s", self.name, describe_error(exc))
+
+    # -- polling ------------------------------------------------------------------------------
+
+    async def poll(self) -> bool:
+        """Read the timeseries once (and the attributes after an association); never raises."""
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            session = self._session()
+            if self._timeseries:
+                readings = await asyncio.wait_for(session.read(self._timeseries.refs), self.config.poll_timeout_s)
+                self._send_telemetry(readings, int(time.time() * 1000))
+        except TimeoutError:
+            self.poll_timeouts += 1
+            error = f"{self.name}: poll timed out after {self.config.poll_timeout_s:g} s"
+            self.stats.record_error("poll_timeout", error)
+            await self.reset_session()
+        except Exception as exc:  # noqa: BLE001 - one meter's failure must not end its schedule
+            error = describe_error(exc)
+            if not hasattr(exc, "kind"):  # sessions count their own errors; these are ours
+                self.stats.record_error(type(exc).__name__, error)
+                self._log.debug("%s: poll failed", self.name, exc_info=exc)
+        self.stats.record_poll(time.monotonic() - started, error is None)
+        if error is not None:
+            self._log.warning("%s: poll failed: %s", self.name, error)
+        self._set_health(error)
+        if error is None and self._attributes and self._attributes_read_at != self.stats.associations:
+            await self._refresh_attributes()
+        return error is None
+
+    async def _refresh_attributes(self) -> None:
+        """After each association: attributes rarely change, so they are not read every poll."""
+        try:
+            await asyncio.wait_for(self.read_attributes(), self.config.poll_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - retried after the next successful poll
+            self._log.warning("%s: attributes not read: %s", self.name, describe_error(exc))
+
+    async def read_attributes(self) -> dict:
+        """Read the mapped attributes and publish them; the reply of the ``readAttributes`` RPC."""
+        session = self._session()
+        readings = await session.read(self._attributes.refs)
+        good, bad = self._attributes.split(readings)
+        self._attributes_read_at = self.stats.associations
+        if good:
+            data = ConvertedData(self.name, self.config.type)
+            for key, value in good:
+                data.add_to_attributes(key, value)
+            self._publish(data)
+        self._note_failures(bad)
+        return {"attributes": {k.key: v for k, v in good},
+                "errors": {f.point.key: f.error for f in bad}}
+
+    async def get(self, ref: AttributeRef) -> dict:
+        """One attribute on demand (RPC ``get``)."""
+        reading = await self._session().get(ref)
+        if reading.error is not None:
+            return {"error": f"{self.name}: {ref} not read: {reading.error}"}
+        out = {"obis": str(ref.obis), "classId": ref.class_id, "attribute": ref.attribute,
+               "value": json_value(reading.value)}
+        if reading.unit is not None:
+            out["unit"] = reading.unit
+        return out
+
+    def _send_telemetry(self, readings: list, ts: int) -> None:
+        good, bad = self._timeseries.split(readings)
+        self.last_poll_ts = ts
+        self._note_failures(bad)
+        if not good:
+            return
+        data = ConvertedData(self.name, self.config.type)
+        data.add_to_telemetry(TelemetryEntry(dict(good), ts))
+        self._publish(data)
+
+    def _note_failures(self, failures: list[Failure]) -> None:
+        """Count every failed attribute; log it when its error first appears or changes."""
+        self.skipped_readings += len(failures)
+        for failure in failures:
+            if self._failing_keys.get(failure.point.key) != failure.error:
+                self._failing_keys[failure.point.key] = failure.error
+                self._log.warning("%s", failure.describe(self.name))
+            else:
+                self._log.debug("%s", failure.describe(self.name))
+
+    def _set_health(self, error: str | None) -> None:
+        self.connected = error is None
+        if error is not None:
+            self.last_error = error
+        health: dict[str, Any] = {HEALTH_CONNECTED: self.connected}
+        if error is not None:
+            health[HEALTH_LAST_ERROR] = error
+        changed = {k: v for k, v in health.items() if self._health_sent.get(k) != v}
+        if not changed:
+            return
+        data = ConvertedData(self.name, self.config.type)
+        for key, value in changed.items():
+            data.add_to_attributes(DatapointKey(key), value)
+        self._publish(data)
+        self._health_sent.update(changed)
+
+    # -- session ------------------------------------------------------------------------------
+
+    def _session(self) -> SessionLike:
+        if self.session is None:
+            session = self._factory(self.config.meter_settings())
+            try:
+                session.stats = self.stats
+            except AttributeError:  # a session that keeps its own counters
+                pass
+            self.session = session
+        return self.session
+
+    async def reset_session(self) -> None:
+        """Close the session so the next use associates afresh; drop it if it will not close."""
+        session = self.session
+        self._attributes_read_at = None
+        if session is None:
+            return
+        try:
+            await asyncio.wait_for(session.close(), self._close_bound)
+        except TimeoutError:
+            self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
+            self.session = None
+        except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
+            self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
+            self.session = None
+
+    async def reconnect(self) -> dict:
+        """Abandon any poll in flight and close the session: the next poll associates again."""
+        poll = self._poll_task
+        if poll is not None and not poll.done():
+            poll.cancel()
+            await asyncio.wait({poll}, timeout=self._close_bound)
+        await self.reset_session()
+        self.connected = False
+        self._log.info("%s: session closed on request; next poll re-associates", self.name)
+        return {"success": True, "device": self.name}
+
+    async def close(self) -> None:
+        poll = self._poll_task
+        if poll is not None and not poll.done():
+            poll.cancel()
+            await asyncio.wait({poll}, timeout=self._close_bound)
+        await self.reset_session()
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def report(self) -> dict:
+        """The ``getStats`` reply: counters and health, never connection secrets."""
+        out = self.stats.as_dict()
+        c = self.config.connection
+        out.update({
+            "device": self.name,
+            "connected": self.connected,
+            "lastError": self.last_error,
+            "lastPollTs": self.last_poll_ts,
+            "skippedReadings": self.skipped_readings,
+            "missedSlots": self.missed_slots,
+            "pollTimeouts": self.poll_timeouts,
+            "pollPeriodS": self.config.poll_period_s,
+            "endpoint": f"{c.host}:{c.port}",
+            "interface": c.interface.value,
+            "breaker": "closed",
+        })
+        return out

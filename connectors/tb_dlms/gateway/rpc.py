@@ -1,0 +1,213 @@
+"""Server-side RPC: what ThingsBoard may ask of a meter or of the connector, and the replies.
+
+Requests are checked on the gateway's thread (so a bad request is answered at once); the work
+runs on the polling loop. Every failure becomes an ``{"error": ...}`` reply naming the problem.
+
+Device RPCs (``{"device": "Meter 1", "data": {"id", "method", "params"}}``):
+  getStats, reconnect, readAttributes, get {"obis", "classId"?, "attribute"?}.
+Connector RPCs (``{"method": "dlms_<name>", "params", "id"}``):
+  dlms_getStats {"device"?}, dlms_reconnect {"device": "Meter 1"} | {"all": true} | none.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from ..protocol.obis import ObisCode, ObisError
+from ..protocol.readings import AttributeRef
+from .device import DLMSDevice
+
+#: Longest a device RPC may take on the loop (reads wait behind a poll in progress).
+DEVICE_RPC_TIMEOUT_S = 10.0
+
+
+class RpcError(Exception):
+    """A request we refuse; its message is the ``error`` of the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class RpcRequest:
+    method: str
+    params: dict
+    req_id: Any
+    device: str | None = None
+
+
+def parse_params(raw: Any) -> dict:
+    """Params as ThingsBoard sends them: an object, nothing, or an object encoded as a string."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise RpcError(f"params must be a JSON object, got the string {raw[:40]!r}") from None
+        if raw is None:
+            return {}
+    if not isinstance(raw, dict):
+        raise RpcError(f"params must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def parse_device_request(content: dict) -> RpcRequest | None:
+    """None for content that is not a request (e.g. our own reply echoed by a plain MQTT broker)."""
+    data = content.get("data")
+    if not isinstance(data, dict) or not data.get("method"):
+        return None
+    method = data["method"]
+    if not isinstance(method, str):
+        raise RpcError(f"method must be a string, got {type(method).__name__}")
+    return RpcRequest(method, data.get("params"), data.get("id", content.get("id")), str(content["device"]))
+
+
+def parse_connector_request(content: dict, connector_type: str) -> RpcRequest:
+    method = content.get("method")
+    if not isinstance(method, str) or not method:
+        raise RpcError("request has no method")
+    prefix = f"{connector_type}_"
+    if method.startswith(prefix):
+        method = method[len(prefix):]
+    return RpcRequest(method, content.get("params"), content.get("id"))
+
+
+# -- device methods ---------------------------------------------------------------------------
+
+DeviceRun = Callable[[DLMSDevice], Awaitable[dict]]
+
+
+async def _get_stats(device: DLMSDevice) -> dict:
+    return device.report()
+
+
+async def _reconnect(device: DLMSDevice) -> dict:
+    return await device.reconnect()
+
+
+async def _read_attributes(device: DLMSDevice) -> dict:
+    if not device.config.attributes:
+        raise RpcError(f"{device.name} maps no attributes")
+    return await device.read_attributes()
+
+
+def _get(params: dict) -> DeviceRun:
+    obis = params.get("obis")
+    if obis is None:
+        raise RpcError('get needs params.obis, e.g. {"obis": "1.0.32.7.0.255"}')
+    try:
+        code = ObisCode.parse(obis)
+    except ObisError as exc:
+        raise RpcError(f"params.obis: {exc}") from None
+    class_id = _int_param(params, "classId", 3, 1, 0xFFFF)
+    attribute = _int_param(params, "attribute", 2, 1, 127)
+    ref = AttributeRef(code, class_id, attribute)
+
+    async def run(device: DLMSDevice) -> dict:
+        return await device.get(ref)
+
+    return run
+
+
+def _int_param(params: dict, key: str, default: int, lo: int, hi: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RpcError(f"params.{key} must be an integer {lo}..{hi}, got {json.dumps(value)}")
+    return value
+
+
+def _fixed(run: DeviceRun) -> Callable[[dict], DeviceRun]:
+    """Methods without parameters accept and ignore any (widgets often send {} or a timeout)."""
+    return lambda params: run
+
+
+#: Method name -> builder that validates params and returns the work to run on the loop.
+DEVICE_METHODS: dict[str, Callable[[dict], DeviceRun]] = {
+    "getStats": _fixed(_get_stats),
+    "reconnect": _fixed(_reconnect),
+    "readAttributes": _fixed(_read_attributes),
+    "get": _get,
+}
+
+
+def prepare_device_call(request: RpcRequest, devices: Mapping[str, DLMSDevice]) -> Callable[[], Awaitable[dict]]:
+    """Check a device request; the returned coroutine function does the work, bounded in time."""
+    device = devices.get(request.device)
+    if device is None:
+        raise RpcError(f"unknown meter {request.device!r}: not configured in this connector")
+    build = DEVICE_METHODS.get(request.method)
+    if build is None:
+        raise RpcError(f"unknown method {request.method!r} for meter {device.name}; "
+                       f"known: {', '.join(DEVICE_METHODS)}")
+    work = build(parse_params(request.params))
+
+    async def call() -> dict:
+        try:
+            return await asyncio.wait_for(work(device), DEVICE_RPC_TIMEOUT_S)
+        except TimeoutError:
+            return {"error": f"{device.name}: {request.method} did not finish within {DEVICE_RPC_TIMEOUT_S:g} s"}
+        except RpcError as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - the meter's failure is the reply
+            return {"error": f"{device.name}: {request.method} failed: {exc or type(exc).__name__}"}
+
+    return call
+
+
+# -- connector methods ------------------------------------------------------------------------
+
+
+def _pick_devices(params: dict, devices: Mapping[str, DLMSDevice], method: str) -> list[DLMSDevice]:
+    name = params.get("device")
+    everything = params.get("all")
+    if everything is not None and not isinstance(everything, bool):
+        raise RpcError(f"params.all must be true or false, got {json.dumps(everything)}")
+    if name is not None:
+        if not isinstance(name, str):
+            raise RpcError(f"params.device must be a meter name (string), got {json.dumps(name)}")
+        if everything:
+            raise RpcError(f'{method}: give either params.device or params.all, not both')
+        if name not in devices:
+            raise RpcError(f"unknown meter {name!r}: not configured in this connector")
+        return [devices[name]]
+    if everything is False:
+        raise RpcError(f'{method}: params.all is false and no params.device given: nothing to do')
+    return list(devices.values())
+
+
+async def _all_stats(params: dict, devices: Mapping[str, DLMSDevice]) -> dict:
+    chosen = _pick_devices(params, devices, "dlms_getStats")
+    meters = {d.name: d.report() for d in chosen}
+    return {"meters": meters, "count": len(meters),
+            "connected": sum(1 for d in chosen if d.connected)}
+
+
+async def _reconnect_many(params: dict, devices: Mapping[str, DLMSDevice]) -> dict:
+    chosen = _pick_devices(params, devices, "dlms_reconnect")
+    await asyncio.gather(*(d.reconnect() for d in chosen))
+    return {"success": True, "reconnected": [d.name for d in chosen]}
+
+
+ConnectorRun = Callable[[dict, Mapping[str, DLMSDevice]], Awaitable[dict]]
+CONNECTOR_METHODS: dict[str, ConnectorRun] = {
+    "getStats": _all_stats,
+    "reconnect": _reconnect_many,
+}
+
+
+def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice],
+                           connector_type: str) -> Callable[[], Awaitable[dict]]:
+    run = CONNECTOR_METHODS.get(request.method)
+    if run is None:
+        known = ", ".join(f"{connector_type}_{m}" for m in CONNECTOR_METHODS)
+        raise RpcError(f"unknown method {connector_type}_{request.method}; known: {known}")
+    params = parse_params(request.params)
+    _pick_devices(params, devices, f"{connector_type}_{request.method}")  # reject bad params before queueing
+
+    async def call() -> dict:
+        try:
+            return await run(params, devices)
+        except RpcError as exc:
+            return {"error": str(exc)}
+
+    return call

@@ -1,0 +1,172 @@
+"""Stand-ins for the gateway and for meter sessions, so the adapter is tested without either."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Callable
+
+from tb_dlms.protocol.readings import AttributeRef, Reading
+from tb_dlms.protocol.settings import MeterSettings
+from tb_dlms.protocol.stats import SessionStats
+
+
+class RemoteHandler(logging.Handler):
+    """What ``init_logger`` expects on ``gateway.remote_handler``; it sends nothing anywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loggers: dict[str, Any] = {}
+
+    def add_logger(self, name, level) -> None:
+        self.loggers[name] = (logging.getLogger(name), level)
+
+    def update_logger(self, name, level) -> None:
+        self.add_logger(name, level)
+
+    def remove_logger(self, name) -> None:
+        self.loggers.pop(name, None)
+
+    def emit(self, record) -> None:
+        pass
+
+
+class FakeGateway:
+    """Records what the connector hands over; tests wait on its condition instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.remote_handler = RemoteHandler()
+        self.stored: list[tuple[str, Any, Any]] = []
+        self.replies: list[tuple[Any, Any, Any]] = []
+        self._changed = threading.Condition()
+
+    def send_to_storage(self, connector_name, connector_id, data) -> None:
+        with self._changed:
+            self.stored.append((connector_name, connector_id, data))
+            self._changed.notify_all()
+
+    def send_rpc_reply(self, device=None, req_id=None, content=None, **_kwargs) -> None:
+        with self._changed:
+            self.replies.append((device, req_id, content))
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    # -- views --------------------------------------------------------------------------------
+
+    def data_for(self, device: str) -> list:
+        return [d for _, _, d in self.stored if d.device_name == device]
+
+    def telemetry(self, device: str) -> list[tuple[int, dict]]:
+        out = []
+        for data in self.data_for(device):
+            for entry in data.telemetry:
+                out.append((entry.ts, {k.key: v for k, v in entry.values.items()}))
+        return out
+
+    def attributes(self, device: str) -> dict:
+        merged: dict = {}
+        for data in self.data_for(device):
+            merged.update(data.attributes.to_dict())
+        return merged
+
+    def reply_for(self, req_id) -> Any:
+        for _, rid, content in self.replies:
+            if rid == req_id:
+                return content
+        return None
+
+
+class MeterScript:
+    """How one fake meter behaves; shared by every session made for it."""
+
+    def __init__(self, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                 hang: bool = False, hang_close: bool = False, fail: Exception | None = None) -> None:
+        self.values = values or {}
+        self.errors = errors or {}
+        self.hang = hang
+        self.hang_close = hang_close
+        self.fail = fail
+        self.reads = 0
+        self.reads_started = 0
+        self.closes = 0
+        self.sessions: list["FakeSession"] = []
+        self.read_refs: list[list[AttributeRef]] = []
+        self._cond = threading.Condition()
+
+    def bump(self, attr: str) -> None:
+        with self._cond:
+            setattr(self, attr, getattr(self, attr) + 1)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+
+class FakeSession:
+    def __init__(self, settings: MeterSettings, script: MeterScript) -> None:
+        self.settings = settings
+        self.script = script
+        self.stats = SessionStats()
+        self._associated = False
+
+    @property
+    def associated(self) -> bool:
+        return self._associated
+
+    async def connect(self) -> None:
+        self._associate()
+
+    def _associate(self) -> None:
+        if not self._associated:
+            self._associated = True
+            self.stats.associations += 1
+
+    async def read(self, refs):
+        self.script.bump("reads_started")
+        self.script.read_refs.append(list(refs))
+        if self.script.hang:
+            await asyncio.Event().wait()
+        if self.script.fail is not None:
+            raise self.script.fail
+        self._associate()
+        out = []
+        for ref in refs:
+            key = str(ref.obis)
+            if key in self.script.errors:
+                out.append(Reading(ref, error=f"{ref}: {self.script.errors[key]}"))
+            else:
+                out.append(Reading(ref, self.script.values.get(key, 1.0), "V", -1))
+        self.script.bump("reads")
+        return out
+
+    async def get(self, ref):
+        return (await self.read([ref]))[0]
+
+    async def keep_alive(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        self.script.bump("closes")
+        if self.script.hang_close:
+            await asyncio.Event().wait()
+        self._associated = False
+
+
+class FakeFleet:
+    """A ``session_factory`` that makes fake sessions following each meter's script."""
+
+    def __init__(self, **scripts: MeterScript) -> None:
+        self.scripts = scripts
+
+    def script(self, name: str) -> MeterScript:
+        return self.scripts.setdefault(name, MeterScript())
+
+    def __call__(self, settings: MeterSettings) -> FakeSession:
+        script = self.script(settings.name)
+        session = FakeSession(settings, script)
+        script.sessions.append(session)
+        return session
