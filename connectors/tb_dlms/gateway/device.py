@@ -219,6 +219,9 @@ class DLMSDevice:
         except TimeoutError:
             self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
             self.session = None
+            abort = getattr(session, "abort", None)
+            if abort is not None:
+                await abort()
         except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None

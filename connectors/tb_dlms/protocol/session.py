@@ -55,6 +55,8 @@ _GX_INTERFACE = {Interface.WRAPPER: InterfaceType.WRAPPER, Interface.HDLC: Inter
 MAX_LIST = 10
 #: Object read as a keep-alive: the current association's logical name is always readable.
 _KEEPALIVE = AttributeRef.of("0.0.40.0.0.255", 15, 1)
+#: Seconds we wait for the meter to acknowledge a release (RLRQ) or disconnect (DISC).
+RELEASE_TIMEOUT = 1.0
 _RESPONSES = (Command.GET_RESPONSE, Command.SET_RESPONSE, Command.METHOD_RESPONSE)
 # What each request may be answered with; anything else is a leftover of an earlier exchange.
 _UA = frozenset({Command.UA})
@@ -141,8 +143,8 @@ class MeterSession:
             await self._teardown(release=True)
 
     async def abort(self) -> None:
-        """Drop everything at once (used by a watchdog when an operation is stuck)."""
-        await self._teardown(release=False)
+        """Drop everything at once, without a word to the meter (a stuck operation, a watchdog)."""
+        await self._teardown(release=False, close_link=True)
 
     # -- association --------------------------------------------------------------------------
 
@@ -245,6 +247,13 @@ class MeterSession:
     async def _release(self, client: GXDLMSClient) -> None:
         """Release politely, bounded: a meter that ignores it times out its association anyway."""
         try:
+            async with asyncio.timeout(min(self.settings.timeout, RELEASE_TIMEOUT) * 2):
+                await self._send_release(client)
+        except TimeoutError:
+            log.debug("%s: release not acknowledged in time", self.settings.label)
+
+    async def _send_release(self, client: GXDLMSClient) -> None:
+        try:
             frames = client.releaseRequest()
             if frames:
                 await self._exchange(client, frames, _RLRE, retries=0)
@@ -311,7 +320,12 @@ class MeterSession:
             return Reading(ref, error=f"{ref}: {value.name}")
         if ref.class_id == 8 and ref.attribute == 2:
             clock = decode_clock(value)
-            return Reading(ref, clock["iso"] if clock else None, error=None if clock else f"{ref}: clock not set")
+            if clock is None:
+                return Reading(ref, error=f"{ref}: clock not set")
+            if "invalid" in clock["status"]:
+                # The meter itself says this time is wrong (e.g. after a power cut without backup).
+                return Reading(ref, clock["iso"], error=f"{ref}: meter reports its clock invalid")
+            return Reading(ref, clock["iso"])
         if ref.has_scaler:
             scaler, unit = self._scalers.get(ref, (None, None))
             return Reading(ref, apply_scaler(plain(value), scaler), unit_text(unit), scaler)
