@@ -10,6 +10,7 @@ One operation at a time per session: polls and RPCs for the same meter queue on 
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
 import time
 from typing import Any, Iterable, Sequence
@@ -22,7 +23,7 @@ from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, quiet
+from . import axdr, fast_gcm, gurux_compat, profile, quiet
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -33,6 +34,8 @@ from .errors import (
     ProtocolError,
     ReplyTimeout,
 )
+from .obis import ObisCode
+from .profile import ProfileData
 from .readings import AttributeRef, Reading
 from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
@@ -95,6 +98,7 @@ class MeterSession:
         self._busy = asyncio.Lock()
         self._scalers: dict[AttributeRef, tuple[int, int]] = {}
         self._objects: dict[tuple[int, str], Any] = {}
+        self._profiles: dict[ObisCode, tuple[list[profile.CaptureObject], int]] = {}
         self._invoke_id = 0
         self.last_activity = 0.0
         self.multiple_references = False
@@ -126,6 +130,31 @@ class MeterSession:
         """Invoke method ``ref.attribute`` of the object (e.g. disconnect control method 1)."""
         async with self._busy:
             return await self._guard(self._action(ref, value, data_type_name))
+
+    async def read_profile(self, obis: ObisCode | str, start: _dt.datetime | None = None,
+                           end: _dt.datetime | None = None, *, entries: tuple[int, int] | None = None,
+                           local_offset_min: int | None = None) -> ProfileData:
+        """Rows of a Profile Generic: by time range (start..end), by entry (first, last), or all.
+
+        Raises AccessError when the meter refuses the selector (some reject ranges): the caller
+        may then read by entry.
+        """
+        code = ObisCode.parse(obis)
+        if entries is not None:
+            selector = profile.entry_selector(*entries)
+        elif start is not None and end is not None:
+            selector = None  # built once the clock column is known
+        else:
+            selector = b""
+        async with self._busy:
+            return await self._guard(self._read_profile(code, selector, start, end, local_offset_min))
+
+    async def profile_entries(self, obis: ObisCode | str) -> int:
+        """How many rows the profile holds now (entries_in_use), for reading by entry."""
+        reading = await self.get(AttributeRef(ObisCode.parse(obis), profile.PROFILE_CLASS, profile.ENTRIES_IN_USE))
+        if not reading.ok:
+            raise AccessError(f"entries_in_use of {obis}: {reading.error}", self.settings.label)
+        return int(reading.value)
 
     async def keep_alive(self) -> bool:
         """Touch the association if it has been idle for half the meter's inactivity timeout."""
@@ -179,6 +208,7 @@ class MeterSession:
         await self._associate(self._client)
         self._associated = True
         self._scalers.clear()
+        self._profiles.clear()
         self.stats.associations += 1
         self.multiple_references = bool(self._client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
         log.debug("%s: associated (conformance %#x)", s.label, self._client.negotiatedConformance)
@@ -308,9 +338,7 @@ class MeterSession:
         wanted = list(refs) + scaler_refs
         raw = await self._get_raw(wanted)
         for sref, value in zip(scaler_refs, raw[len(refs):]):
-            scaler_unit = plain(value) if not isinstance(value, gurux_compat.AccessResult) else None
-            if isinstance(scaler_unit, list) and len(scaler_unit) == 2:
-                self._scalers[AttributeRef(sref.obis, sref.class_id, 2)] = (int(scaler_unit[0]), int(scaler_unit[1]))
+            self._remember_scaler(sref, value)
         readings = [self._decode(ref, value) for ref, value in zip(refs, raw)]
         self.stats.readings += sum(1 for r in readings if r.ok)
         return readings
@@ -367,6 +395,78 @@ class MeterSession:
             if frames is not None:
                 return [frames]
         return client.readList([(self._object(r), r.attribute) for r in chunk])
+
+    async def _profile_layout(self, code: ObisCode) -> tuple[list[profile.CaptureObject], int]:
+        layout = self._profiles.get(code)
+        if layout is None:
+            columns_raw, period = await self._get_raw([
+                AttributeRef(code, profile.PROFILE_CLASS, profile.CAPTURE_OBJECTS),
+                AttributeRef(code, profile.PROFILE_CLASS, profile.CAPTURE_PERIOD),
+            ])
+            if isinstance(columns_raw, axdr.AccessResult):
+                raise AccessError(f"capture objects of {code}: {columns_raw.name}", self.settings.label)
+            columns = profile.parse_capture_objects(columns_raw)
+            registers = [AttributeRef(c.ref.obis, c.ref.class_id, 3) for c in columns
+                         if c.ref.has_scaler and c.ref not in self._scalers]
+            if registers:
+                for sref, value in zip(registers, await self._get_raw(registers)):
+                    self._remember_scaler(sref, value)
+            layout = self._profiles[code] = (columns, period if isinstance(period, int) else 0)
+        return layout
+
+    async def _read_profile(self, code: ObisCode, selector: bytes | None, start, end,
+                            local_offset_min: int | None) -> ProfileData:
+        await self._ensure_associated()
+        client = self._client
+        columns, period = await self._profile_layout(code)
+        if selector is None:
+            clock = next((c for c in columns if c.is_clock), None)
+            selector = profile.range_selector(start, end, clock, local_offset_min)
+        self._next_invoke_id(client)
+        frames = client._read(str(code), ObjectType.PROFILE_GENERIC, profile.BUFFER,
+                              GXByteBuffer(selector) if selector else None)
+        reply = await self._exchange(client, frames, _GET)
+        if reply.error:
+            raise AccessError(f"buffer of {code}: {axdr.AccessResult(reply.error).name}", self.settings.label)
+        data = profile.ProfileData(code, columns, capture_period=period)
+        last_ts = None
+        for raw_row in reply.value or []:
+            row = self._decode_row(columns, raw_row, last_ts, period, local_offset_min)
+            last_ts = row.timestamp_ms
+            data.rows.append(row)
+        return data
+
+    def _decode_row(self, columns, raw_row, last_ts, period, local_offset_min) -> profile.ProfileRow:
+        values, ts, status = [], None, ()
+        for col, value in zip(columns, raw_row):
+            if col.is_clock:
+                clock = decode_clock(value)
+                if clock is None:
+                    # Compressed profiles leave the clock out after the first row.
+                    ts = last_ts + period * 1000 if last_ts is not None and period else None
+                else:
+                    ts = clock.get("epochMs")
+                    if ts is None:  # deviation unspecified: the meter's local time
+                        naive = _dt.datetime.fromisoformat(clock["iso"])
+                        tz = _dt.timezone(_dt.timedelta(minutes=local_offset_min or 0))
+                        ts = int(naive.replace(tzinfo=tz).timestamp() * 1000)
+                    status = tuple(clock["status"])
+                values.append(ts)
+            elif col.ref.has_scaler:
+                scaler, _unit = self._scalers.get(col.ref, (None, None))
+                values.append(apply_scaler(plain(value), scaler))
+            else:
+                values.append(plain(value))
+        return profile.ProfileRow(ts, tuple(values), status)
+
+    def _remember_scaler(self, sref: AttributeRef, value: Any) -> None:
+        scaler_unit = plain(value) if not isinstance(value, axdr.AccessResult) else None
+        if isinstance(scaler_unit, list) and len(scaler_unit) == 2:
+            self._scalers[AttributeRef(sref.obis, sref.class_id, 2)] = (int(scaler_unit[0]), int(scaler_unit[1]))
+
+    def unit_of(self, ref: AttributeRef) -> str | None:
+        """Unit text of a register read in this association (profiles report values only)."""
+        return unit_text(self._scalers.get(ref, (None, None))[1])
 
     async def _set(self, ref: AttributeRef, value: Any, type_name: str | None) -> None:
         await self._ensure_associated()
