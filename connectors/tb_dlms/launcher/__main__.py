@@ -1,0 +1,5 @@
+import sys
+
+from .run_gateway import main
+
+sys.exit(main())

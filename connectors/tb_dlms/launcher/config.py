@@ -1,0 +1,195 @@
+"""Gateway configuration directory handling: YAML -> JSON, env substitution, logs.json.
+
+Users edit ``tb_gateway.yaml``; the gateway 3.8 reads ``tb_gateway.json``. Rule (also in README):
+
+* **YAML wins.** If ``tb_gateway.yaml`` exists, ``tb_gateway.json`` is regenerated from it on every
+  start (``${VAR}`` / ``${VAR:-default}`` substituted from the environment first). The generated JSON
+  carries a ``"_generated"`` note; a hand-written JSON (no note) is kept as ``tb_gateway.json.bak``
+  before being replaced, so nothing is lost silently.
+* No YAML: ``tb_gateway.json`` is used as it is (the stock gateway layout works unchanged).
+* ``logs.json`` is copied from the gateway package's default when the directory has none.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+log = logging.getLogger("tb_dlms.launcher")
+
+YAML_NAME = "tb_gateway.yaml"
+JSON_NAME = "tb_gateway.json"
+LOGS_NAME = "logs.json"
+GENERATED_KEY = "_generated"
+GENERATED_NOTE = ("Generated from tb_gateway.yaml by tb_dlms.launcher on every start; edit the YAML, "
+                  "changes made here are overwritten.")
+
+#: The token placeholder shipped in config/tb_gateway.yaml.
+TOKEN_PLACEHOLDER = "YOUR_ACCESS_TOKEN"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def repo_root() -> Path | None:
+    """The source checkout this package runs from (``connectors/tb_dlms`` -> repo), if any."""
+    candidate = Path(__file__).resolve().parents[3]
+    if (candidate / "connectors" / "tb_dlms").is_dir() and (candidate / "pyproject.toml").is_file():
+        return candidate
+    return None
+
+
+def resolve_config_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """``--config-dir`` > ``$TB_DLMS_CONFIG_DIR`` > ``$TB_GW_CONFIG_DIR`` > ``<repo>/config`` > ``./config``."""
+    for candidate in (explicit, os.environ.get("TB_DLMS_CONFIG_DIR"), os.environ.get("TB_GW_CONFIG_DIR")):
+        if candidate:
+            path = Path(candidate).expanduser().resolve()
+            if not path.is_dir():
+                raise ConfigError(f"config dir {path} does not exist")
+            return path
+    root = repo_root()
+    if root is not None and (root / "config").is_dir():
+        return root / "config"
+    path = Path("config").resolve()
+    if path.is_dir():
+        return path
+    raise ConfigError("no config dir found: pass --config-dir DIR (containing tb_gateway.yaml or tb_gateway.json)")
+
+
+def default_work_dir(config_dir: Path) -> Path:
+    """Where logs/ and relative storage paths (./data/) go: ``<base>`` for ``<base>/config``, else the dir."""
+    return config_dir.parent if config_dir.name == "config" else config_dir
+
+
+def substitute_env(text: str, env: Mapping[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset VAR without default is an error."""
+    env = os.environ if env is None else env
+
+    def repl(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value not in (None, ""):
+            return value
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (used in {YAML_NAME})")
+
+    lines = []
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip()
+        lines.append(line if stripped.startswith("#") else _VAR.sub(repl, line))
+    return "".join(lines)
+
+
+def load_yaml_config(path: Path, env: Mapping[str, str] | None = None) -> dict:
+    text = substitute_env(path.read_text(encoding="utf-8"), env)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def validate(config: dict, source: Path) -> list[str]:
+    """Basic checks; returns warnings, raises ConfigError for what would not start at all."""
+    warnings = []
+    tb = config.get("thingsboard")
+    if not isinstance(tb, dict) or not tb.get("host"):
+        raise ConfigError(f"{source}: thingsboard.host is required")
+    if "storage" not in config or "type" not in config.get("storage", {}):
+        raise ConfigError(f"{source}: storage.type is required (sqlite, file or memory)")
+    token = (tb.get("security") or {}).get("accessToken")
+    if (tb.get("security") or {}).get("type", "accessToken") == "accessToken" and token in (None, "", TOKEN_PLACEHOLDER):
+        # Refuse rather than connect somewhere with a placeholder token.
+        raise ConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
+                          "to the gateway device's access token")
+    if tb.get("remoteConfiguration"):
+        warnings.append("remoteConfiguration is true: the connector config can be overwritten from ThingsBoard")
+    for conn in config.get("connectors", []):
+        if conn.get("type") == "dlms" and not conn.get("class"):
+            raise ConfigError(f"{source}: the dlms connector entry needs \"class\": \"DLMSConnector\"")
+    return warnings
+
+
+def write_json_config(config: dict, path: Path) -> None:
+    data = {GENERATED_KEY: GENERATED_NOTE, **config}
+    tmp = path.with_suffix(".json.tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def is_generated(path: Path) -> bool:
+    try:
+        return GENERATED_KEY in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_logs_config(config_dir: Path) -> Path:
+    target = config_dir / LOGS_NAME
+    if not target.exists():
+        import thingsboard_gateway
+
+        source = Path(thingsboard_gateway.__file__).parent / "config" / LOGS_NAME
+        shutil.copyfile(source, target)
+        log.info("No %s in %s: copied the gateway's default", LOGS_NAME, config_dir)
+    return target
+
+
+def prepare_config_dir(config_dir: Path, env: Mapping[str, str] | None = None) -> dict:
+    """Make ``config_dir`` ready for the gateway; return the effective main config."""
+    yaml_path, json_path = config_dir / YAML_NAME, config_dir / JSON_NAME
+    if yaml_path.exists():
+        config = load_yaml_config(yaml_path, env)
+        for warning in validate(config, yaml_path):
+            log.warning("%s", warning)
+        if json_path.exists() and not is_generated(json_path):
+            backup = json_path.with_name(JSON_NAME + ".bak")
+            shutil.copyfile(json_path, backup)
+            log.warning("%s was not generated by us; kept a copy as %s", json_path, backup.name)
+        write_json_config(config, json_path)
+        log.info("Using %s (YAML wins): regenerated %s from it", yaml_path, json_path.name)
+    elif json_path.exists():
+        try:
+            config = json.loads(json_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ConfigError(f"{json_path}: invalid JSON: {exc}") from exc
+        for warning in validate(config, json_path):
+            log.warning("%s", warning)
+        log.info("Using %s (no %s present)", json_path, YAML_NAME)
+    else:
+        raise ConfigError(f"{config_dir} has neither {YAML_NAME} nor {JSON_NAME}")
+    for conn in config.get("connectors", []):
+        conf_file = config_dir / conn.get("configuration", "")
+        if conn.get("configuration") and not conf_file.is_file():
+            raise ConfigError(f"connector {conn.get('name')!r}: {conf_file} not found")
+    ensure_logs_config(config_dir)
+    return config
+
+
+def yaml_to_json(yaml_path: str | os.PathLike, json_path: str | os.PathLike | None = None,
+                 env: Mapping[str, str] | None = None) -> dict:
+    """Convert one YAML gateway config to JSON (used by tools and tests)."""
+    yaml_path = Path(yaml_path)
+    config = load_yaml_config(yaml_path, env)
+    validate(config, yaml_path)
+    if json_path is not None:
+        write_json_config(config, Path(json_path))
+    return config
+
+
+def dump(config: Any) -> str:
+    return json.dumps(config, indent=2)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"; .ci/run calls exactly this):
+#
+#   ./run_tests.sh [pytest args...]
+#
+# Creates/updates the virtualenv (.venv, via start_gateway.sh --setup-only), makes sure Mosquitto is
+# available for the end-to-end tests (apt-get when root and missing), then runs pytest on tests/.
+# Without Mosquitto the e2e tests are skipped (they fail instead when TB_DLMS_REQUIRE_MOSQUITTO=1, as in CI).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${TB_DLMS_VENV:-$REPO/.venv}"
+
+"$REPO/start_gateway.sh" --setup-only
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "run_tests: installing mosquitto with apt-get" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+    else
+        echo "run_tests: mosquitto not found: end-to-end tests will be skipped (apt-get install mosquitto)" >&2
+    fi
+fi
+
+cd "$REPO"
+exec "$VENV/bin/python" -m pytest -q "$@"

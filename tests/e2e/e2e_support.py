@@ -1,0 +1,14 @@
+"""Helpers shared by the e2e test modules (imported as a plain module: tests/ has no packages)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+HARNESS_EXTENSIONS = HERE / "harness_ext"
+
+
+def stop_gateway(gw) -> None:
+    """Stop with SIGINT and check it went down cleanly (exit code 0)."""
+    code = gw.stop()
+    assert code == 0, f"gateway exit code {code}; output tail:\n{gw.output_tail()}"
