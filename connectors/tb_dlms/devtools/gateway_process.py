@@ -34,7 +34,7 @@ GATEWAY_ENV_OVERRIDES = (
 
 
 def gateway_main_config(host: str = "127.0.0.1", port: int = 1883, *, token: str = DEFAULT_TOKEN,
-                        storage: str = "sqlite", data_dir: str | os.PathLike = "./data/",
+                        storage: str = "file", data_dir: str | os.PathLike = "./data/",
                         connectors: list[dict] | None = None, with_dlms: bool = True,
                         connector_file: str = CONNECTOR_FILE) -> dict:
     """A tb_gateway.json for a local broker: no remote configuration, no remote shell, no statistics."""
@@ -45,7 +45,7 @@ def gateway_main_config(host: str = "127.0.0.1", port: int = 1883, *, token: str
         storage_cfg = {"type": "sqlite", "data_file_path": data_dir, "messages_ttl_check_in_hours": 1,
                        "messages_ttl_in_days": 7, "max_read_records_count": 1000}
     elif storage == "file":
-        storage_cfg = {"type": "file", "data_folder_path": data_dir, "max_file_count": 10,
+        storage_cfg = {"type": "file", "data_folder_path": data_dir, "max_file_count": 2000,
                        "max_read_records_count": 1000, "max_records_per_file": 10000}
     elif storage == "memory":
         storage_cfg = {"type": "memory", "read_records_count": 1000, "max_records_count": 100000}
@@ -110,7 +110,7 @@ def set_log_level(config_dir: str | os.PathLike, level: str = "DEBUG", loggers: 
 
 class GatewayProcess:
     def __init__(self, broker_port: int, connector_config: dict | str | os.PathLike | None = None, *,
-                 broker_host: str = "127.0.0.1", token: str = DEFAULT_TOKEN, storage: str = "sqlite",
+                 broker_host: str = "127.0.0.1", token: str = DEFAULT_TOKEN, storage: str = "file",
                  workdir: str | os.PathLike | None = None, with_dlms: bool | None = None,
                  main_config_overrides: dict | None = None, python: str | None = None,
                  connectors: list[dict] | None = None, extra_files: dict[str, dict] | None = None,
