@@ -323,3 +323,27 @@ def test_close_is_idempotent_and_never_raises(sim):
         return session.associated
 
     assert run(go()) is False
+
+
+def test_shared_hdlc_port_serves_meters_fairly(sim):
+    """A long block transfer on one meter must not starve its neighbours on the same bus."""
+    async def go():
+        pool = LinkPool()
+        long = MeterSession(settings_for(sim, "bus-1", max_pdu_size=128), pool)
+        short = MeterSession(settings_for(sim, "bus-4"), pool)
+        await long.connect()
+        n = await long.profile_entries("1.0.99.1.0.255")
+        transfer = asyncio.create_task(long.read_profile("1.0.99.1.0.255", entries=(1, n)))
+        while long.stats.round_trips < 3:  # the transfer is under way
+            await asyncio.sleep(0)
+        got = await short.read(REGISTERS[:2])
+        still_running = not transfer.done()
+        rows = (await transfer).rows
+        await short.close()
+        await long.close()
+        return got, still_running, len(rows), n, long.stats.round_trips
+
+    got, still_running, rows, n, rts = run(go())
+    assert all(r.ok for r in got)
+    assert still_running  # the neighbour was served between blocks, not after the transfer
+    assert rows == n and rts > 20
