@@ -7,6 +7,8 @@ result byte without its code (seen from gurux's own server) instead of raising I
 """
 from __future__ import annotations
 
+import struct
+
 from gurux_dlms import GXByteBuffer
 from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms.enums import InterfaceType
@@ -67,10 +69,10 @@ def frames_for_pdu(client, pdu: bytes, command: int) -> list | None:
     Returns None when the PDU would need HDLC segmentation: gurux's own path handles that.
     """
     settings = client.settings
-    buf = GXByteBuffer()
     if settings.interfaceType == InterfaceType.WRAPPER:
-        buf.set(pdu)
-        return [GXDLMS.getWrapperFrame(settings, command, buf)]
+        # IEC 62056-47 header: version 1, source wPort (client), destination wPort, length.
+        return [struct.pack(">HHHH", 1, settings.clientAddress, settings.serverAddress, len(pdu)) + pdu]
+    buf = GXByteBuffer()
     buf.set(_GXCommon.LLC_SEND_BYTES)
     buf.set(pdu)
     if len(buf) > settings.hdlc.maxInfoTX:

@@ -1,7 +1,7 @@
 """What a poll asks for (AttributeRef) and what it gets back (Reading)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .obis import ObisCode
@@ -26,6 +26,14 @@ class AttributeRef:
     obis: ObisCode
     class_id: int = 3
     attribute: int = 2
+    #: Computed once: refs are dictionary keys on every poll (scaler cache, decoders).
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((bytes(self.obis), self.class_id, self.attribute)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, obis: "str | ObisCode", class_id: int = 3, attribute: int = 2) -> "AttributeRef":
