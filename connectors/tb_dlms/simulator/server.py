@@ -46,8 +46,14 @@ class Port:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        workers = []
         for link in list(self.links):
             link.transport.abort()
+            if link.worker is not None:
+                link.worker.cancel()
+                workers.append(link.worker)
+        # A reply being delayed (delay fault) must not outlive the simulator as a pending task.
+        await asyncio.gather(*workers, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
 
