@@ -71,16 +71,16 @@ class HdlcFrame:
         return bool(self.raw[1] & 0x08)
 
 
-class HdlcFrameReader:
-    """Incremental HDLC frame splitter (ISO/IEC 13239 frame format type 3)."""
+class _FrameReader:
+    """A byte buffer that yields whole frames and counts what it had to skip."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self.discarded_bytes = 0
 
-    def feed(self, data: bytes) -> list[HdlcFrame]:
+    def feed(self, data: bytes) -> list:
         self._buf += data
-        frames: list[HdlcFrame] = []
+        frames = []
         while True:
             frame = self._next()
             if frame is None:
@@ -98,6 +98,13 @@ class HdlcFrameReader:
     def _skip(self, n: int) -> None:
         del self._buf[:n]
         self.discarded_bytes += n
+
+    def _next(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class HdlcFrameReader(_FrameReader):
+    """Incremental HDLC frame splitter (ISO/IEC 13239 frame format type 3)."""
 
     def _next(self) -> HdlcFrame | None:
         buf = self._buf
@@ -187,40 +194,20 @@ class WrapperFrame:
         return self.raw[WRAPPER_HEADER:]
 
 
-class WrapperFrameReader:
+class WrapperFrameReader(_FrameReader):
     """Incremental splitter for the DLMS WRAPPER (IEC 62056-47) TCP profile."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self.discarded_bytes = 0
-
-    def feed(self, data: bytes) -> list[WrapperFrame]:
-        self._buf += data
-        frames: list[WrapperFrame] = []
+    def _next(self) -> WrapperFrame | None:
         buf = self._buf
         while len(buf) >= WRAPPER_HEADER:
-            version = (buf[0] << 8) | buf[1]
-            if version != WRAPPER_VERSION:
+            if ((buf[0] << 8) | buf[1]) != WRAPPER_VERSION:
                 nxt = buf.find(b"\x00\x01", 1)
-                n = nxt if nxt > 0 else len(buf) - 1
-                del buf[:n]
-                self.discarded_bytes += n
+                self._skip(nxt if nxt > 0 else len(buf) - 1)
                 continue
-            length = (buf[6] << 8) | buf[7]
-            total = WRAPPER_HEADER + length
+            total = WRAPPER_HEADER + ((buf[6] << 8) | buf[7])
             if len(buf) < total:
-                break
+                return None
             raw = bytes(buf[:total])
             del buf[:total]
-            frames.append(
-                WrapperFrame(raw, (raw[2] << 8) | raw[3], (raw[4] << 8) | raw[5])
-            )
-        return frames
-
-    def reset(self) -> None:
-        self.discarded_bytes += len(self._buf)
-        self._buf.clear()
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
+            return WrapperFrame(raw, (raw[2] << 8) | raw[3], (raw[4] << 8) | raw[5])
+        return None
