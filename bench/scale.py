@@ -72,27 +72,51 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def py_spy_top(pid: int, seconds: int, out_dir: Path) -> list[tuple[str, float]]:
-    """Top functions by own time (share of samples), from py-spy's raw (collapsed) output."""
+def _package(frame: str) -> str:
+    path = frame.rsplit("(", 1)[-1]
+    for pkg in ("tb_dlms", "thingsboard_gateway", "gurux_dlms", "paho", "tb_device_mqtt", "tb_gateway_mqtt",
+                "simplejson", "orjson", "json", "asyncio", "threading", "logging", "queue", "selectors"):
+        if f"/{pkg}/" in path or f"/{pkg}.py" in path or path.startswith(pkg):
+            return pkg
+    return "other"
+
+
+def py_spy_top(pid: int, seconds: int, out_dir: Path) -> dict:
+    """Where the gateway's CPU goes: py-spy samples of threads holding the GIL (idle waits excluded).
+
+    Returns the top leaf functions and the share of samples whose leaf is in each package.
+    """
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
-        return [("py-spy not installed", 0.0)]
+        return {"error": "py-spy not installed"}
     raw = out_dir / f"pyspy-{pid}.txt"
-    res = subprocess.run([exe, "record", "-p", str(pid), "-d", str(seconds), "-r", "50", "-f", "raw",
+    res = subprocess.run([exe, "record", "-p", str(pid), "-d", str(seconds), "-r", "100", "-f", "raw", "--gil",
                           "-o", str(raw), "--nonblocking"], capture_output=True, text=True)
     if res.returncode != 0 or not raw.exists():
-        return [(f"py-spy failed: {res.stderr.strip()[:120]}", 0.0)]
-    own: collections.Counter = collections.Counter()
-    total = 0
+        return {"error": f"py-spy failed: {res.stderr.strip()[:160]}"}
+    leaves: collections.Counter = collections.Counter()
+    packages: collections.Counter = collections.Counter()
+    ours_inclusive = total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         n = int(count)
         total += n
-        leaf = stack.split(";")[-1]
-        own[leaf.split(" (")[0] + " (" + leaf.split(" (")[-1] if " (" in leaf else leaf] += n
-    return [(name, round(100.0 * n / total, 1)) for name, n in own.most_common(12)] if total else []
+        frames = stack.split(";")
+        leaf = frames[-1]
+        leaves[leaf.replace(str(Path(sys.prefix)), "")] += n
+        packages[_package(leaf)] += n
+        if any("tb_dlms/" in f for f in frames):
+            ours_inclusive += n
+    if not total:
+        return {"error": "no samples"}
+    return {
+        "samples": total,
+        "tb_dlms_inclusive_pct": round(100.0 * ours_inclusive / total, 1),
+        "by_package_pct": {k: round(100.0 * v / total, 1) for k, v in packages.most_common(8)},
+        "top_leaf_functions_pct": [(k, round(100.0 * v / total, 1)) for k, v in leaves.most_common(10)],
+    }
 
 
 def measure(n: int, period: float, span: float, slack: float, profile_s: int, work: Path,
@@ -115,7 +139,7 @@ def measure(n: int, period: float, span: float, slack: float, profile_s: int, wo
         pid = gw.pid
         t0, cpu0 = time.time(), proc_cpu_seconds(pid)
         msgs0 = len(tb.messages)
-        top = py_spy_top(pid, profile_s, work) if profile_s else []
+        top = py_spy_top(pid, profile_s, work) if profile_s else {}
         remaining = t0 + span - time.time()
         if remaining > 0:
             time.sleep(remaining)
@@ -144,6 +168,11 @@ def measure(n: int, period: float, span: float, slack: float, profile_s: int, wo
             if any(abs(ts / 1000 - slot) <= slack for ts in stamps):
                 on_time += 1
     latencies = sorted(p.received - p.ts / 1000 for p in points)
+    buckets: dict[int, list[float]] = collections.defaultdict(list)
+    for p in points:
+        buckets[int((p.ts / 1000 - t0) // 10)].append(p.received - p.ts / 1000)
+    timeline = [[10 * k, len(v), round(1000 * statistics.median(v)), round(1000 * max(v))]
+                for k, v in sorted(buckets.items())]
     readings = sum(len(p.values) for p in points)
     cpu = cpu1 - cpu0
     return {
@@ -162,7 +191,10 @@ def measure(n: int, period: float, span: float, slack: float, profile_s: int, wo
         "cpu_s_per_1000_readings": round(1000 * cpu / readings, 3) if readings else None,
         "gateway_rss_mb": round(rss, 1),
         "mqtt_msgs_per_s": round((msgs1 - msgs0) / (t1 - t0), 1),
-        "py_spy_top_own_time_pct": top,
+        "latency_over_2s_pct": round(100.0 * sum(1 for x in latencies if x > 2) / len(latencies), 3)
+        if latencies else None,
+        "latency_timeline_10s": timeline,  # [second of span, points, p50 ms, max ms]
+        "profile": top,
     }
 
 
@@ -176,9 +208,13 @@ def write_reports(rows: list[dict], out: Path) -> None:
              f"| {r['mqtt_msgs_per_s']} |" for r in rows]
     prof = []
     for r in rows:
-        if r["py_spy_top_own_time_pct"]:
-            prof.append(f"\n**{r['meters']} meters, {r['storage']} storage, top own time in the gateway process (py-spy):**\n")
-            prof += [f"- {pct}% {name}" for name, pct in r["py_spy_top_own_time_pct"][:8]]
+        p = r.get("profile") or {}
+        if "samples" in p:
+            prof.append(f"\n**{r['meters']} meters, {r['storage']} storage: gateway CPU by package (py-spy, GIL "
+                        f"holders, {p['samples']} samples); our connector's code on the stack in "
+                        f"{p['tb_dlms_inclusive_pct']}% of them**\n")
+            prof.append(", ".join(f"{k} {v}%" for k, v in p["by_package_pct"].items()) + "\n")
+            prof += [f"- {pct}% {name}" for name, pct in p["top_leaf_functions_pct"][:8]]
     (out / "scale.md").write_text(head + "\n".join(lines) + "\n" + "\n".join(prof) + "\n")
     try:
         import matplotlib
@@ -216,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, storage in [(int(x), s) for x in args.meters.split(",") for s in args.storage.split(",")]:
         row = measure(n, args.period, args.span, args.slack, args.profile, work, storage)
         rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "py_spy_top_own_time_pct"}), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("profile", "latency_timeline_10s")}), flush=True)
         write_reports(rows, Path(args.out))
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -159,7 +159,9 @@ def test_get_on_demand_returns_value_and_unit():
 def test_schedule_grid_offsets_and_skips():
     period = 60.0
     offsets = {start_offset(f"Meter {i}", period) for i in range(100)}
-    assert len(offsets) == 100 and all(0 <= o < 10 for o in offsets)
+    assert len(offsets) == 100 and all(0 <= o < 60 for o in offsets)
+    assert max(offsets) > 40  # spread over the period, not bunched at its start
+    assert all(0 <= start_offset(f"Meter {i}", 900.0) < 60 for i in range(100))  # long periods: first minute
     assert start_offset("Meter 1", period) == start_offset("Meter 1", period)
     assert start_offset("x", 0.5) < 0.5
     assert next_slot(1000.0, 60, 7) == 1027.0

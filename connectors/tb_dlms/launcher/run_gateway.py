@@ -18,7 +18,9 @@ What it does, in order:
 4. Disables the version check: the gateway's ``TBUpdater`` POSTs to updates.thingsboard.io at start
    and hourly; ``tb_gateway_service.TBUpdater`` is replaced by :class:`OfflineUpdater` (same interface,
    reports the installed version, never touches the network). ``TB_DLMS_ALLOW_UPDATE_CHECK=1`` keeps it.
-5. Runs ``TBGatewayService(<config dir>/tb_gateway.json)`` in the main thread (so its SIGINT handler is
+5. Applies :mod:`tb_dlms.launcher.gateway_fixes` (connected_devices.json writes coalesced: the
+   gateway rewrites the whole file for every new device, quadratic in fleet size).
+6. Runs ``TBGatewayService(<config dir>/tb_gateway.json)`` in the main thread (so its SIGINT handler is
    installed: Ctrl-C / SIGINT stops it cleanly and disconnects the devices).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import gateway_fixes
 from .config import ConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
 
 log = logging.getLogger("tb_dlms.launcher")
@@ -155,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     # The gateway's own main() treats any argv[1] as "hot reload": call the service directly.
     from thingsboard_gateway.gateway.tb_gateway_service import TBGatewayService
 
+    gateway_fixes.apply(TBGatewayService)
     # Let the gateway's dictConfig(logs.json) own logging from here on.
     logging.getLogger().handlers.clear()
-    TBGatewayService(str(config_dir / "tb_gateway.json"))
+    service = TBGatewayService(str(config_dir / "tb_gateway.json"))  # returns once stopped
+    coalescer = getattr(service, "__dict__", {}).get("_tb_dlms_coalescer")
+    if coalescer is not None:
+        coalescer.flush()
     return 0
 
 
