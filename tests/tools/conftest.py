@@ -1,0 +1,28 @@
+"""Simulated meters for the operator tools' tests (helpers in tools_support.py)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from tb_dlms.simulator import MeterSpec, Simulator  # noqa: E402
+
+
+@pytest.fixture(scope="package")
+def sim():
+    s = Simulator([
+        MeterSpec("open"),
+        MeterSpec("locked", auth="low"),
+        MeterSpec("bus-a", interface="hdlc", hdlc_group="bus", physical_address=17, address_size=4, auth="low"),
+    ]).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def token(monkeypatch):
+    monkeypatch.setenv("TB_GATEWAY_TOKEN", "test-token")
+    monkeypatch.delenv("NO_COLOR", raising=False)

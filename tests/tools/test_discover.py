@@ -1,0 +1,67 @@
+"""--discover: the meter's association view becomes a devices[] entry the schema accepts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tb_dlms.config import load_connector_config
+from tb_dlms.tools import check
+from tb_dlms.tools.discover import parse_object_list
+from tb_dlms.tools.known_obis import key_for
+from tb_dlms.protocol.obis import ObisCode
+
+
+def discover(capsys, *args: str) -> tuple[int, str, str]:
+    code = check.main(["--discover", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_discover_wrapper_meter(sim, capsys):
+    code, out, err = discover(capsys, f"127.0.0.1:{sim.port_of('open')}", "--name", "Found")
+    assert code == 0, err
+    entry = json.loads(out)
+    keys = {p["key"] for p in entry["timeseries"]}
+    assert {"voltageL1", "voltageL2", "voltageL3", "currentL1", "frequency", "activePowerImport",
+            "energyImport", "energyExport"} <= keys
+    assert {p["key"] for p in entry["attributes"]} >= {"serialNumber", "firmwareVersion"}
+    config, errors = load_connector_config({"devices": [entry]})
+    assert errors == [] and config.devices[0].name == "Found"
+    assert "objects in the association view" in err
+
+
+def test_discover_hdlc_meter_with_password_as_connector(sim, capsys, monkeypatch):
+    monkeypatch.setenv("BUS_PASSWORD", "12345678")
+    code, out, err = discover(capsys, f"127.0.0.1:{sim.port_of('bus-a')}", "--interface", "hdlc",
+                              "--auth", "low", "--password", "${BUS_PASSWORD}", "--server-physical", "17",
+                              "--server-size", "4", "--as-connector")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["devices"][0]["connection"]["password"] == "${BUS_PASSWORD}", "env references stay references"
+    config, errors = load_connector_config(data)
+    assert errors == []
+    assert config.devices[0].connection.server_address.physical == 17
+
+
+def test_discover_wrong_address_fails_with_diagnosis(sim, capsys):
+    code, out, err = discover(capsys, f"127.0.0.1:{sim.port_of('bus-a')}", "--interface", "hdlc",
+                              "--server-physical", "55", "--server-size", "4", "--timeout-ms", "300")
+    assert code == 2 and out == ""
+    assert "address" in err
+
+
+def test_discover_bad_target_is_usage(capsys):
+    assert discover(capsys, "no-port-here")[0] == check.EXIT_USAGE
+
+
+def test_object_list_parsing_and_keys():
+    raw = [[3, 0, "0100200700ff", [[[1, 1, None], [2, 1, None]], []]],
+           [3, 0, bytes([1, 0, 99, 7, 0, 255]), [[[2, 0, None]], []]],
+           [8, 0, "0.0.1.0.0.255", None],
+           ["junk"]]
+    objects = parse_object_list(raw)
+    assert [str(o.obis) for o in objects] == ["1.0.32.7.0.255", "1.0.99.7.0.255", "0.0.1.0.0.255"]
+    assert objects[0].readable and not objects[1].readable
+    assert key_for(ObisCode.parse("1.0.32.7.0.255")) == "voltageL1"
+    assert key_for(ObisCode.parse("1.0.99.7.0.255")) == "obis_1_0_99_7_0_255"

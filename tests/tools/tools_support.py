@@ -1,0 +1,25 @@
+"""Helpers for the operator tools' tests: config dirs pointing at simulated meters."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+POINTS = json.loads((REPO / "config" / "dlms_connector.json").read_text())["devices"][0]
+
+
+def device(name: str, port: int, **connection) -> dict:
+    conn = {"host": "127.0.0.1", "port": port, **connection}
+    return {"deviceName": name, "deviceType": "dlms-meter", "connection": conn,
+            "timeseries": POINTS["timeseries"], "attributes": POINTS["attributes"]}
+
+
+def make_config_dir(tmp_path: Path, devices: list[dict]) -> Path:
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / "tb_gateway.yaml", config)
+    connector = {"name": "DLMS Connector", "pollPeriod": 5,
+                 "defaults": {"timeoutMs": 300, "retries": 0, "connectTimeoutMs": 2000}, "devices": devices}
+    (config / "dlms_connector.json").write_text(json.dumps(connector, indent=2))
+    return config
