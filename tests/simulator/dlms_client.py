@@ -186,3 +186,21 @@ def load_profile(ln: str = "1.0.99.1.0.255") -> GXDLMSProfileGeneric:
 
 __all__ = ["DlmsTestClient", "Closed", "AccessError", "register", "data", "load_profile", "GXDLMSClock",
            "GXDLMSDisconnectControl", "ObjectType"]
+
+
+def client_for(sim, name: str, *, public: bool = False, timeout: float = 2.0, **kw) -> DlmsTestClient:
+    """A client with the right addresses and credentials for meter ``name``."""
+    spec = sim.meter(name).spec
+    opts = dict(interface=spec.interface, server=spec.server_address, timeout=timeout)
+    if spec.interface == "hdlc" and (spec.address_size == 4 or spec.server_address > 0x3FFF):
+        opts["server_address_size"] = 4
+    if not public and spec.auth != "none":
+        opts.update(client=spec.client_address, auth=spec.auth)
+        if spec.auth == "low":
+            opts["password"] = spec.password
+        else:
+            opts.update(system_title=b"TESTCLNT", block_cipher_key=spec.block_cipher_key,
+                        authentication_key=spec.authentication_key,
+                        invocation_counter=sim.meter(name).invocation_counter + 1)
+    opts.update(kw)
+    return DlmsTestClient(sim.host, sim.port_of(name), **opts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from gurux_dlms import GXDLMSException
 
-from conftest import client_for
+from dlms_client import client_for
 from dlms_client import data, register
 
 REGISTERS10 = ["1.0.32.7.0.255", "1.0.52.7.0.255", "1.0.72.7.0.255", "1.0.31.7.0.255",

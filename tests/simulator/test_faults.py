@@ -7,7 +7,7 @@ import pytest
 from gurux_dlms import GXDLMSException
 from gurux_dlms.GXDLMSConfirmedServiceError import GXDLMSConfirmedServiceError
 
-from conftest import client_for
+from dlms_client import client_for
 from dlms_client import Closed, data, register
 from tb_dlms.protocol.framing import WrapperFrameReader
 from tb_dlms.simulator import Fault

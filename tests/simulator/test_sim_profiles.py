@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import client_for
+from dlms_client import client_for
 from dlms_client import AccessError, load_profile
 
 UTC = dt.timezone.utc

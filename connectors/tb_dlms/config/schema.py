@@ -23,8 +23,10 @@ from ..protocol.settings import (
     Security,
     hdlc_server_address,
 )
+from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
+from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 
 DEFAULT_CONNECTOR_NAME = "DLMS Connector"
 DEFAULT_POLL_PERIOD_S = 30.0
@@ -32,11 +34,16 @@ DEFAULT_POLL_PERIOD_S = 30.0
 DEFAULT_CLIENT_ADDRESS = {Authentication.NONE: 16, Authentication.LOW: 32, Authentication.HIGH_GMAC: 1}
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE")
 MASK = "***"
+#: A device with no good reading for this many poll periods (at least MIN_STALE_AFTER_S) is reconnected.
+STALE_AFTER_PERIODS = 5
+MIN_STALE_AFTER_S = 300.0
+#: The polling loop counts as stuck (and is restarted) when its heartbeat is this old.
+DEFAULT_LOOP_STALL_S = 30.0
 
 TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
-            "pollPeriod", "defaults", "devices")
+            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir")
 DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "reportStrategy", "connection",
-               "timeseries", "attributes")
+               "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "hdlc", "inactivityTimeoutS")
@@ -45,6 +52,7 @@ SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCou
 HDLC_KEYS = ("maxInfoField", "windowSize")
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
+BREAKER_KEYS = ("failureThreshold", "cooldownS", "maxCooldownS")
 
 
 class ReportType(str, enum.Enum):
@@ -183,6 +191,11 @@ class DeviceConfig:
     timeseries: tuple[PointConfig, ...] = ()
     attributes: tuple[PointConfig, ...] = ()
     report_strategy: ReportStrategySpec | None = None
+    breaker: BreakerSettings = BreakerSettings()
+    #: Seconds without a good reading before the session is rebuilt; 0 disables.
+    stale_after_s: float = MIN_STALE_AFTER_S
+    #: Load profiles, event logs, clock and attribute writes (config/meter_data.py).
+    meter_data: MeterDataConfig = MeterDataConfig()
 
     def meter_settings(self) -> MeterSettings:
         c = self.connection
@@ -216,6 +229,8 @@ class DeviceConfig:
             "connection": self.connection.to_public_dict(),
             "timeseries": [p.to_public_dict() for p in self.timeseries],
             "attributes": [p.to_public_dict() for p in self.attributes],
+            "breaker": _breaker_dict(self.breaker),
+            "staleAfterS": self.stale_after_s,
         }
         if self.report_strategy is not None:
             out["reportStrategy"] = self.report_strategy.as_gateway_dict()
@@ -231,12 +246,16 @@ class ConnectorConfig:
     report_strategy: ReportStrategySpec | None = None
     poll_period_s: float = DEFAULT_POLL_PERIOD_S
     devices: tuple[DeviceConfig, ...] = field(default_factory=tuple)
+    loop_stall_s: float = DEFAULT_LOOP_STALL_S
+    #: Where per-meter progress (profile cursors) is kept; None: next to the gateway's storage.
+    data_dir: str | None = None
 
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
 
     def to_public_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name, "logLevel": self.log_level, "pollPeriod": self.poll_period_s,
+                               "loopStallS": self.loop_stall_s,
                                "devices": [d.to_public_dict() for d in self.devices]}
         if self.id is not None:
             out["id"] = self.id
@@ -266,6 +285,10 @@ def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]
     report = _report_strategy(top, "reportStrategy", allow_disabled=True)
     poll_period = top.number("pollPeriod", DEFAULT_POLL_PERIOD_S, positive=True)
     defaults = _defaults(top)
+    breaker = _breaker(top, BreakerSettings())
+    stale = top.number("staleAfterS", None, lo=0)
+    loop_stall = top.number("loopStallS", DEFAULT_LOOP_STALL_S, positive=True)
+    data_dir = top.text("dataDir", None)
 
     devices: list[DeviceConfig] = []
     items = top.sections("devices", required=True)
@@ -274,7 +297,7 @@ def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]
     names: dict[str, int] = {}
     hdlc_addresses: dict[tuple[str, int, int], DeviceConfig] = {}
     for index, item in items or ():
-        device = _device(index, item, defaults, poll_period, errors)
+        device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
             continue
         if device.name in names:
@@ -295,7 +318,8 @@ def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]
         names[device.name] = index
         devices.append(device)
     return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
-                           report_strategy=report, poll_period_s=poll_period, devices=tuple(devices)), errors
+                           report_strategy=report, poll_period_s=poll_period, devices=tuple(devices),
+                           loop_stall_s=loop_stall, data_dir=data_dir), errors
 
 
 def load_connector_config_strict(raw: Any) -> ConnectorConfig:
@@ -378,8 +402,9 @@ def _merge(defaults: dict, own: dict) -> dict:
     return merged
 
 
-def _device(index: int, item: Any, defaults: dict, poll_default: float,
-            errors: list[ConfigError]) -> DeviceConfig | None:
+def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: list[ConfigError],
+            breaker_default: BreakerSettings = BreakerSettings(),
+            stale_default: float | None = None) -> DeviceConfig | None:
     if not isinstance(item, dict):
         errors.append(ConfigError("", f"must be an object, got {kind_of(item)}", index))
         return None
@@ -393,6 +418,8 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float,
     poll_period = sec.number("pollPeriod", poll_default, positive=True)
     poll_timeout_ms = sec.integer("pollTimeoutMs", None, lo=1)
     report = _report_strategy(sec, "reportStrategy")
+    breaker = _breaker(sec, breaker_default)
+    stale = sec.number("staleAfterS", stale_default, lo=0)
 
     conn_raw = item.get("connection")
     connection = None
@@ -408,14 +435,40 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float,
     points_before = len(errors)
     timeseries = _points(sec, "timeseries")
     attributes = _points(sec, "attributes")
-    if not timeseries and not attributes and len(errors) == points_before:
+    meter_data = parse_meter_data(sec)
+    if not timeseries and not attributes and not meter_data and len(errors) == points_before:
         sec.error("timeseries", "and attributes are both missing or empty: the device maps nothing to read")
     if len(errors) != before or connection is None or name is None:
         return None
     poll_timeout = poll_timeout_ms / 1000 if poll_timeout_ms else max(poll_period, connection.worst_case_poll_s())
+    if stale is None:
+        stale = max(MIN_STALE_AFTER_S, STALE_AFTER_PERIODS * poll_period)
     return DeviceConfig(index=index, name=name, type=device_type, poll_period_s=poll_period,
                         poll_timeout_s=poll_timeout, connection=connection, timeseries=tuple(timeseries),
-                        attributes=tuple(attributes), report_strategy=report)
+                        attributes=tuple(attributes), report_strategy=report, breaker=breaker,
+                        stale_after_s=stale, meter_data=meter_data)
+
+
+def _breaker(sec: Section, default: BreakerSettings) -> BreakerSettings:
+    """Connector-level values are the defaults of each device's own ``breaker`` section."""
+    sub = sec.section("breaker")
+    if sub is None:
+        return default
+    sub.reject_unknown(BREAKER_KEYS)
+    before = len(sub.errors)
+    threshold = sub.integer("failureThreshold", default.failure_threshold, 1, 1000)
+    cooldown = sub.number("cooldownS", default.cooldown_s, positive=True)
+    cap = sub.number("maxCooldownS", default.max_cooldown_s, positive=True)
+    if len(sub.errors) != before:
+        return default
+    if cap < cooldown:
+        sub.error("maxCooldownS", f"must be at least cooldownS ({cooldown:g}), got {cap:g}")
+        return default
+    return BreakerSettings(threshold, cooldown, cap)
+
+
+def _breaker_dict(b: BreakerSettings) -> dict:
+    return {"failureThreshold": b.failure_threshold, "cooldownS": b.cooldown_s, "maxCooldownS": b.max_cooldown_s}
 
 
 def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:

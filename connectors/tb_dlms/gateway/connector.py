@@ -22,7 +22,10 @@ from thingsboard_gateway.gateway.statistics.statistics_service import Statistics
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_connector_config
-from . import rpc
+from ..resilience.watchdog import Heartbeat, LoopWatchdog
+from . import commands, rpc
+from .collector import MeterDataCollector
+from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
 from .loop_thread import LoopNotRunning, LoopThread
 from .sessions import SessionFactory, meter_session_factory
@@ -52,12 +55,17 @@ class DLMSConnector(Connector):
                                 is_connector_logger=True)
         for error in self.config_errors:
             self._log.error("Configuration: %s", error)
-        # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
-        factory = session_factory or meter_session_factory()
-        self._devices: dict[str, DLMSDevice] = {
-            d.name: DLMSDevice(d, factory, self._publish, self._log) for d in self.dlms_config.devices
-        }
+        self._session_factory = session_factory
+        #: Bumped when a stuck loop is replaced: data from the old loop's devices is then dropped.
+        self._generation = 0
+        self.loop_restarts = 0
+        self.cursors = CursorStore(cursor_file(gateway, self.dlms_config.data_dir, self.name), self._log)
+        self._devices: dict[str, DLMSDevice] = self._make_devices()
+        self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
         self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
+        self._watchdog = LoopWatchdog(self.name, lambda: self._heartbeat, self.dlms_config.loop_stall_s,
+                                      self._restart_loop, self._log)
+        self._restart_lock = threading.Lock()
         self._stopped = False
         self._close_lock = threading.Lock()
         self._log.info("%s: %d meter(s) configured, %d configuration error(s)",
@@ -65,19 +73,63 @@ class DLMSConnector(Connector):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def _make_devices(self) -> dict[str, DLMSDevice]:
+        # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
+        # A new one per loop: links and locks belong to the loop that made them.
+        factory = self._session_factory or meter_session_factory()
+        generation = self._generation
+
+        def publish(data: ConvertedData) -> None:
+            if generation == self._generation:
+                self._publish(data)
+
+        devices = {d.name: DLMSDevice(d, factory, publish, self._log) for d in self.dlms_config.devices}
+        for device in devices.values():
+            device.collector = self._collector(device, generation)
+        return devices
+
+    def _collector(self, device: DLMSDevice, generation: int) -> MeterDataCollector:
+        """Profiles, logs and clock of one meter; rows from a replaced loop are never delivered."""
+        def deliver(data: ConvertedData) -> bool:
+            return generation == self._generation and self._deliver(data)
+
+        return MeterDataCollector(device.name, device.config.type, device.config.meter_data, self.cursors,
+                                  deliver, self._gateway_running, self._log, device.config.poll_timeout_s,
+                                  self._queue_drained)
+
     def open(self) -> None:
         self._stopped = False
+        self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
         self._loop_thread.start()
+        self._watchdog.start()
+
+    def _restart_loop(self, age: float) -> None:
+        """Called by the watchdog thread: leave the stuck loop behind and poll on a fresh one."""
+        with self._restart_lock:
+            if self._stopped:
+                return
+            self.loop_restarts += 1
+            self._log.error("%s: polling loop has not run for %.0f s (stuck); restarting it with %d meter(s)"
+                            " (restart %d)", self.name, age, len(self._devices), self.loop_restarts)
+            old = self._loop_thread
+            old.stop(0)  # it ends by itself if it ever gets unstuck
+            self._generation += 1
+            self._devices = self._make_devices()
+            self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
+            self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
+            self._loop_thread.start()
 
     async def _poll_all(self, stopping: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(d.run(), name=f"meter {d.name}") for d in self._devices.values()]
+        devices = self._devices
+        tasks = [asyncio.create_task(d.run(), name=f"meter {d.name}") for d in devices.values()]
+        tasks.append(asyncio.create_task(self._heartbeat.run(), name="heartbeat"))
         try:
             await stopping.wait()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            closing = [asyncio.create_task(d.close()) for d in self._devices.values()]
+            closing = [asyncio.create_task(d.close()) for d in devices.values()]
             if closing:
                 _, late = await asyncio.wait(closing, timeout=SESSIONS_CLOSE_BOUND_S)
                 for task in late:
@@ -91,6 +143,9 @@ class DLMSConnector(Connector):
             self._stopped = True
         if first:
             self._log.info("Stopping %s...", self.get_name())
+        self._watchdog.stop()
+        with self._restart_lock:
+            pass  # a restart in progress finishes first, so the loop stopped below is the current one
         stopped = self._loop_thread.stop(STOP_TIMEOUT_S)
         if first:
             if stopped:
@@ -136,10 +191,53 @@ class DLMSConnector(Connector):
         except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end a meter's schedule
             self._log.error("%s: data for %s not stored: %s", self.name, data.device_name, exc)
 
+    def _deliver(self, data: ConvertedData) -> bool:
+        """Hand over rows whose cursor depends on it: True only when the gateway queued them."""
+        if not self._gateway_running():
+            return False  # a stopping gateway no longer moves its queue into storage
+        self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
+        try:
+            StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
+            status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
+        except Exception as exc:  # noqa: BLE001 - not delivered: the cursor stays, the rows come again
+            self._log.error("%s: rows of %s not stored: %s", self.name, data.device_name, exc)
+            return False
+        # 3.8.5 returns Status.SUCCESS, FAILURE or FORBIDDEN_DEVICE (None from older gateways).
+        if getattr(status, "name", "SUCCESS") != "SUCCESS":
+            self._log.error("%s: rows of %s refused by the gateway storage (%s)", self.name, data.device_name,
+                            getattr(status, "name", status))
+            return False
+        self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
+        return True
+
+    def _gateway_running(self) -> bool:
+        return getattr(self.__gateway, "stopped", False) is not True
+
+    def _queue_drained(self) -> bool:
+        """The gateway took everything we queued into its storage (asked at stop, see cursors.py)."""
+        queue = getattr(self.__gateway, "get_converted_data_queue", None)
+        try:
+            return callable(queue) and queue().empty() is True
+        except Exception:  # noqa: BLE001 - unknown: assume not, rows are then sent again after restart
+            return False
+
     def on_attributes_update(self, content: dict) -> None:
-        """Shared attributes are not mapped to meter writes yet; log so an operator sees them arrive."""
-        self._log.debug("%s: attribute update ignored (no writable mapping): %s", self.name,
-                        json.dumps(content, default=str)[:500])
+        """Shared attributes mapped in a device's ``attributeUpdates`` become meter writes or methods."""
+        device = self._devices.get(content.get("device")) if isinstance(content, dict) else None
+        data = content.get("data") if isinstance(content, dict) else None
+        mapped_keys = {m.key for m in device.config.meter_data.attribute_updates} if device is not None else set()
+        mapped = {k: v for k, v in data.items() if k in mapped_keys} if isinstance(data, dict) else {}
+        if not mapped:
+            self._log.debug("%s: attribute update ignored (no writable mapping): %s", self.name,
+                            json.dumps(content, default=str)[:500])
+            return
+        work = commands.apply_attribute_updates(device, mapped, self._log)
+        try:
+            self._loop_thread.submit(work)
+        except LoopNotRunning:
+            work.close()
+            self._log.error("%s: attribute update for %s not applied: %s is not running", self.name,
+                            device.name, self.name)
 
     # -- RPC ----------------------------------------------------------------------------------
 
@@ -154,7 +252,9 @@ class DLMSConnector(Connector):
     def _device_rpc(self, content: dict) -> None:
         """Answered through ``send_rpc_reply`` once the loop is done; the gateway's thread moves on."""
         device = content.get("device")
-        req_id = None
+        data = content.get("data")
+        # Known before parsing, so that a malformed request is still answered under its own id.
+        req_id = data.get("id", content.get("id")) if isinstance(data, dict) else content.get("id")
         try:
             request = rpc.parse_device_request(content)
             if request is None:  # not a request: e.g. our own reply echoed back by a plain broker

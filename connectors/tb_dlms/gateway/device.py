@@ -18,6 +18,9 @@ from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 from ..config.schema import DeviceConfig
 from ..protocol.readings import AttributeRef
 from ..protocol.stats import SessionStats
+from ..resilience.breaker import BreakerState, CircuitBreaker, Transition
+from ..resilience.stale import StaleTimer
+from ..resilience.watchdog import guard_task
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
@@ -26,6 +29,7 @@ from .sessions import SessionFactory, SessionLike
 CLOSE_BOUND_S = 1.0
 HEALTH_CONNECTED = "dlmsConnected"
 HEALTH_LAST_ERROR = "lastError"
+HEALTH_BREAKER = "breakerState"
 
 Publish = Callable[[ConvertedData], None]
 
@@ -58,6 +62,12 @@ class DLMSDevice:
         self._poll_task: asyncio.Task | None = None
         self._health_sent: dict[str, Any] = {}
         self._failing_keys: dict[str, str] = {}
+        self.breaker = CircuitBreaker(config.breaker)
+        self.stale = StaleTimer(config.stale_after_s)
+        #: Polls that outlived their deadline plus grace and were cancelled from outside.
+        self.stuck_polls = 0
+        #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
+        self.collector = None
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -69,15 +79,30 @@ class DLMSDevice:
         try:
             while True:
                 await self._sleep_until(planned)
-                self._poll_task = asyncio.create_task(self.poll(), name=f"poll {self.name}")
-                # wait() rather than await: a reconnect may cancel the poll without ending the schedule.
-                await asyncio.wait({self._poll_task})
+                allowed, change = self.breaker.allow()
+                self._breaker_changed(change)
+                if allowed:
+                    await self._poll_guarded()
                 following = next_slot(time.time(), period, offset)
                 self.missed_slots += slots_between(planned, following, period)
                 planned = following
         finally:
             if self._poll_task is not None and not self._poll_task.done():
                 self._poll_task.cancel()
+
+    async def _poll_guarded(self) -> None:
+        """One poll, bounded from outside: ``poll()``'s own deadline must not be the only one."""
+        if self.stale.due():
+            self._log.warning("%s: no good reading for %.0f s; rebuilding the session", self.name,
+                              self.config.stale_after_s)
+            await self.abort_session()
+        self._poll_task = asyncio.create_task(self.poll(), name=f"poll {self.name}")
+        # guard_task (a wait, not an await): a reconnect may cancel the poll without ending the schedule.
+        if not await guard_task(self._poll_task, self.config.poll_timeout_s + 2 * self._close_bound):
+            self.stuck_polls += 1
+            self._log.warning("%s: poll stuck past its deadline; cancelled, session aborted", self.name)
+            await self.abort_session()
+            self._breaker_changed(self.breaker.record_failure())
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
@@ -113,7 +138,7 @@ class DLMSDevice:
             self.poll_timeouts += 1
             error = f"{self.name}: poll timed out after {self.config.poll_timeout_s:g} s"
             self.stats.record_error("poll_timeout", error)
-            await self.reset_session()
+            await self.abort_session()
         except Exception as exc:  # noqa: BLE001 - one meter's failure must not end its schedule
             error = describe_error(exc)
             if not hasattr(exc, "kind"):  # sessions count their own errors; these are ours
@@ -123,8 +148,13 @@ class DLMSDevice:
         if error is not None:
             self._log.warning("%s: poll failed: %s", self.name, error)
         self._set_health(error)
+        if error is None and not self._timeseries:
+            self.stale.good()
+        self._breaker_changed(self.breaker.record_success() if error is None else self.breaker.record_failure())
         if error is None and self._attributes and self._attributes_read_at != self.stats.associations:
             await self._refresh_attributes()
+        if error is None and self.collector is not None:
+            self.collector.kick(self)
         return error is None
 
     async def _refresh_attributes(self) -> None:
@@ -166,6 +196,7 @@ class DLMSDevice:
         self._note_failures(bad)
         if not good:
             return
+        self.stale.good()
         data = ConvertedData(self.name, self.config.type)
         data.add_to_telemetry(TelemetryEntry(dict(good), ts))
         self._publish(data)
@@ -187,6 +218,23 @@ class DLMSDevice:
         health: dict[str, Any] = {HEALTH_CONNECTED: self.connected}
         if error is not None:
             health[HEALTH_LAST_ERROR] = error
+        self._send_changed(health)
+
+    def _breaker_changed(self, change: Transition | None) -> None:
+        """Log and publish a breaker transition once, whatever the number of failed polls behind it."""
+        if change is None:
+            self._send_changed({HEALTH_BREAKER: self.breaker.state.value})  # first poll: initial state
+            return
+        if change.new is BreakerState.OPEN:
+            self._log.warning("%s: circuit breaker open after %d consecutive failed poll(s); next probe in %.0f s",
+                              self.name, change.consecutive_failures, change.cooldown_s or 0)
+        elif change.new is BreakerState.HALF_OPEN:
+            self._log.info("%s: circuit breaker half-open; probing the meter", self.name)
+        else:
+            self._log.info("%s: circuit breaker closed; meter answers again", self.name)
+        self._send_changed({HEALTH_BREAKER: change.new.value})
+
+    def _send_changed(self, health: dict[str, Any]) -> None:
         changed = {k: v for k, v in health.items() if self._health_sent.get(k) != v}
         if not changed:
             return
@@ -197,6 +245,10 @@ class DLMSDevice:
         self._health_sent.update(changed)
 
     # -- session ------------------------------------------------------------------------------
+
+    def open_session(self) -> SessionLike:
+        """The meter's session for RPCs and collections (operations queue on the session)."""
+        return self._session()
 
     def _session(self) -> SessionLike:
         if self.session is None:
@@ -226,6 +278,18 @@ class DLMSDevice:
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None
 
+    async def abort_session(self) -> None:
+        """Drop the session without a word to the meter: after a missed deadline its state is unknown."""
+        session, self.session = self.session, None
+        self._attributes_read_at = None
+        if session is None:
+            return
+        stop = getattr(session, "abort", None) or session.close
+        try:
+            await asyncio.wait_for(stop(), self._close_bound)
+        except Exception as exc:  # noqa: BLE001 - the session is gone either way
+            self._log.debug("%s: session abort: %s", self.name, describe_error(exc))
+
     async def reconnect(self) -> dict:
         """Abandon any poll in flight and close the session: the next poll associates again."""
         poll = self._poll_task
@@ -234,6 +298,7 @@ class DLMSDevice:
             await asyncio.wait({poll}, timeout=self._close_bound)
         await self.reset_session()
         self.connected = False
+        self._breaker_changed(self.breaker.reset())
         self._log.info("%s: session closed on request; next poll re-associates", self.name)
         return {"success": True, "device": self.name}
 
@@ -242,6 +307,8 @@ class DLMSDevice:
         if poll is not None and not poll.done():
             poll.cancel()
             await asyncio.wait({poll}, timeout=self._close_bound)
+        if self.collector is not None:
+            await self.collector.stop()
         await self.reset_session()
 
     # -- reporting ----------------------------------------------------------------------------
@@ -261,6 +328,10 @@ class DLMSDevice:
             "pollPeriodS": self.config.poll_period_s,
             "endpoint": f"{c.host}:{c.port}",
             "interface": c.interface.value,
-            "breaker": "closed",
+            "breaker": self.breaker.as_dict(),
+            "stuckPolls": self.stuck_polls,
+            "staleReconnects": self.stale.reconnects,
         })
+        if self.collector is not None:
+            out.update(self.collector.report())
         return out

@@ -4,7 +4,10 @@ Requests are checked on the gateway's thread (so a bad request is answered at on
 runs on the polling loop. Every failure becomes an ``{"error": ...}`` reply naming the problem.
 
 Device RPCs (``{"device": "Meter 1", "data": {"id", "method", "params"}}``):
-  getStats, reconnect, readAttributes, get {"obis", "classId"?, "attribute"?}.
+  getStats, reconnect, readAttributes, get {"obis", "classId"?, "attribute"?}; and from commands.py:
+  set {"obis", "classId"?, "attribute"?, "value", "type"}, readProfile {"obis", "from", "to"?, "send"?},
+  disconnect / reconnectRelay / relayState {"obis"?}, syncClock, readClock.
+  Params may also come as the gateway's ``"obis=1.0.32.7.0.255;classId=3;attribute=2"`` string.
 Connector RPCs (``{"method": "dlms_<name>", "params", "id"}``):
   dlms_getStats {"device"?}, dlms_reconnect {"device": "Meter 1"} | {"all": true} | none.
 """
@@ -43,12 +46,31 @@ def parse_params(raw: Any) -> dict:
         try:
             raw = json.loads(raw)
         except ValueError:
+            if "=" in raw:
+                return key_value_params(raw)
             raise RpcError(f"params must be a JSON object, got the string {raw[:40]!r}") from None
         if raw is None:
             return {}
     if not isinstance(raw, dict):
         raise RpcError(f"params must be a JSON object, got {type(raw).__name__}")
     return raw
+
+
+def key_value_params(text: str) -> dict:
+    """``obis=1.0.32.7.0.255;classId=3;attribute=2`` (the gateway's Modbus-style RPC strings)."""
+    out: dict[str, Any] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise RpcError(f"params: {part.strip()!r} is not key=value")
+        value = value.strip()
+        try:
+            out[key.strip()] = json.loads(value)  # numbers, true/false, quoted strings
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def parse_device_request(content: dict) -> RpcRequest | None:
@@ -140,12 +162,13 @@ def prepare_device_call(request: RpcRequest, devices: Mapping[str, DLMSDevice]) 
         raise RpcError(f"unknown method {request.method!r} for meter {device.name}; "
                        f"known: {', '.join(DEVICE_METHODS)}")
     work = build(parse_params(request.params))
+    timeout = getattr(work, "timeout_s", DEVICE_RPC_TIMEOUT_S)
 
     async def call() -> dict:
         try:
-            return await asyncio.wait_for(work(device), DEVICE_RPC_TIMEOUT_S)
+            return await asyncio.wait_for(work(device), timeout)
         except TimeoutError:
-            return {"error": f"{device.name}: {request.method} did not finish within {DEVICE_RPC_TIMEOUT_S:g} s"}
+            return {"error": f"{device.name}: {request.method} did not finish within {timeout:g} s"}
         except RpcError as exc:
             return {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the meter's failure is the reply
@@ -211,3 +234,9 @@ def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice
             return {"error": str(exc)}
 
     return call
+
+
+# Registered last: commands.py builds on RpcError and the helpers above.
+from .commands import DEVICE_COMMANDS  # noqa: E402
+
+DEVICE_METHODS.update(DEVICE_COMMANDS)

@@ -188,7 +188,7 @@ class MeterSession:
         except asyncio.CancelledError:
             await self._teardown(release=False, close_link=True)
             raise
-        except (GXDLMSException, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - gurux raises bare Exception; callers get our kinds only
             err = ProtocolError(f"unexpected reply: {exc.__class__.__name__}: {exc}", self.settings.label)
             self.stats.record_error(err.kind, str(err))
             await self._teardown(release=False, close_link=True)
@@ -517,6 +517,8 @@ class MeterSession:
             if late:
                 self.stats.late_replies += late
             for attempt in range(retries + 1):
+                # Bytes of a frame nobody finished (a reply cut off before we gave up) are not ours.
+                link.drop_partial()
                 if frame is not None:
                     data = bytes(frame)
                     await link.send(data)
@@ -555,7 +557,7 @@ class MeterSession:
             # The meter understood us and refused: typically it lost our association (reboot).
             raise ProtocolError(f"meter refused the request ({exc}); re-associating",
                                 self.settings.label) from exc
-        except (GXDLMSException, ValueError, IndexError, TypeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - gurux raises bare Exception too (foreign addresses)
             # A frame that does not belong to this exchange (an old reply, a corrupted one).
             self.stats.late_replies += 1
             log.debug("%s: dropped frame %s: %s", self.settings.label, raw[:16].hex(), exc)

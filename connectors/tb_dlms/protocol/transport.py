@@ -84,6 +84,17 @@ class Link:
     def discarded_bytes(self) -> int:
         return self._framer.discarded_bytes
 
+    def drop_partial(self) -> int:
+        """Forget a frame begun but never finished; returns the bytes dropped.
+
+        WRAPPER frames carry no checksum: the head of a reply cut off before our timeout would
+        otherwise take the start of the next reply as its tail, and decode as a plausible answer.
+        """
+        n = self._framer.pending
+        if n:
+            self._framer.reset()
+        return n
+
     def mailbox(self, address: int) -> Mailbox:
         box = self._mailboxes.get(address)
         if box is None:

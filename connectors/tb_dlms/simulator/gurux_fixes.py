@@ -43,6 +43,13 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
     completed PDU from its first byte.
 13. ``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
     store the unsent remainder of the reply, as the constructor does.
+17. ``handleSetRequestNormal`` calls ``GXDLMSLNParameters.isMultipleBlocks()`` and
+    ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
+    every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
+    object) not at all.
+18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
+    ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
+    (undefined object) carried a stale invoke id and the client rightly dropped it.
 """
 from __future__ import annotations
 
@@ -148,6 +155,23 @@ def apply() -> None:
             self.data.set(value)
 
         GXDLMSLongTransaction.setData = set_data
+
+    # 17
+    from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
+
+    if not hasattr(GXDLMSLNParameters, "isMultipleBlocks"):
+        GXDLMSLNParameters.isMultipleBlocks = lambda self: self.multipleBlocks
+    if not hasattr(GXDLMSLNParameters, "setStatus"):
+        GXDLMSLNParameters.setStatus = lambda self, value: setattr(self, "status", value)
+
+    # 18
+    update_invoke_id = GXDLMSSettings.updateInvokeId
+
+    def fixed_update_invoke_id(self, value):
+        update_invoke_id(self, value)
+        self.invokeId = self.invokeID
+
+    GXDLMSSettings.updateInvokeId = fixed_update_invoke_id
 
     # 11
     GXDLMS.handleGloDedRequest = classmethod(_handle_glo_ded_request)

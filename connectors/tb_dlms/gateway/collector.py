@@ -1,0 +1,199 @@
+"""What a meter keeps beyond its live registers, collected after each successful poll.
+
+The poll shows the meter is reachable; then, on the same association, the clock is checked once
+per association and each profile or event log is read when due (or at once while a backfill is
+still catching up). Nothing here raises into the poll: a meter that refuses a profile still
+reports its registers.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
+from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
+from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
+
+from ..config.meter_data import MeterDataConfig
+from .clock import ClockReading, read_clock, sync_clock
+from .cursors import CursorStore
+from .profiles import ArchiveReader, Collected, to_datetime
+
+#: A failed automatic clock sync is not retried sooner than this (a meter refusing it would be
+#: written to at every association otherwise).
+AUTO_SYNC_RETRY_S = 3600.0
+#: Least time one profile read may take: block transfers of a day of intervals take a while.
+MIN_READ_TIMEOUT_S = 30.0
+#: After a failed read, retry no later than this even when the profile is read rarely.
+RETRY_AFTER_S = 60.0
+
+Deliver = Callable[[ConvertedData], bool]
+
+
+class MeterDataCollector:
+    def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
+                 deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
+                 read_timeout_s: float = MIN_READ_TIMEOUT_S,
+                 queue_drained: Callable[[], bool] = lambda: False) -> None:
+        self.name = name
+        self.device_type = device_type
+        self.config = config
+        self.cursors = cursors
+        self.readers = [ArchiveReader(name, a, cursors, log) for a in config.archives]
+        self._deliver = deliver
+        self._gateway_running = gateway_running
+        self._queue_drained = queue_drained
+        self._log = log
+        self.read_timeout_s = max(read_timeout_s, MIN_READ_TIMEOUT_S)
+        self.clock: ClockReading | None = None
+        self.clock_error: str | None = None
+        self.clock_syncs = 0
+        self._clock_read_at: int | None = None
+        self._last_auto_sync = -AUTO_SYNC_RETRY_S
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    def reader(self, obis: str) -> ArchiveReader | None:
+        return next((r for r in self.readers if r.obis == obis), None)
+
+    @property
+    def drift_s(self) -> float | None:
+        return self.clock.drift_s if self.clock is not None else None
+
+    # -- after each poll ------------------------------------------------------------------------
+
+    def kick(self, device) -> None:
+        """Start a collection unless one is running; it shares the session with the polls.
+
+        It runs beside the poll schedule rather than inside a poll: a backfill of days of
+        intervals must neither hold up the registers nor count as a stuck poll.
+        """
+        if not (self.readers or self.config.clock is not None):
+            return
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(device), name=f"collect {self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        self.close()
+
+    async def _run(self, device) -> None:
+        try:
+            if self.config.clock is not None and self._clock_read_at != device.stats.associations:
+                await self._check_clock(device.open_session())
+                self._clock_read_at = device.stats.associations
+            for reader in self.readers:
+                while reader.backlog or time.monotonic() >= reader.next_due:
+                    result = await self._collect(reader, device.open_session())
+                    if result is None or not result.backlog:
+                        break
+        finally:
+            self._flush_soon()
+
+    async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
+        now_ms = self._meter_now_ms()
+        try:
+            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - the poll goes on; the gap is read next time
+            reader.last_error = f"{reader.obis}: {exc or type(exc).__name__}"
+            reader.next_due = time.monotonic() + min(reader.config.read_every_s, RETRY_AFTER_S)
+            self._log.warning("%s: %s not collected: %s", self.name, reader.obis, reader.last_error)
+            return None
+        reader.last_error = None
+        reader.backlog = result.backlog
+        reader.next_due = time.monotonic() + reader.config.read_every_s
+        if result.delivered:
+            cursor = reader.cursor
+            self._log.info("%s: %s: %d row(s) delivered in %d read(s), up to %s%s", self.name, reader.obis,
+                           result.delivered, result.reads, to_datetime(cursor.ts).isoformat() if cursor else "-",
+                           " (more to read)" if result.backlog else "")
+        return result
+
+    def _meter_now_ms(self) -> int:
+        """Read up to the meter's own now: a meter running ahead has rows stamped after ours."""
+        ahead = max(0.0, self.drift_s or 0.0)
+        return int((time.time() + ahead + 1) * 1000)
+
+    async def _check_clock(self, session) -> None:
+        clock = self.config.clock
+        assert clock is not None
+        try:
+            self.clock = await read_clock(session, clock, self.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - reported in getStats; polling goes on
+            self.clock_error = str(exc) or type(exc).__name__
+            self._log.warning("%s: clock not checked: %s", self.name, self.clock_error)
+            return
+        self.clock_error = None
+        drift = self.clock.drift_s
+        ts = int(self.clock.gateway_time.timestamp() * 1000)
+        self.deliver_entries([TelemetryEntry({DatapointKey(clock.drift_key): drift}, ts)])
+        threshold = clock.auto_sync_threshold_s
+        if threshold is None or abs(drift) <= threshold:
+            return
+        if time.monotonic() - self._last_auto_sync < AUTO_SYNC_RETRY_S:
+            return
+        self._last_auto_sync = time.monotonic()
+        try:
+            result = await sync_clock(session, clock, self.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            self._log.warning("%s: clock off by %.1f s (threshold %g s) but not set: %s", self.name, drift,
+                              threshold, exc or type(exc).__name__)
+            return
+        self.clock_syncs += 1
+        self._log.info("%s: clock was off by %.1f s (threshold %g s); set, now off by %.1f s", self.name,
+                       drift, threshold, result["driftAfterS"])
+
+    # -- hand-over -------------------------------------------------------------------------------
+
+    def deliver_entries(self, entries: list[TelemetryEntry]) -> bool:
+        data = ConvertedData(self.name, self.device_type)
+        data.add_to_telemetry(entries)
+        return self._deliver(data)
+
+    def _flush_soon(self) -> None:
+        """Save settled cursors now, and again once the latest rows have settled."""
+        self.cursors.flush(self._gateway_running())
+        loop = asyncio.get_running_loop()
+        # A timer of a replaced (stuck) loop never fires: schedule on the running one.
+        if self.cursors.pending and (self._flush_timer is None or self._flush_loop is not loop):
+            self._flush_loop = loop
+            self._flush_timer = loop.call_later(self.cursors.settle_s + 0.2, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_timer = None
+        self._flush_soon()
+
+    def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.cursors.flush(self._gateway_running(), self._queue_drained())
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.readers:
+            archives = {}
+            for r in self.readers:
+                cursor = r.cursor
+                archives[r.obis] = {
+                    "deliveredUpTo": to_datetime(cursor.ts).isoformat() if cursor else None,
+                    "rowsDelivered": r.delivered,
+                    "byEntry": r.by_entry,
+                    "backlog": r.backlog,
+                    "lastError": r.last_error,
+                }
+            out["archives"] = archives
+        if self.config.clock is not None:
+            out["clockDriftS"] = self.drift_s
+            out["clockError"] = self.clock_error
+            out["clockSyncs"] = self.clock_syncs
+        return out

@@ -1,0 +1,299 @@
+"""Operations on a meter from ThingsBoard: writes, method calls, the relay, the clock, profile reads.
+
+Each RPC builder checks its parameters on the gateway's thread and returns the work to run on
+the polling loop (see rpc.py). A meter that refuses answers with a data-access-result; the
+session raises it naming the object, and the reply carries that text.
+
+Shared attribute updates use the same writes: ``attributeUpdates`` in the device config maps a
+key to an attribute write or to a method call (e.g. relay true/false -> disconnect control
+method 2/1).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+import time
+from typing import Any, Awaitable, Callable
+
+from ..config.meter_data import DISCONNECT_CONTROL_OBIS, AttributeUpdateConfig, ClockConfig, ProfileConfig
+from ..protocol.obis import ObisCode, ObisError
+from ..protocol.readings import AttributeRef
+from .clock import read_clock, sync_clock
+from .convert import json_value
+from .profiles import columns_for, read_range, to_datetime
+
+DISCONNECT_CLASS = 70
+REMOTE_DISCONNECT, REMOTE_RECONNECT = 1, 2
+OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE = 2, 3, 4
+CONTROL_STATES = {0: "disconnected", 1: "connected", 2: "ready_for_reconnection"}
+#: A profile read on demand may span days of block transfers.
+READ_PROFILE_TIMEOUT_S = 60.0
+READ_PROFILE_MAX_DAYS = 31
+READ_PROFILE_MAX_ROWS = 2000
+_INT_RANGES = {
+    "int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
+    "int64": (-2**63, 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
+    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255),
+}
+
+DeviceRun = Callable[[Any], Awaitable[dict]]
+
+
+def _obis(params: dict, method: str, default: ObisCode | None = None) -> ObisCode:
+    raw = params.get("obis")
+    if raw is None:
+        if default is not None:
+            return default
+        raise rpc.RpcError(f'{method} needs params.obis, e.g. {{"obis": "1.0.99.1.0.255"}}')
+    try:
+        return ObisCode.parse(raw)
+    except ObisError as exc:
+        raise rpc.RpcError(f"params.obis: {exc}") from None
+
+
+def _type_name(params: dict, method: str) -> str:
+    from ..protocol.session import data_type
+
+    name = params.get("type")
+    if not isinstance(name, str) or not name.strip():
+        raise rpc.RpcError(f"{method} needs params.type, the DLMS data type of the value "
+                           f"(uint8, uint16, int32, boolean, enum, octet_string, string ...)")
+    try:
+        data_type(name)
+    except ValueError as exc:
+        raise rpc.RpcError(f"params.type: {exc}") from None
+    return name.strip().lower()
+
+
+def _typed_value(value: Any, type_name: str) -> Any:
+    """Check the value fits the type before anything goes to the meter."""
+    if value is None:
+        raise rpc.RpcError("params.value is required")
+    if type_name in _INT_RANGES:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        lo, hi = _INT_RANGES[type_name]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise rpc.RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
+    elif type_name in ("boolean", "bool"):
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise rpc.RpcError(f"params.value must be true or false for boolean, got {json.dumps(value)}")
+    elif type_name in ("float32", "float64", "float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise rpc.RpcError(f"params.value must be a number for {type_name}, got {json.dumps(value)}")
+        value = float(value)
+    return value
+
+
+# -- set ----------------------------------------------------------------------------------------
+
+
+def set_command(params: dict) -> DeviceRun:
+    code = _obis(params, "set")
+    class_id = rpc._int_param(params, "classId", 3, 1, 0xFFFF)
+    attribute = rpc._int_param(params, "attribute", 2, 1, 127)
+    type_name = _type_name(params, "set")
+    value = _typed_value(params.get("value"), type_name)
+    ref = AttributeRef(code, class_id, attribute)
+
+    async def run(device) -> dict:
+        await device.open_session().set(ref, value, type_name)
+        return {"success": True, "obis": str(code), "classId": class_id, "attribute": attribute,
+                "value": json_value(value), "type": type_name}
+
+    return run
+
+
+# -- disconnect control ---------------------------------------------------------------------------
+
+
+async def relay_state(session, obis: ObisCode) -> dict:
+    refs = [AttributeRef(obis, DISCONNECT_CLASS, a) for a in (OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE)]
+    output, control, mode = await session.read(refs)
+    for reading in (output, control):
+        if reading.error is not None:
+            raise rpc.RpcError(f"relay state not read: {reading.error}")
+    state = control.value
+    return {"obis": str(obis), "outputState": bool(output.value),
+            "controlState": CONTROL_STATES.get(state, f"state {state}"),
+            "controlMode": mode.value if mode.error is None else None}
+
+
+def _relay_command(method_index: int | None) -> Callable[[dict], DeviceRun]:
+    def build(params: dict) -> DeviceRun:
+        name = {REMOTE_DISCONNECT: "disconnect", REMOTE_RECONNECT: "reconnectRelay", None: "relayState"}[method_index]
+        code = _obis(params, name, DISCONNECT_CONTROL_OBIS)
+
+        async def run(device) -> dict:
+            session = device.open_session()
+            if method_index is not None:
+                await session.action(AttributeRef(code, DISCONNECT_CLASS, method_index), 0, "int8")
+            state = await relay_state(session, code)
+            return {"success": True, **state} if method_index is not None else state
+
+        return run
+
+    return build
+
+
+# -- clock ----------------------------------------------------------------------------------------
+
+
+def _clock_config(device) -> ClockConfig:
+    return device.config.meter_data.clock or ClockConfig()
+
+
+def sync_clock_command(params: dict) -> DeviceRun:
+    async def run(device) -> dict:
+        config = _clock_config(device)
+        return await sync_clock(device.open_session(), config, rpc.DEVICE_RPC_TIMEOUT_S)
+
+    return run
+
+
+def read_clock_command(params: dict) -> DeviceRun:
+    async def run(device) -> dict:
+        reading = await read_clock(device.open_session(), _clock_config(device), rpc.DEVICE_RPC_TIMEOUT_S)
+        return reading.as_dict()
+
+    return run
+
+
+# -- readProfile ----------------------------------------------------------------------------------
+
+
+def _when(params: dict, key: str, default: int | None) -> int:
+    """Epoch ms or ISO 8601 (UTC when no offset is given)."""
+    raw = params.get(key)
+    if raw is None:
+        if default is None:
+            raise rpc.RpcError(f'readProfile needs params.{key}: ISO 8601 ("2024-03-31T00:00:00Z") or epoch ms')
+        return default
+    if isinstance(raw, bool):
+        raise rpc.RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
+    if isinstance(raw, (int, float)):
+        return int(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=_dt.timezone.utc)
+            return int(when.timestamp() * 1000)
+    raise rpc.RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
+
+
+def read_profile_command(params: dict) -> DeviceRun:
+    code = _obis(params, "readProfile")
+    now = int(time.time() * 1000)
+    end = _when(params, "to", now)
+    start = _when(params, "from", None)
+    if start > end:
+        raise rpc.RpcError(f"params.from ({to_datetime(start).isoformat()}) is after params.to "
+                           f"({to_datetime(end).isoformat()})")
+    if end - start > READ_PROFILE_MAX_DAYS * 86_400_000:
+        raise rpc.RpcError(f"readProfile reads at most {READ_PROFILE_MAX_DAYS} days at once")
+    send = params.get("send", False)
+    if not isinstance(send, bool):
+        raise rpc.RpcError(f"params.send must be true or false, got {json.dumps(send)}")
+
+    async def run(device) -> dict:
+        collector = device.collector
+        reader = collector.reader(str(code)) if collector is not None else None
+        config = reader.config if reader is not None else None
+
+        def refused(exc) -> None:
+            if reader is not None:
+                reader.by_entry = True
+
+        data = await read_range(device.open_session(), str(code), start, end,
+                                by_entry=reader.by_entry if reader is not None else False,
+                                timeout_s=READ_PROFILE_TIMEOUT_S,
+                                local_offset_min=config.range_offset_min if config is not None else None,
+                                on_range_refused=refused)
+        if config is None:  # not configured: every column under its OBIS
+            config = ProfileConfig(code, 24, 1, 900, columns_by_index=tuple(
+                (i, str(c.ref.obis) if c.ref.attribute == 2 else f"{c.ref.obis}:{c.ref.attribute}")
+                for i, c in enumerate(data.columns) if not c.is_clock))
+        entries = columns_for(config, data.columns).entries(data.rows, None)
+        truncated = len(entries) > READ_PROFILE_MAX_ROWS
+        rows = [{"ts": e.ts, "values": {k.key: v for k, v in e.values.items()}}
+                for e in entries[:READ_PROFILE_MAX_ROWS]]
+        sent = 0
+        if send and entries and collector is not None:
+            if not collector.deliver_entries(entries):
+                raise rpc.RpcError(f"{device.name}: rows read but the gateway storage refused them")
+            sent = len(entries)
+        return {"obis": str(code), "from": to_datetime(start).isoformat(), "to": to_datetime(end).isoformat(),
+                "columns": [{"obis": str(c.ref.obis), "classId": c.ref.class_id, "attribute": c.ref.attribute}
+                            for c in data.columns],
+                "capturePeriod": data.capture_period, "count": len(entries), "truncated": truncated,
+                "sent": sent, "rows": rows}
+
+    run.timeout_s = READ_PROFILE_TIMEOUT_S  # type: ignore[attr-defined]
+    return run
+
+
+DEVICE_COMMANDS: dict[str, Callable[[dict], DeviceRun]] = {
+    "set": set_command,
+    "readProfile": read_profile_command,
+    "disconnect": _relay_command(REMOTE_DISCONNECT),
+    "reconnectRelay": _relay_command(REMOTE_RECONNECT),
+    "relayState": _relay_command(None),
+    "syncClock": sync_clock_command,
+    "readClock": read_clock_command,
+}
+
+
+# -- shared attribute updates -------------------------------------------------------------------
+
+
+async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: Any) -> str:
+    """Write (or call) what ``mapping`` says for the new value; returns what was done, raises if refused."""
+    session = device.open_session()
+    ref = mapping.ref
+    if mapping.is_method:
+        if mapping.methods:
+            choice = json.dumps(value).strip('"').lower() if not isinstance(value, str) else value.strip().lower()
+            index = dict(mapping.methods).get(choice)
+            if index is None:
+                raise ValueError(f"value {json.dumps(value)} of {mapping.key!r} maps to no method "
+                                 f"(known: {', '.join(v for v, _ in mapping.methods)})")
+        else:
+            index = ref.attribute
+        method = AttributeRef(ref.obis, ref.class_id, index)
+        await session.action(method, mapping.method_value, mapping.type or "int8")
+        return f"method {index} of {ref.class_id}/{ref.obis}"
+    typed = _typed_value(value, mapping.type or "")
+    await session.set(ref, typed, mapping.type)
+    return f"{ref} = {json.dumps(json_value(typed))}"
+
+
+async def apply_attribute_updates(device, data: dict, log) -> None:
+    """Each mapped key in order; one refusal does not stop the others."""
+    by_key = {m.key: m for m in device.config.meter_data.attribute_updates}
+    for key, value in data.items():
+        mapping = by_key.get(key)
+        if mapping is None:
+            continue
+        try:
+            done = await asyncio.wait_for(apply_attribute_update(device, mapping, value), rpc.DEVICE_RPC_TIMEOUT_S)
+        except rpc.RpcError as exc:
+            log.error("%s: attribute %s=%s not written: %s", device.name, key, json.dumps(value), exc)
+        except Exception as exc:  # noqa: BLE001 - the meter's refusal is logged, the connector goes on
+            log.error("%s: attribute %s=%s not written: %s", device.name, key, json.dumps(value),
+                      exc or type(exc).__name__)
+        else:
+            log.info("%s: attribute %s=%s written: %s", device.name, key, json.dumps(value), done)
+
+
+# Imported last: rpc.py registers DEVICE_COMMANDS when it loads, whichever module loads first.
+from . import rpc  # noqa: E402

@@ -1,0 +1,210 @@
+"""How far each meter's profiles and event logs have been delivered, kept across gateway restarts.
+
+The cursor is the capture timestamp of the last row handed to the gateway, plus how many rows
+carried exactly that timestamp (event logs can log several in one second): the next read starts
+at that timestamp and skips what was already sent, so a row is never sent twice and never
+skipped.
+
+``send_to_storage`` only queues data in memory; the gateway moves it to its persistent storage a
+moment later, and drops the queue when it stops. So a cursor is written to disk only once the
+rows it covers have been queued for ``settle_s`` seconds while the gateway kept running: a crash
+or stop in between re-sends those rows after the restart (same timestamps and values, so
+ThingsBoard keeps one copy) instead of losing them. At a clean stop the gateway's queue is
+checked: when it is empty, everything handed over is in storage and every cursor is written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+#: Seconds the gateway gets to move queued rows into its storage before their cursor is saved.
+SETTLE_S = 3.0
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    ts: int
+    #: Rows with exactly ``ts`` that were delivered (the next read skips that many of them).
+    at_ts: int = 1
+
+    def to_json(self) -> dict:
+        return {"ts": self.ts, "atTs": self.at_ts}
+
+    @classmethod
+    def from_json(cls, raw) -> "Cursor | None":
+        if not isinstance(raw, dict) or not isinstance(raw.get("ts"), int):
+            return None
+        at_ts = raw.get("atTs", 1)
+        return cls(raw["ts"], at_ts if isinstance(at_ts, int) and at_ts >= 1 else 1)
+
+
+#: Sub-directory of the gateway's storage directory where cursors live by default.
+DEFAULT_SUBDIR = "tb_dlms"
+
+
+def store_file_name(connector_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", connector_name).strip("_") or "dlms"
+    return f"{slug}.cursors.json"
+
+
+def gateway_storage_dir(gateway) -> Path | None:
+    """The directory of the gateway's file or sqlite storage, if it has one (memory storage has none)."""
+    storage = getattr(gateway, "_event_storage", None)
+    if storage is None:
+        return None
+    for name in ("settings", "_SQLiteEventStorage__settings"):
+        settings = getattr(storage, name, None)
+        folder = getattr(settings, "data_folder_path", None) if settings is not None else None
+        if isinstance(folder, str) and folder:
+            return Path(folder)
+        file_path = getattr(settings, "data_file_path", None) if settings is not None else None
+        if isinstance(file_path, str) and file_path:
+            path = Path(file_path)
+            return path if file_path.endswith(("/", os.sep)) or path.is_dir() else path.parent
+    return None
+
+
+def cursor_file(gateway, data_dir: str | None, connector_name: str) -> Path:
+    """``dataDir`` from the config, else next to the gateway's storage, else ./data (the working dir)."""
+    if data_dir:
+        folder = Path(data_dir)
+    else:
+        storage = gateway_storage_dir(gateway)
+        folder = (storage if storage is not None else Path("data")) / DEFAULT_SUBDIR
+    return folder.expanduser() / store_file_name(connector_name)
+
+
+class CursorStore:
+    """Delivered-up-to marks per (meter, OBIS), in memory at once and on disk once settled."""
+
+    def __init__(self, path: str | os.PathLike, log: logging.Logger, settle_s: float = SETTLE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self._log = log
+        self.settle_s = settle_s
+        self._clock = clock
+        self._durable: dict[str, dict[str, Cursor]] = self._load()
+        self._current: dict[str, dict[str, Cursor]] = {m: dict(c) for m, c in self._durable.items()}
+        #: Cursors delivered but not yet on disk: (meter, obis) -> [(handed over at, cursor)].
+        self._pending: dict[tuple[str, str], list[tuple[float, Cursor]]] = {}
+
+    def get(self, meter: str, obis: str) -> Cursor | None:
+        return self._current.get(meter, {}).get(obis)
+
+    def advance(self, meter: str, obis: str, cursor: Cursor) -> None:
+        """Rows up to ``cursor`` were handed to the gateway just now."""
+        self._current.setdefault(meter, {})[obis] = cursor
+        self._pending.setdefault((meter, obis), []).append((self._clock(), cursor))
+
+    def reset(self, meter: str, obis: str) -> None:
+        """Forget a meter's progress (RPC): the next read backfills up to the horizon again."""
+        self._current.get(meter, {}).pop(obis, None)
+        self._durable.get(meter, {}).pop(obis, None)
+        self._pending.pop((meter, obis), None)
+        self._write()
+
+    def flush(self, gateway_running: bool = True, queue_drained: bool = False) -> bool:
+        """Write the cursors whose rows had time to reach the gateway's storage; True if written.
+
+        ``queue_drained``: the gateway's queue is known to be empty (checked at stop), so every
+        row handed over has been taken into its storage, however recently.
+        """
+        if not self._pending or not (gateway_running or queue_drained):
+            return False
+        settled_before = float("inf") if queue_drained else self._clock() - self.settle_s
+        changed = False
+        for (meter, obis), marks in list(self._pending.items()):
+            settled = [c for t, c in marks if t <= settled_before]
+            if not settled:
+                continue
+            self._durable.setdefault(meter, {})[obis] = settled[-1]
+            rest = [(t, c) for t, c in marks if t > settled_before]
+            if rest:
+                self._pending[(meter, obis)] = rest
+            else:
+                del self._pending[(meter, obis)]
+            changed = True
+        if changed:
+            self._write()
+        return changed
+
+    @property
+    def pending(self) -> int:
+        return sum(len(v) for v in self._pending.values())
+
+    def durable(self, meter: str, obis: str) -> Cursor | None:
+        return self._durable.get(meter, {}).get(obis)
+
+    # -- file ---------------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, dict[str, Cursor]]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            # Starting over means a backfill up to the horizon (duplicates of equal rows at worst);
+            # keeping the broken file lets an operator see what happened.
+            keep = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            self._log.error("Cursor file %s unreadable (%s); kept as %s, backfilling up to the horizon",
+                            self.path, exc, keep.name)
+            try:
+                self.path.replace(keep)
+            except OSError:
+                pass
+            return {}
+        meters = raw.get("meters") if isinstance(raw, dict) else None
+        out: dict[str, dict[str, Cursor]] = {}
+        for meter, cursors in (meters or {}).items():
+            if not isinstance(cursors, dict):
+                continue
+            for obis, value in cursors.items():
+                cursor = Cursor.from_json(value)
+                if cursor is not None:
+                    out.setdefault(meter, {})[obis] = cursor
+        return out
+
+    def _write(self) -> None:
+        """Atomic: a temp file in the same directory, fsync, rename; a crash leaves old or new, never half."""
+        data = {"version": FORMAT_VERSION,
+                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())} for m, cs in sorted(self._durable.items())}}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(data, out, indent=1)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            # Progress stays in memory; after a restart the rows since the last good write are sent again.
+            self._log.error("Cursor file %s not written: %s", self.path, exc)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
