@@ -170,6 +170,15 @@ def test_attributes_published(all_connected, fake_tb, simulator):
         assert str(attrs["firmwareVersion"]) == spec.firmware
 
 
+def test_units_published_once_per_association(all_connected, fake_tb):
+    for name in GOOD:
+        units = fake_tb.wait_attributes(name, ["units"], timeout=30)["units"]
+        if isinstance(units, str):
+            units = json.loads(units)
+        assert units["voltageL1"] == "V" and units["currentL1"] == "A"
+        assert units["energyImport"] == "Wh" and units["frequency"] == "Hz"
+
+
 def test_device_rpc_get_stats(all_connected, fake_tb):
     reply = fake_tb.device_rpc("Meter L", "getStats", {}, timeout=20)
     assert isinstance(reply, dict) and "error" not in reply, reply

@@ -29,6 +29,7 @@ from .sessions import SessionFactory, SessionLike
 CLOSE_BOUND_S = 1.0
 HEALTH_CONNECTED = "dlmsConnected"
 HEALTH_LAST_ERROR = "lastError"
+UNITS_ATTRIBUTE = "units"
 HEALTH_BREAKER = "breakerState"
 
 Publish = Callable[[ConvertedData], None]
@@ -59,6 +60,8 @@ class DLMSDevice:
         self._attributes = PointMap(config.attributes, config.report_strategy, log)
         #: Association count at which attributes were last read; None: read them on next poll.
         self._attributes_read_at: int | None = None
+        #: Association count at which the units attribute was last published.
+        self._units_sent_at: int | None = None
         self._poll_task: asyncio.Task | None = None
         self._health_sent: dict[str, Any] = {}
         self._failing_keys: dict[str, str] = {}
@@ -199,6 +202,13 @@ class DLMSDevice:
         self.stale.good()
         data = ConvertedData(self.name, self.config.type)
         data.add_to_telemetry(TelemetryEntry(dict(good), ts))
+        if self._units_sent_at != self.stats.associations:
+            # Units come with the scalers, read once per association: publish them then, as one
+            # attribute, so dashboards can label values without a unit on every reading.
+            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings) if r.ok and r.unit}
+            if units:
+                data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
+            self._units_sent_at = self.stats.associations
         self._publish(data)
 
     def _note_failures(self, failures: list[Failure]) -> None:
