@@ -344,3 +344,30 @@ def test_read_profile_rpc_on_a_meter_rejecting_ranges(sim):
         assert [r["ts"] for r in reply["rows"]] == [end - 1_800_000, end - 900_000, end], reply
     finally:
         connector.close()
+
+
+def test_clock_set_automatically_when_drift_exceeds_the_threshold(sim):
+    gateway = FakeGateway()
+    sim.advance_clock("RST", 600)
+    connector = start(gateway, meter_config(sim, "RST", low=False, profiles=[],
+                                            clock={"autoSyncThresholdS": 60}))
+    try:
+        # Public client: the meter refuses the write; the drift is still reported, the refusal logged.
+        assert gateway.wait_for(lambda: any("clockDriftS" in v for _, v in gateway.telemetry("RST")), 10)
+        drift = next(v["clockDriftS"] for _, v in gateway.telemetry("RST") if "clockDriftS" in v)
+        assert 597 < drift < 603
+        assert connector.devices["RST"].report()["clockSyncs"] == 0
+    finally:
+        connector.close()
+    sim.advance_clock("RST", -600)
+
+
+def test_clock_auto_sync_with_a_client_allowed_to_write(sim):
+    gateway = FakeGateway()
+    sim.advance_clock("RW", -90)
+    connector = start(gateway, meter_config(sim, "RW", low=True, profiles=[], clock={"autoSyncThresholdS": 30}))
+    try:
+        assert gateway.wait_for(lambda: connector.devices["RW"].report().get("clockSyncs") == 1, 10)
+        assert abs(sim.meter("RW").clock_offset) < 2
+    finally:
+        connector.close()

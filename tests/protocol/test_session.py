@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from tb_dlms.protocol.errors import AssociationRejected, LinkClosed, NoHdlcResponse, ReplyTimeout
+from tb_dlms.protocol.errors import AccessError, AssociationRejected, LinkClosed, NoHdlcResponse, ReplyTimeout
 from tb_dlms.protocol.readings import AttributeRef
 from tb_dlms.protocol.session import MeterSession
 from tb_dlms.protocol.settings import Authentication, Interface, MeterSettings, Secret, Security
@@ -347,3 +347,19 @@ def test_shared_hdlc_port_serves_meters_fairly(sim):
     assert all(r.ok for r in got)
     assert still_running  # the neighbour was served between blocks, not after the transfer
     assert rows == n and rts > 20
+
+
+def test_refused_write_keeps_the_association(sim):
+    async def go():
+        session = MeterSession(settings_for(sim, "wrapper-low"))
+        await session.read(REGISTERS[:1])
+        with pytest.raises(AccessError):
+            await session.set(AttributeRef.of("9.9.9.9.9.9", 1), 5, "uint8")  # undefined object
+        still = session.associated
+        after = await session.read(REGISTERS[:1])
+        await session.close()
+        return still, after, session.stats
+
+    still, after, stats = run(go())
+    assert still and after[0].ok
+    assert stats.associations == 1 and stats.errors["access"] == 1

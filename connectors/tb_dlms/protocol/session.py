@@ -181,6 +181,10 @@ class MeterSession:
         """Run one operation; any failure leaves the session ready to rebuild on next use."""
         try:
             return await coro
+        except AccessError as exc:
+            # The meter understood and refused this one operation: the association is fine.
+            self.stats.record_error(exc.kind, str(exc))
+            raise
         except DlmsError as exc:
             self.stats.record_error(exc.kind, str(exc))
             await self._teardown(release=False, close_link=isinstance(exc, (LinkClosed, ReplyTimeout)))
