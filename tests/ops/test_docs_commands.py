@@ -22,8 +22,7 @@ import pytest
 from tb_dlms.simulator import MeterSpec, Simulator
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "docs" / n for n in ("operations.md", "troubleshooting.md", "configuration.md", "rpc.md")]
-DOCS.append(REPO / "ARCHITECTURE.md")
+DOCS = [REPO / "docs" / "operations.md", REPO / "README.md", REPO / "QUICKSTART.md", REPO / "ARCHITECTURE.md"]
 FENCE = re.compile(r"^```(\w+)\s*\n(.*?)^```", re.M | re.S)
 SETUP_TESTS = "tests/ops/test_setup_gateway.py"
 
