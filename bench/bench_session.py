@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import sys
@@ -47,6 +48,8 @@ class Result:
     round_trips_per_poll: float
     cpu_us_per_reading: float
     wall_ms_per_poll: float
+    #: The user-space part of the CPU (the rest is the kernel's loopback TCP work for our sends).
+    user_us_per_reading: float = 0.0
 
 
 class PlainLoop:
@@ -96,13 +99,14 @@ class PlainLoop:
 def bench_plain(port: int, polls: int) -> Result:
     loop = PlainLoop("127.0.0.1", port)
     loop.poll()  # warm-up
-    rt0, cpu0, wall0 = loop.round_trips, time.process_time(), time.perf_counter()
+    rt0, cpu0, user0, wall0 = loop.round_trips, time.process_time(), os.times().user, time.perf_counter()
     for _ in range(polls):
         loop.poll()
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cpu, user, wall = time.process_time() - cpu0, os.times().user - user0, time.perf_counter() - wall0
     rts = loop.round_trips - rt0
     loop.close()
-    return Result("plain gurux loop", rts / polls, cpu / (polls * len(REGISTERS)) * 1e6, wall / polls * 1e3)
+    n = polls * len(REGISTERS)
+    return Result("plain gurux loop", rts / polls, cpu / n * 1e6, wall / polls * 1e3, user / n * 1e6)
 
 
 def bench_session(settings: MeterSettings, polls: int, name: str) -> Result:
@@ -113,13 +117,14 @@ def bench_session(settings: MeterSettings, polls: int, name: str) -> Result:
         bad = [r.error for r in first if not r.ok]
         if bad:
             raise SystemExit(f"{name}: read failed: {bad}")
-        rt0, cpu0, wall0 = session.stats.round_trips, time.process_time(), time.perf_counter()
+        rt0, cpu0, user0, wall0 = session.stats.round_trips, time.process_time(), os.times().user, time.perf_counter()
         for _ in range(polls):
             await session.read(refs)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        cpu, user, wall = time.process_time() - cpu0, os.times().user - user0, time.perf_counter() - wall0
         rts = session.stats.round_trips - rt0
         await session.close()
-        return Result(name, rts / polls, cpu / (polls * len(REGISTERS)) * 1e6, wall / polls * 1e3)
+        n = polls * len(REGISTERS)
+        return Result(name, rts / polls, cpu / n * 1e6, wall / polls * 1e3, user / n * 1e6)
 
     return asyncio.run(run())
 
@@ -151,16 +156,18 @@ def main(argv: list[str] | None = None) -> int:
             "round_trips_per_poll": plain.round_trips_per_poll / ours.round_trips_per_poll,
             "cpu_us_per_reading": plain.cpu_us_per_reading / ours.cpu_us_per_reading,
             "wall_ms_per_poll": plain.wall_ms_per_poll / ours.wall_ms_per_poll,
+            "user_us_per_reading": plain.user_us_per_reading / ours.user_us_per_reading,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'wall ms/poll':>13}")
+        print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'user us/rdg':>12} {'wall ms/poll':>13}")
         for r in rows:
             ratio = r["name"].startswith("ratio")
             fmt = "{:>7.1f}x" if ratio else "{:>8.1f}"
             print(f"{r['delay_ms']:>4.0f}ms {r['name']:<28} " + fmt.format(r["round_trips_per_poll"])
                   + f" {r['cpu_us_per_reading']:>14.1f}{'x' if ratio else ' '}"
+                  + f" {r['user_us_per_reading']:>11.1f}{'x' if ratio else ' '}"
                   + f" {r['wall_ms_per_poll']:>12.1f}{'x' if ratio else ' '}")
     return 0
 

@@ -212,7 +212,7 @@ def write_reports(rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(rows, indent=2))
     head = ("| meters | storage | on time % | p50 ms | p99 ms | CPU s / 1000 readings | CPU share of a core "
-            "| RSS MB | MQTT msg/s |\n|---|---|---|---|---|---|---|---|\n")
+            "| RSS MB | MQTT msg/s |\n|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['meters']} | {r['storage']} | {r['on_time_pct']} | {r['latency_p50_ms']} | {r['latency_p99_ms']} "
              f"| {r['cpu_s_per_1000_readings']} | {r['gateway_cpu_share_of_core']} | {r['gateway_rss_mb']} "
              f"| {r['mqtt_msgs_per_s']} |" for r in rows]
@@ -238,7 +238,11 @@ def write_reports(rows: list[dict], out: Path) -> None:
     plots = [("on_time_pct", "polls on time (%)"), ("latency_p99_ms", "poll-to-publish p99 (ms)"),
              ("gateway_cpu_share_of_core", "gateway CPU (share of one core)"), ("gateway_rss_mb", "gateway RSS (MB)")]
     for ax, (key, title) in zip(axes.flat, plots):
-        ax.plot(xs, [r[key] for r in rows], marker="o")
+        ys = [r[key] if r[key] is not None else float("nan") for r in rows]
+        ax.plot(xs, ys, marker="o")
+        ax.ticklabel_format(useOffset=False, style="plain")
+        if key == "on_time_pct":
+            ax.set_ylim(min([90.0] + [y for y in ys if y == y]) - 1, 100.5)
         ax.set_title(title)
         ax.set_xlabel("meters")
         ax.grid(True, alpha=0.3)

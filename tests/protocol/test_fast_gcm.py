@@ -269,3 +269,19 @@ def test_server_reply_identical_and_parsed_by_client():
     bad[-1] ^= 0x01
     with pytest.raises(ValueError, match="Invalid tag"):
         _client_parse(bytes(bad))
+
+
+def test_open_sealed_matches_gurux_encryption_and_rejects_tampering():
+    """The session's direct decrypt of glo-get-responses agrees with gurux's own encryption."""
+    from cryptography.exceptions import InvalidTag
+
+    frame = _server_reply(4242, 77)
+    apdu = frame[8:]
+    body = apdu[2:]  # tag CC, one-byte length
+    key, ak, title = bytes.fromhex(KEY), bytes.fromhex(AK), bytes.fromhex(SERVER_TITLE)
+    plain = fast_gcm.open_sealed(key, title + body[1:5], body[:1] + ak, body[5:-12], body[-12:])
+    assert plain == bytes([0xC4, 0x01, 0xC1, 0x00, 0x06]) + (4242).to_bytes(4, "big")
+    bad = bytearray(body)
+    bad[-1] ^= 1
+    with pytest.raises(InvalidTag):
+        fast_gcm.open_sealed(key, title + bytes(bad[1:5]), bytes(bad[:1]) + ak, bytes(bad[5:-12]), bytes(bad[-12:]))

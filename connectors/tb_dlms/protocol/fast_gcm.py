@@ -225,3 +225,12 @@ def uninstall() -> None:
         if mod.GXDLMSChipperingStream is FastGcmStream:
             mod.GXDLMSChipperingStream = _original_stream or _gurux_stream_class()
         _original_stream = None
+
+
+def open_sealed(key: bytes, iv: bytes, aad: bytes, ciphertext: bytes, tag: bytes) -> bytes:
+    """AES-GCM decrypt with DLMS's 12-byte tag; raises cryptography's InvalidTag on tampering."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag, min_tag_length=12)).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    return decryptor.update(ciphertext) + decryptor.finalize()

@@ -69,6 +69,7 @@ _DISC = frozenset({Command.UA, Command.DISCONNECT_MODE})
 _GET = frozenset({Command.GET_RESPONSE})
 _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
+_GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
 _DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
 
@@ -552,7 +553,9 @@ class MeterSession:
 
     def _accept(self, client, raw: bytes, reply: GXReplyData, expect: frozenset) -> bool:
         if expect is _GET and self.settings.interface is Interface.WRAPPER and not reply.isMoreData():
-            fast = self._accept_plain_get(client, raw, reply)
+            if len(raw) > 9 and raw[8] == _GLO_GET_RESPONSE:
+                raw = self._decipher_glo_get(client, raw)
+            fast = self._accept_plain_get(client, raw, reply) if raw is not None else None
             if fast is not None:
                 return fast
         try:
@@ -582,6 +585,25 @@ class MeterSession:
             return False
         return True
 
+
+    def _decipher_glo_get(self, client, raw: bytes) -> bytes | None:
+        """A glo-get-response (suite 0, authenticated and encrypted) opened with the C-backed GCM.
+
+        Returns the frame with its plain APDU, for the plain fast path; None leaves the frame to
+        gurux (other security policies, a bad tag: gurux then reports it as it always did).
+        """
+        try:
+            length, i = axdr._length(raw, 9)
+            body = raw[i:i + length]
+            if len(body) < 17 or body[0] != 0x30 or client.settings.sourceSystemTitle is None:
+                return None
+            cipher = client.settings.cipher
+            iv = bytes(client.settings.sourceSystemTitle) + body[1:5]
+            plain = fast_gcm.open_sealed(bytes(cipher.blockCipherKey), iv, body[:1] + bytes(cipher.authenticationKey),
+                                         body[5:-12], body[-12:])
+        except Exception:  # noqa: BLE001 - anything unusual goes the gurux way
+            return None
+        return raw[:8] + plain
 
     def _accept_plain_get(self, client, raw: bytes, reply: GXReplyData) -> bool | None:
         """Decode a plain one-frame GET response ourselves; None hands it to gurux."""
