@@ -358,41 +358,30 @@ class FixedServerBase(GXDLMSSecureServer):
         hdlc.windowSizeTX = min(hdlc.windowSizeTX, self.max_window)
         hdlc.windowSizeRX = min(hdlc.windowSizeRX, self.max_window)
         self.reset(True)
-        reply = self.replyData
-        reply.setUInt8(0x81)
-        reply.setUInt8(0x80)
-        reply.setUInt8(0)
-        reply.setUInt8(_HDLCInfo.MAX_INFO_TX)
-        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoTX)
-        reply.setUInt8(_HDLCInfo.MAX_INFO_RX)
-        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoRX)
-        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_TX)
-        reply.setUInt8(4)
-        reply.setUInt32(hdlc.windowSizeTX)
-        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_RX)
-        reply.setUInt8(4)
-        reply.setUInt32(hdlc.windowSizeRX)
-        reply.setUInt8(2, len(reply) - 3)
+        _write_ua_parameters(self.replyData, hdlc)
         self.settings.connected = ConnectionState.HDLC
 
     def generateDisconnectRequest(self):
         """UA to DISC carries the same negotiated limits (gurux reads them from ``self.hdlc``)."""
-        hdlc = self.settings.hdlc
-        reply = self.replyData
-        reply.setUInt8(0x81)
-        reply.setUInt8(0x80)
-        reply.setUInt8(0)
-        reply.setUInt8(_HDLCInfo.MAX_INFO_TX)
-        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoTX)
-        reply.setUInt8(_HDLCInfo.MAX_INFO_RX)
-        GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoRX)
-        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_TX)
-        reply.setUInt8(4)
-        reply.setUInt32(hdlc.windowSizeTX)
-        reply.setUInt8(_HDLCInfo.WINDOW_SIZE_RX)
-        reply.setUInt8(4)
-        reply.setUInt32(hdlc.windowSizeRX)
-        reply.setUInt8(2, len(reply) - 3)
+        _write_ua_parameters(self.replyData, self.settings.hdlc)
+
+
+def _write_ua_parameters(reply, hdlc) -> None:
+    """The UA's information field: the negotiated max info field lengths and window sizes."""
+    reply.setUInt8(0x81)
+    reply.setUInt8(0x80)
+    reply.setUInt8(0)
+    reply.setUInt8(_HDLCInfo.MAX_INFO_TX)
+    GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoTX)
+    reply.setUInt8(_HDLCInfo.MAX_INFO_RX)
+    GXDLMS.appendHdlcParameter(reply, hdlc.maxInfoRX)
+    reply.setUInt8(_HDLCInfo.WINDOW_SIZE_TX)
+    reply.setUInt8(4)
+    reply.setUInt32(hdlc.windowSizeTX)
+    reply.setUInt8(_HDLCInfo.WINDOW_SIZE_RX)
+    reply.setUInt8(4)
+    reply.setUInt32(hdlc.windowSizeRX)
+    reply.setUInt8(2, len(reply) - 3)
 
 
 __all__ = ["apply", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]
