@@ -11,7 +11,7 @@
 #   --no-systemd        no systemctl, useradd or chown calls (the unit file is still written)
 #   --no-venv           do not create or touch the virtualenv
 #   --venv-from DIR     use an existing virtualenv (symlinked as the app's venv; nothing installed in it)
-#   --python PY         interpreter for the new virtualenv (default python3, >= 3.10)
+#   --python PY         interpreter for the new virtualenv (default python3, >= 3.11)
 #   --purge             uninstall: also remove config, logs, data and the tb-gateway user
 #
 # Layout (every path under --prefix when given):
@@ -153,8 +153,8 @@ ensure_venv() {
             log "using existing virtualenv $VENV_FROM"
             return 0 ;;
     esac
-    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
-        || die "$PYTHON is missing or older than 3.10 (apt-get install python3 python3-venv)"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+        || die "$PYTHON is missing or older than 3.11 (apt-get install python3 python3-venv)"
     [ -L "$VENV" ] && rm -f "$VENV"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtualenv $VENV"

@@ -64,6 +64,8 @@ ensure_venv() {
     fi
     if [ ! -x "$PY" ]; then
         command -v "$base" >/dev/null 2>&1 || apt_install python3 python3-venv
+        "$base" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+            || die "$base is older than Python 3.11 (Debian 12+/Ubuntu 24.04+; or set TB_DLMS_PYTHON)"
         log "creating virtualenv $VENV"
         if ! "$base" -m venv "$VENV" 2>/dev/null; then
             rm -rf "$VENV"
