@@ -1,8 +1,8 @@
 """Scale: N simulated meters through the real gateway, a real broker and a subscriber, measured.
 
 For each N: simulated meters in child processes, a Mosquitto broker, the real gateway with our
-connector and sqlite storage, and a subscriber that plays ThingsBoard. Every meter polls 10
-registers every ``--period`` seconds. After a warm-up of one period, for ``--span`` seconds:
+connector and file storage (``--storage sqlite`` to compare), and a subscriber that plays
+ThingsBoard. Every meter polls 10 registers every ``--period`` seconds. After a warm-up of one period, for ``--span`` seconds:
 
 - on time: share of the meters' poll slots (each meter's own grid, see gateway/schedule.py)
   whose telemetry arrived with a timestamp within ``--slack`` seconds of the slot
@@ -12,6 +12,7 @@ registers every ``--period`` seconds. After a warm-up of one period, for ``--spa
 - where the time goes: py-spy samples of the gateway process, top functions by own time
 
     python bench/scale.py --meters 100,500,1000,2000 --span 90
+    python bench/scale.py --meters 7500 --add      # one more N, kept beside the earlier rows
 Writes bench/results/scale.json, scale.md and scale.png.
 """
 from __future__ import annotations
@@ -260,12 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=20, help="py-spy seconds (0: off)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--storage", default="file", help="gateway storage: file, sqlite (comma list to compare)")
+    ap.add_argument("--add", action="store_true",
+                    help="keep the rows already in OUT/scale.json (a new N replaces the row of the same N and storage)")
     args = ap.parse_args(argv)
     rows = []
+    if args.add and (Path(args.out) / "scale.json").exists():
+        rows = json.loads((Path(args.out) / "scale.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="tb-dlms-scale-"))
     for n, storage in [(int(x), s) for x in args.meters.split(",") for s in args.storage.split(",")]:
         row = measure(n, args.period, args.span, args.slack, args.profile, work, storage)
-        rows.append(row)
+        rows = sorted([r for r in rows if (r["meters"], r["storage"]) != (n, storage)] + [row],
+                      key=lambda r: (r["meters"], r["storage"]))
         print(json.dumps({k: v for k, v in row.items() if k not in ("profile", "latency_timeline_10s")}), flush=True)
         write_reports(rows, Path(args.out))
     shutil.rmtree(work, ignore_errors=True)

@@ -191,8 +191,10 @@ def test_device_rpc_reconnect_then_polling_resumes(all_connected, fake_tb):
     before = fake_tb.device_rpc("Meter W", "getStats", {}, timeout=20)
     reply = fake_tb.device_rpc("Meter W", "reconnect", {}, timeout=20)
     assert isinstance(reply, dict) and reply.get("success") is True, reply
-    since = time.time()
-    fake_tb.wait_telemetry("Meter W", TIMESERIES, timeout=POLL_PERIOD_S * 3 + 15, since=since)
+    since_ms = time.time() * 1000
+    # A reading taken after the reply: readings already in the gateway's pipeline do not count.
+    fake_tb.wait_for(lambda: [p for p in fake_tb.telemetry_of("Meter W") if p.ts and p.ts >= since_ms] or None,
+                     POLL_PERIOD_S * 3 + 15, "a reading of Meter W taken after the reconnect")
     after = fake_tb.device_rpc("Meter W", "getStats", {}, timeout=20)
     assert after["associations"] > before["associations"], (before, after)
 

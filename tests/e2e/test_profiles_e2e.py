@@ -8,12 +8,12 @@ run in order on one gateway and one simulator:
 """
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 
 from e2e_support import stop_gateway
-from tb_dlms.devtools.gateway_process import GatewayProcess
+from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.faults import Fault
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
@@ -97,6 +97,28 @@ def assert_every_interval_once(fake_tb, sim, name, timeout=40.0) -> dict:
     return want
 
 
+def swallowed(sim, name, requests: int) -> None:
+    """Wait until the meter (behind a blackhole) has taken ``requests`` more requests unanswered."""
+    meter = sim.meter(name)
+    start = meter.requests
+    wait_until(lambda: meter.requests >= start + requests, 30, f"{requests} requests to {name} swallowed")
+
+
+def cursor_reached(gateway, name: str, obis: str, ts_ms: int, timeout: float = 30) -> None:
+    """Wait until the connector's durable cursor for ``name``/``obis`` stands at ``ts_ms``:
+    the rows up to it were read from the meter and handed to the gateway's storage."""
+    def at() -> bool:
+        for path in (gateway.data_dir / "tb_dlms").glob("*.cursors.json"):
+            try:
+                cursor = json.loads(path.read_text())["meters"][name][obis]
+            except (OSError, ValueError, KeyError):
+                continue
+            if cursor.get("ts", 0) >= ts_ms:
+                return True
+        return False
+    wait_until(at, timeout, f"the cursor of {name} {obis} at {ts_ms}")
+
+
 def rpc(fake_tb, device, method, params=None):
     return fake_tb.device_rpc(device, method, {} if params is None else params, timeout=30)
 
@@ -112,7 +134,7 @@ def test_three_days_backfilled_once_with_meter_timestamps(gateway, fake_tb, simu
 def test_link_outage_gap_is_backfilled(gateway, fake_tb, simulator):
     simulator.inject(P, Fault("blackhole"))
     simulator.advance_clock(P, 6 * CAPTURE_PERIOD)
-    time.sleep(2.5)
+    swallowed(simulator, P, 4)  # polls go unanswered: the connector sees the link fail
     simulator.clear(P)
     assert_every_interval_once(fake_tb, simulator, P)
 
@@ -120,7 +142,8 @@ def test_link_outage_gap_is_backfilled(gateway, fake_tb, simulator):
 def test_thingsboard_outage_loses_nothing(gateway, fake_tb, simulator, broker):
     broker.stop()
     simulator.advance_clock(P, 5 * CAPTURE_PERIOD)
-    time.sleep(3)  # the connector reads the new intervals; the gateway keeps them in its storage
+    # The connector reads the new intervals and hands them to the gateway's storage meanwhile.
+    cursor_reached(gateway, P, LOAD, max(expected(simulator, P)))
     broker.start()
     assert_every_interval_once(fake_tb, simulator, P, timeout=60)
 

@@ -13,6 +13,7 @@ import pytest
 from gateway_fakes import FakeGateway
 from thingsboard_gateway.gateway.constant_enums import Status
 
+from tb_dlms.devtools.gateway_process import wait_until
 from tb_dlms.gateway.connector import DLMSConnector
 from tb_dlms.simulator.faults import Fault
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
@@ -110,15 +111,16 @@ def test_backfill_then_outage_then_restart_every_interval_once(sim):
         # The link goes silent while the meter captures 8 more intervals.
         sim.inject("OUT", Fault("blackhole"))
         sim.advance_clock("OUT", 8 * CAPTURE_PERIOD)
-        time.sleep(1.5)
+        swallowed = sim.meter("OUT").requests + 4
+        wait_until(lambda: sim.meter("OUT").requests >= swallowed, 30, "polls of OUT going unanswered")
         sim.clear("OUT")
         want = wait_complete(gateway, sim, "OUT", timeout=30)
         assert connector.devices["OUT"].report()["archives"][LOAD]["rowsDelivered"] == len(want)
-        time.sleep(0.3)  # let the last cursor settle
+        # The cursor is saved once the rows had time (settle_s) to reach the gateway's storage.
+        wait_until(lambda: json.loads(connector.cursors.path.read_text())["meters"]["OUT"][LOAD]["ts"] == max(want)
+                   if connector.cursors.path.exists() else False, 10, "the cursor of OUT saved")
     finally:
         connector.close()
-    stored = json.loads(connector.cursors.path.read_text())
-    assert stored["meters"]["OUT"][LOAD]["ts"] == max(want)
 
     # Gateway down while the meter captures 4 more; the same data dir: the cursor resumes.
     sim.advance_clock("OUT", 4 * CAPTURE_PERIOD)
@@ -309,7 +311,9 @@ def test_attribute_updates_write_and_call_methods(rw, sim):
     assert gateway.wait_for(lambda: meter.output_state is True and meter.control_mode == 2, 10)
     connector.on_attributes_update({"device": "RW", "data": {"relay": "maybe"}})  # logged, nothing done
     connector.on_attributes_update({"device": "Nobody", "data": {"relay": False}})
-    time.sleep(0.3)
+    # Updates of a meter run in order: once this one is done, the bad one above was handled too.
+    connector.on_attributes_update({"device": "RW", "data": {"controlMode": 1}})
+    assert gateway.wait_for(lambda: meter.control_mode == 1, 10)
     assert meter.output_state is True
 
 
