@@ -1,0 +1,91 @@
+"""Our connector's share of the gateway's memory per meter: N simulated meters, no gateway core.
+
+The connector runs against a minimal stand-in for the gateway that keeps only the names of the
+devices that reported, so the RSS growth measured here is the connector's own (sessions, gurux
+clients, schedules, statistics). Compare with the gateway RSS per meter in bench/results/scale.md.
+
+    python bench/connector_memory.py [--meters 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from scale import connector_config  # noqa: E402
+from simproc import SimulatorProcess  # noqa: E402
+
+from tb_dlms.gateway.connector import DLMSConnector  # noqa: E402
+
+
+class _RemoteHandler(logging.Handler):
+    """What the gateway's ``init_logger`` expects on ``gateway.remote_handler``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loggers: dict = {}
+
+    def add_logger(self, *_args) -> None: ...
+    def update_logger(self, *_args) -> None: ...
+    def remove_logger(self, *_args) -> None: ...
+    def emit(self, record) -> None: ...
+
+
+class CountingGateway:
+    def __init__(self) -> None:
+        self.remote_handler = _RemoteHandler()
+        self.reported: set[str] = set()
+        self.changed = threading.Condition()
+
+    def send_to_storage(self, _connector_name, _connector_id, data) -> None:
+        with self.changed:
+            self.reported.add(data.device_name)
+            self.changed.notify_all()
+
+    def send_rpc_reply(self, *_args, **_kwargs) -> None: ...
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--meters", type=int, default=1000)
+    ap.add_argument("--period", type=float, default=15.0)
+    args = ap.parse_args(argv)
+    names = [f"m{i:05d}" for i in range(args.meters)]
+    with SimulatorProcess([{"name": n} for n in names]) as sim:
+        gateway = CountingGateway()
+        gc.collect()
+        before = rss_mb()
+        connector = DLMSConnector(gateway, connector_config({n: sim.port(n) for n in names}, args.period), "dlms")
+        connector.open()
+        try:
+            with gateway.changed:
+                gateway.changed.wait_for(lambda: len(gateway.reported) >= args.meters, args.period * 8)
+            # One more full period in steady state: every meter associated, scalers cached, stats filled.
+            time.sleep(args.period)
+            gc.collect()
+            after = rss_mb()
+        finally:
+            connector.close()
+    per_meter_kb = (after - before) * 1024 / args.meters
+    print(f"{args.meters} meters ({len(gateway.reported)} reported): connector RSS +{after - before:.1f} MB, "
+          f"{per_meter_kb:.1f} KB per meter")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
