@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import sys
 import threading
 import time
@@ -21,26 +20,14 @@ sys.path.insert(0, str(HERE))
 
 from scale import connector_config  # noqa: E402
 from simproc import SimulatorProcess  # noqa: E402
+from soak import SilentRemoteHandler  # noqa: E402
 
 from tb_dlms.gateway.connector import DLMSConnector  # noqa: E402
 
 
-class _RemoteHandler(logging.Handler):
-    """What the gateway's ``init_logger`` expects on ``gateway.remote_handler``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loggers: dict = {}
-
-    def add_logger(self, *_args) -> None: ...
-    def update_logger(self, *_args) -> None: ...
-    def remove_logger(self, *_args) -> None: ...
-    def emit(self, record) -> None: ...
-
-
 class CountingGateway:
     def __init__(self) -> None:
-        self.remote_handler = _RemoteHandler()
+        self.remote_handler = SilentRemoteHandler()
         self.reported: set[str] = set()
         self.changed = threading.Condition()
 

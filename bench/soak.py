@@ -45,7 +45,7 @@ FAULTS = ("no_reply", "drop_connection", "reset", "garbage", "half_frame", "reje
           "delay", "blackhole")
 
 
-class _RemoteHandler(logging.Handler):
+class SilentRemoteHandler(logging.Handler):
     """What the gateway's ``init_logger`` expects on ``gateway.remote_handler``."""
 
     def __init__(self) -> None:
@@ -65,7 +65,7 @@ class Recorder:
     """The gateway as the connector sees it: telemetry timestamps per meter, counted, nothing kept."""
 
     def __init__(self) -> None:
-        self.remote_handler = _RemoteHandler()
+        self.remote_handler = SilentRemoteHandler()
         self.ts: dict[str, list[int]] = {}
         self.messages = 0
         self._lock = threading.Lock()
