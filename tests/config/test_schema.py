@@ -190,6 +190,8 @@ BROKEN = [
      "devices[0] \"Meter 1\": connection.interface must be one of 'wrapper', 'hdlc', got \"serial\""),
     ("unknown authentication", _set("connection.authentication", "high"),
      "devices[0] \"Meter 1\": connection.authentication must be one of 'none', 'low', 'high_gmac', got \"high\""),
+    ("unknown clock deviation", _set("connection.clockDeviation", "+60"),
+     "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', got \"+60\""),
     ("low without password", _set("connection.authentication", "low"),
      "devices[0] \"Meter 1\": connection.password is required when authentication is 'low'"),
     ("high without security", _set("connection.authentication", "high_gmac"),

@@ -4,7 +4,8 @@ Every 15-minute interval the meter holds must reach ThingsBoard exactly once, wi
 timestamp, through a link outage, a ThingsBoard (broker) outage and a gateway restart. The tests
 run in order on one gateway and one simulator:
   Meter P  public client (read only): load profile + event log; refusals of writes and methods
-  Meter C  Low authentication (client 32): clock, writes, relay, attribute updates
+  Meter C  Low authentication (client 32): clock (deviation signed local minus UTC), writes, relay,
+           attribute updates
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _connector_config(sim: Simulator) -> dict:
                                  "windowHours": 24, "horizonDays": 7, "readEvery": 2}],
                    eventLogs=[{"obis": EVENTS, "readEvery": 2}]),
             device(C, connection={"host": "127.0.0.1", "port": sim.port_of(C), "authentication": "low",
-                                  "clientAddress": 32, "password": PASSWORD},
+                                  "clientAddress": 32, "password": PASSWORD, "clockDeviation": "local-minus-utc"},
                    clock={"driftKey": "clockDriftS"},
                    attributeUpdates=[{"key": "relay", "obis": "0.0.96.3.10.255", "classId": 70,
                                       "method": {"true": 2, "false": 1}}]),
@@ -52,7 +53,8 @@ def _connector_config(sim: Simulator) -> dict:
 @pytest.fixture(scope="module")
 def simulator():
     sim = Simulator([MeterSpec(P, profile_days=3),
-                     MeterSpec(C, auth="low", client_address=32, password=PASSWORD, profile_days=1)]).start()
+                     MeterSpec(C, auth="low", client_address=32, password=PASSWORD, profile_days=1,
+                               deviation_local_minus_utc=True)]).start()
     yield sim
     sim.stop()
 

@@ -375,3 +375,50 @@ def test_clock_auto_sync_with_a_client_allowed_to_write(sim):
         assert abs(sim.meter("RW").clock_offset) < 2
     finally:
         connector.close()
+
+
+# -- clock deviation sign --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lmu_sim():
+    """A CET meter that writes its deviation as local minus UTC (+60), unlike gurux (-60)."""
+    with Simulator([MeterSpec("LMU", auth="low", client_address=32, password=PASSWORD, profile_days=1,
+                              deviation_local_minus_utc=True)]) as s:
+        yield s
+
+
+def lmu_config(sim, deviation: str | None) -> dict:
+    dev = meter_config(sim, "LMU", low=True, clock={"driftKey": "clockDriftS"})
+    if deviation is not None:
+        dev["connection"]["clockDeviation"] = deviation
+    return dev
+
+
+def test_local_minus_utc_meter_read_with_its_convention(lmu_sim):
+    """Clock, load-profile timestamps and syncClock all agree with the meter's own instants."""
+    gateway = FakeGateway()
+    connector = start(gateway, lmu_config(lmu_sim, "local-minus-utc"))
+    try:
+        wait_complete(gateway, lmu_sim, "LMU", timeout=30)  # every interval at its true UTC instant
+        reply = device_rpc(connector, gateway, "LMU", "readClock")
+        assert abs(reply["driftS"]) < 2.5 and reply["meterTime"].endswith("+01:00"), reply
+        lmu_sim.advance_clock("LMU", 300)
+        reply = device_rpc(connector, gateway, "LMU", "syncClock")
+        assert reply["success"] is True and 297 < reply["driftBeforeS"] < 303, reply
+        assert abs(reply["driftAfterS"]) < 2.5, reply
+        assert abs(lmu_sim.meter("LMU").now() - time.time()) < 2.5  # the meter itself took the right time
+    finally:
+        connector.close()
+
+
+def test_local_minus_utc_meter_read_the_gurux_way_is_two_offsets_off(lmu_sim):
+    """Why the option exists: the default sign reads this meter 2 h (twice CET) ahead."""
+    gateway = FakeGateway()
+    connector = start(gateway, lmu_config(lmu_sim, None))
+    try:
+        reply = device_rpc(connector, gateway, "LMU", "readClock")
+        assert 7197 < reply["driftS"] < 7203, reply
+        assert connector.devices["LMU"].config.connection.to_public_dict()["clockDeviation"] == "utc-minus-local"
+    finally:
+        connector.close()

@@ -17,6 +17,7 @@ from ..protocol.settings import (
     DEFAULT_PORTS,
     FRAME_COUNTER_OBIS,
     Authentication,
+    ClockDeviation,
     Interface,
     MeterSettings,
     Secret,
@@ -46,7 +47,7 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
                "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
-                   "maxPduSize", "hdlc", "inactivityTimeoutS")
+                   "maxPduSize", "hdlc", "inactivityTimeoutS", "clockDeviation")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
@@ -115,6 +116,7 @@ class ConnectionConfig:
     max_pdu_size: int = 1024
     hdlc: HdlcConfig = HdlcConfig()
     inactivity_timeout_s: float = 180.0
+    clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
 
     @property
     def wire_server_address(self) -> int:
@@ -143,6 +145,7 @@ class ConnectionConfig:
             "maxPduSize": self.max_pdu_size,
             "hdlc": {"maxInfoField": self.hdlc.max_info_field, "windowSize": self.hdlc.window_size},
             "inactivityTimeoutS": self.inactivity_timeout_s,
+            "clockDeviation": self.clock_deviation.value,
         }
         if self.serial_number is not None:
             out["serialNumber"] = self.serial_number
@@ -217,6 +220,7 @@ class DeviceConfig:
             hdlc_max_info=c.hdlc.max_info_field,
             hdlc_window=c.hdlc.window_size,
             inactivity_timeout=c.inactivity_timeout_s,
+            clock_deviation=c.clock_deviation,
             name=self.name,
         )
 
@@ -496,12 +500,14 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
         hdlc_sec.reject_unknown(HDLC_KEYS)
         hdlc = HdlcConfig(hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7))
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
+    deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     if len(sec.errors) != before or partial or host is None:
         return None
     return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
                             server_address=server, serial_number=serial, authentication=auth, password=password,
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
-                            retries=retries, max_pdu_size=max_pdu, hdlc=hdlc, inactivity_timeout_s=inactivity)
+                            retries=retries, max_pdu_size=max_pdu, hdlc=hdlc, inactivity_timeout_s=inactivity,
+                            clock_deviation=deviation)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:

@@ -18,6 +18,18 @@ class Authentication(str, enum.Enum):
     HIGH_GMAC = "high_gmac"
 
 
+class ClockDeviation(str, enum.Enum):
+    """How a meter signs the deviation of its date-times: both conventions are in the field.
+
+    gurux and most deployed meters count UTC minus local time (CET = -60); meters following the
+    newer Blue Book wording count local minus UTC (CET = +60). Read with the wrong one, a meter's
+    timestamps are off by twice its offset.
+    """
+
+    UTC_MINUS_LOCAL = "utc-minus-local"
+    LOCAL_MINUS_UTC = "local-minus-utc"
+
+
 class Secret(bytes):
     """Bytes that never show themselves in logs, reprs or error messages."""
 
@@ -88,6 +100,7 @@ class MeterSettings:
     hdlc_window: int = 1
     #: Idle seconds after which the meter drops the association; we keep it alive before that.
     inactivity_timeout: float = 180.0
+    clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: Free-text name used in logs and errors.
     name: str = ""
     extra: dict = field(default_factory=dict, compare=False)

@@ -113,15 +113,15 @@ def _decode_datetime(b: bytes, deviation_utc_minus_local: bool = True) -> dict[s
     return result
 
 
-def encode_datetime(when: _dt.datetime) -> bytes:
-    """COSEM date-time (12 bytes) for an aware datetime, deviation in gurux's UTC-minus-local."""
+def encode_datetime(when: _dt.datetime, deviation_utc_minus_local: bool = True) -> bytes:
+    """COSEM date-time (12 bytes) for an aware datetime; deviation by default in gurux's UTC-minus-local."""
     if when.tzinfo is None:
         raise ValueError("clock value needs a time zone")
     offset = int(when.utcoffset().total_seconds() // 60)
     return bytes(
         [when.year >> 8, when.year & 0xFF, when.month, when.day, when.isoweekday(), when.hour,
          when.minute, when.second, when.microsecond // 10_000]
-    ) + (-offset).to_bytes(2, "big", signed=True) + b"\x00"
+    ) + (-offset if deviation_utc_minus_local else offset).to_bytes(2, "big", signed=True) + b"\x00"
 
 
 def plain(value: Any) -> Any:
@@ -153,10 +153,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def decode_clock(value: Any) -> dict[str, Any] | None:
+def decode_clock(value: Any, deviation_utc_minus_local: bool = True) -> dict[str, Any] | None:
     """The clock attribute as {iso, epochMs, deviation, status}, whether gurux decoded it or not."""
     if isinstance(value, (bytes, bytearray)):
-        return decode_datetime(value)
+        return decode_datetime(value, deviation_utc_minus_local)
     if isinstance(value, GXDateTime) and value.value is not None:
         return {"iso": value.value.isoformat(), "epochMs": int(value.value.timestamp() * 1000),
                 "deviation": None, "status": []}

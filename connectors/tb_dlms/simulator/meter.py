@@ -152,9 +152,9 @@ class Meter:
     def _clock(self, index: int, t: float) -> bytes | None:
         offset = self.spec.utc_offset_minutes
         if index == 2:
-            return axdr.octets(dlmstime.encode(t, offset))
+            return axdr.octets(dlmstime.encode(t, offset, local_minus_utc=self.spec.deviation_local_minus_utc))
         if index == 3:
-            return axdr.integer(axdr.INT16, -offset)
+            return axdr.integer(axdr.INT16, offset if self.spec.deviation_local_minus_utc else -offset)
         if index == 4:
             return axdr.integer(axdr.UINT8, 0)
         if index in (5, 6):
@@ -173,7 +173,8 @@ class Meter:
             if isinstance(value, GXDateTime):
                 new = value.value.timestamp()
             else:
-                new = dlmstime.decode(bytes(value), self.spec.utc_offset_minutes)
+                new = dlmstime.decode(bytes(value), self.spec.utc_offset_minutes,
+                                      self.spec.deviation_local_minus_utc)
             if new is None:
                 return ErrorCode.READ_WRITE_DENIED
             old = self.now()

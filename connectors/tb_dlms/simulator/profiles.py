@@ -48,10 +48,16 @@ def _entry_window(params, count: int, ncols: int) -> tuple[int, int, list[int]]:
     return first - 1, max(first - 1, last), list(range(col_first - 1, col_last))
 
 
-def _range_bounds(params, utc_offset: int) -> tuple[float, float, object]:
+def _stamper(spec):
+    """The meter's capture-time encoder: its local offset and its deviation sign."""
+    offset, local_minus_utc = spec.utc_offset_minutes, spec.deviation_local_minus_utc
+    return lambda t: dlmstime.encode(t, offset, local_minus_utc=local_minus_utc)
+
+
+def _range_bounds(params, spec) -> tuple[float, float, object]:
     try:
-        start = dlmstime.decode(bytes(params[1]), utc_offset)
-        end = dlmstime.decode(bytes(params[2]), utc_offset)
+        start = dlmstime.decode(bytes(params[1]), spec.utc_offset_minutes, spec.deviation_local_minus_utc)
+        end = dlmstime.decode(bytes(params[2]), spec.utc_offset_minutes, spec.deviation_local_minus_utc)
         columns = params[3] if len(params) > 3 else None
     except (TypeError, IndexError) as exc:
         raise SelectorError("bad range descriptor") from exc
@@ -84,7 +90,7 @@ class LoadProfile:
         elif selector == 1:
             if reject_range:
                 raise SelectorError("range selector rejected by configuration")
-            t0, t1, selected = _range_bounds(params, meter.spec.utc_offset_minutes)
+            t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
             start = 0 if t0 <= first else math.ceil((t0 - first) / CAPTURE_PERIOD)
             stop = count if t1 == math.inf else min(count, math.floor((t1 - first) / CAPTURE_PERIOD) + 1)
@@ -93,13 +99,13 @@ class LoadProfile:
             start, stop, cols = _entry_window(params, count, ncols)
         else:
             raise SelectorError(f"selector {selector} not supported")
-        offset = meter.spec.utc_offset_minutes
+        stamp = _stamper(meter.spec)
         load = meter.load
         rows = []
         for k in range(start, stop):
             t = first + k * CAPTURE_PERIOD
             values = (
-                axdr.octets(dlmstime.encode(t, offset)),
+                axdr.octets(stamp(t)),
                 axdr.integer(axdr.UINT32, load.energy_import(t)),
                 axdr.integer(axdr.UINT32, load.energy_export(t)),
             )
@@ -120,7 +126,7 @@ class EventLog:
         if selector == 0 or params is None:
             chosen, cols = events, list(range(ncols))
         elif selector == 1:
-            t0, t1, selected = _range_bounds(params, meter.spec.utc_offset_minutes)
+            t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
             chosen = [e for e in events if t0 <= e[0] <= t1]
         elif selector == 2:
@@ -128,9 +134,9 @@ class EventLog:
             chosen = events[start:stop]
         else:
             raise SelectorError(f"selector {selector} not supported")
-        offset = meter.spec.utc_offset_minutes
+        stamp = _stamper(meter.spec)
         rows = []
         for t, code in chosen:
-            values = (axdr.octets(dlmstime.encode(t, offset)), axdr.integer(axdr.UINT8, code))
+            values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)

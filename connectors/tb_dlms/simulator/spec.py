@@ -52,6 +52,8 @@ class MeterSpec:
     reject_range: bool = False
     #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
     utc_offset_minutes: int = 60
+    #: Clock deviation on the wire as local minus UTC (+60 for CET) instead of gurux's UTC minus local.
+    deviation_local_minus_utc: bool = False
     max_info: int = 128
     max_window: int = 1
     max_pdu: int = 1024
