@@ -65,3 +65,36 @@ def test_object_list_parsing_and_keys():
     assert objects[0].readable and not objects[1].readable
     assert key_for(ObisCode.parse("1.0.32.7.0.255")) == "voltageL1"
     assert key_for(ObisCode.parse("1.0.99.7.0.255")) == "obis_1_0_99_7_0_255"
+
+
+def test_discover_high_gmac_meter_keys_from_the_environment(gmac_sim, capsys, monkeypatch):
+    spec = gmac_sim.meter("gmac").spec
+    monkeypatch.setenv("METER_BK", spec.block_cipher_key.hex())
+    monkeypatch.setenv("METER_AK", spec.authentication_key.hex())
+    code, out, err = discover(capsys, f"127.0.0.1:{gmac_sim.port_of('gmac')}", "--auth", "high_gmac",
+                              "--system-title", "5442444c4d533031", "--block-cipher-key", "${METER_BK}",
+                              "--authentication-key", "${METER_AK}", "--name", "Ciphered")
+    assert code == 0, err
+    entry = json.loads(out)
+    assert {"voltageL1", "energyImport"} <= {p["key"] for p in entry["timeseries"]}
+    security = entry["connection"]["security"]
+    assert security["blockCipherKey"] == "${METER_BK}" and security["authenticationKey"] == "${METER_AK}"
+    assert spec.block_cipher_key.hex() not in out + err and spec.authentication_key.hex() not in out + err
+    config, errors = load_connector_config({"devices": [entry]})
+    assert errors == [] and config.devices[0].connection.authentication.value == "high_gmac"
+
+
+def test_discover_high_gmac_wrong_key_length_is_usage(gmac_sim, capsys):
+    code, out, err = discover(capsys, f"127.0.0.1:{gmac_sim.port_of('gmac')}", "--auth", "high_gmac",
+                              "--system-title", "5442444c4d533031", "--block-cipher-key", "0011",
+                              "--authentication-key", "00" * 16)
+    assert code == check.EXIT_USAGE and out == ""
+    assert "blockCipherKey" in err and "0011" not in err
+
+
+@pytest.fixture(scope="module")
+def gmac_sim():
+    from tb_dlms.simulator import MeterSpec, Simulator
+
+    with Simulator([MeterSpec("gmac", auth="high_gmac")]) as s:
+        yield s

@@ -554,11 +554,12 @@ class MeterSession:
 
     def _accept(self, client, raw: bytes, reply: GXReplyData, expect: frozenset) -> bool:
         if expect is _GET and self.settings.interface is Interface.WRAPPER and not reply.isMoreData():
-            if len(raw) > 9 and raw[8] == _GLO_GET_RESPONSE:
-                raw = self._decipher_glo_get(client, raw)
-            fast = self._accept_plain_get(client, raw, reply) if raw is not None else None
+            opened = self._decipher_glo_get(client, raw) if len(raw) > 9 and raw[8] == _GLO_GET_RESPONSE else raw
+            fast = self._accept_plain_get(client, opened, reply) if opened is not None else None
             if fast is not None:
                 return fast
+            # Declined (a data block, a type the fast path does not decode): gurux gets the frame
+            # as it came, still ciphered, never our opened copy.
         try:
             complete = client.getData(GXByteBuffer(raw), reply, None)
         except (GXDLMSConfirmedServiceError, GXDLMSExceptionResponse) as exc:

@@ -33,6 +33,12 @@ def connection_from_args(args) -> dict:
     conn["serverAddress"] = server
     if args.password is not None:
         conn["password"] = args.password
+    security = {key: value for key, value in (("systemTitle", args.system_title),
+                                               ("blockCipherKey", args.block_cipher_key),
+                                               ("authenticationKey", args.authentication_key)) if value is not None}
+    if security:
+        # Checked by the connector's schema below: lengths, hex, "${VAR}" references.
+        conn["security"] = security
     conn["timeoutMs"] = args.timeout_ms
     return conn
 
