@@ -422,3 +422,26 @@ def test_local_minus_utc_meter_read_the_gurux_way_is_two_offsets_off(lmu_sim):
         assert connector.devices["LMU"].config.connection.to_public_dict()["clockDeviation"] == "utc-minus-local"
     finally:
         connector.close()
+
+
+# -- High-GMAC: every profile block a ciphered glo-get-response ------------------------------------
+
+
+def test_high_gmac_meter_profile_backfilled_once():
+    spec = MeterSpec("GMAC", auth="high_gmac", profile_days=1, max_pdu=256)
+    with Simulator([spec]) as gsim:
+        dev = meter_config(gsim, "GMAC")
+        dev["connection"].update(authentication="high_gmac", clientAddress=spec.client_address, maxPduSize=256,
+                                 security={"systemTitle": "5442444c4d533031",
+                                           "blockCipherKey": spec.block_cipher_key.hex(),
+                                           "authenticationKey": spec.authentication_key.hex()})
+        gateway = FakeGateway()
+        connector = start(gateway, dev)
+        try:
+            want = wait_complete(gateway, gsim, "GMAC", timeout=30)
+            assert len(want) >= 96
+            gsim.advance_clock("GMAC", 2 * CAPTURE_PERIOD)
+            wait_complete(gateway, gsim, "GMAC", timeout=30)
+            assert connector.devices["GMAC"].report()["archives"][LOAD]["lastError"] is None
+        finally:
+            connector.close()
