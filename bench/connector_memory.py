@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from scale import connector_config  # noqa: E402
+from scale import connector_config, proc_rss_mb  # noqa: E402
 from simproc import SimulatorProcess  # noqa: E402
 from soak import SilentRemoteHandler  # noqa: E402
 
@@ -39,14 +40,6 @@ class CountingGateway:
     def send_rpc_reply(self, *_args, **_kwargs) -> None: ...
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--meters", type=int, default=1000)
@@ -56,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     with SimulatorProcess([{"name": n} for n in names]) as sim:
         gateway = CountingGateway()
         gc.collect()
-        before = rss_mb()
+        before = proc_rss_mb(os.getpid())
         connector = DLMSConnector(gateway, connector_config({n: sim.port(n) for n in names}, args.period), "dlms")
         connector.open()
         try:
@@ -65,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             # One more full period in steady state: every meter associated, scalers cached, stats filled.
             time.sleep(args.period)
             gc.collect()
-            after = rss_mb()
+            after = proc_rss_mb(os.getpid())
         finally:
             connector.close()
     per_meter_kb = (after - before) * 1024 / args.meters
