@@ -15,13 +15,18 @@ UNSPECIFIED_DEVIATION = 0x8000
 _UTC = _dt.timezone.utc
 
 
+def wire_deviation(utc_offset_min: int, local_minus_utc: bool = False) -> int:
+    """The deviation field for a local offset (minutes east of UTC), in either sign convention."""
+    return utc_offset_min if local_minus_utc else -utc_offset_min
+
+
 def encode(ts: float, utc_offset_min: int = 0, status: int = 0, local_minus_utc: bool = False) -> bytes:
     local = _dt.datetime.fromtimestamp(int(ts), _UTC) + _dt.timedelta(minutes=utc_offset_min)
     return struct.pack(
         ">HBBBBBBBhB",
         local.year, local.month, local.day, local.isoweekday(),
         local.hour, local.minute, local.second, 0,
-        utc_offset_min if local_minus_utc else -utc_offset_min, status,
+        wire_deviation(utc_offset_min, local_minus_utc), status,
     )
 
 

@@ -22,7 +22,7 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
-from . import axdr, dlmstime, gurux_fixes, objects as cosem
+from . import axdr, gurux_fixes, objects as cosem
 from .faults import FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -150,11 +150,10 @@ class Meter:
         return None
 
     def _clock(self, index: int, t: float) -> bytes | None:
-        offset = self.spec.utc_offset_minutes
         if index == 2:
-            return axdr.octets(dlmstime.encode(t, offset, local_minus_utc=self.spec.deviation_local_minus_utc))
+            return axdr.octets(self.spec.encode_time(t))
         if index == 3:
-            return axdr.integer(axdr.INT16, offset if self.spec.deviation_local_minus_utc else -offset)
+            return axdr.integer(axdr.INT16, self.spec.wire_deviation)
         if index == 4:
             return axdr.integer(axdr.UINT8, 0)
         if index in (5, 6):
@@ -173,8 +172,7 @@ class Meter:
             if isinstance(value, GXDateTime):
                 new = value.value.timestamp()
             else:
-                new = dlmstime.decode(bytes(value), self.spec.utc_offset_minutes,
-                                      self.spec.deviation_local_minus_utc)
+                new = self.spec.decode_time(bytes(value))
             if new is None:
                 return ErrorCode.READ_WRITE_DENIED
             old = self.now()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from . import axdr, dlmstime
+from . import axdr
 from .objects import CAPTURE_PERIOD
 
 
@@ -48,16 +48,10 @@ def _entry_window(params, count: int, ncols: int) -> tuple[int, int, list[int]]:
     return first - 1, max(first - 1, last), list(range(col_first - 1, col_last))
 
 
-def _stamper(spec):
-    """The meter's capture-time encoder: its local offset and its deviation sign."""
-    offset, local_minus_utc = spec.utc_offset_minutes, spec.deviation_local_minus_utc
-    return lambda t: dlmstime.encode(t, offset, local_minus_utc=local_minus_utc)
-
-
 def _range_bounds(params, spec) -> tuple[float, float, object]:
     try:
-        start = dlmstime.decode(bytes(params[1]), spec.utc_offset_minutes, spec.deviation_local_minus_utc)
-        end = dlmstime.decode(bytes(params[2]), spec.utc_offset_minutes, spec.deviation_local_minus_utc)
+        start = spec.decode_time(bytes(params[1]))
+        end = spec.decode_time(bytes(params[2]))
         columns = params[3] if len(params) > 3 else None
     except (TypeError, IndexError) as exc:
         raise SelectorError("bad range descriptor") from exc
@@ -99,7 +93,7 @@ class LoadProfile:
             start, stop, cols = _entry_window(params, count, ncols)
         else:
             raise SelectorError(f"selector {selector} not supported")
-        stamp = _stamper(meter.spec)
+        stamp = meter.spec.encode_time
         load = meter.load
         rows = []
         for k in range(start, stop):
@@ -134,7 +128,7 @@ class EventLog:
             chosen = events[start:stop]
         else:
             raise SelectorError(f"selector {selector} not supported")
-        stamp = _stamper(meter.spec)
+        stamp = meter.spec.encode_time
         rows = []
         for t, code in chosen:
             values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))

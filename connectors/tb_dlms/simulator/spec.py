@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass, field, fields
 
 from ..protocol.settings import hdlc_server_address, server_address_from_serial
+from . import dlmstime
 
 AUTH_LEVELS = ("none", "low", "high_gmac")
 DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
@@ -94,6 +95,19 @@ class MeterSpec:
         if self.address_from_serial:
             return server_address_from_serial(self.serial_number, self.logical_address, 4)
         return hdlc_server_address(self.logical_address, self.physical_address, self.address_size)
+
+    @property
+    def wire_deviation(self) -> int:
+        """The clock's time zone (attribute 3) as this meter signs it on the wire."""
+        return dlmstime.wire_deviation(self.utc_offset_minutes, self.deviation_local_minus_utc)
+
+    def encode_time(self, ts: float) -> bytes:
+        """A date-time as this meter writes it: its local time, its deviation sign."""
+        return dlmstime.encode(ts, self.utc_offset_minutes, local_minus_utc=self.deviation_local_minus_utc)
+
+    def decode_time(self, raw: bytes) -> float | None:
+        """A date-time a client sent (selector bounds, a clock write), read this meter's way."""
+        return dlmstime.decode(raw, self.utc_offset_minutes, self.deviation_local_minus_utc)
 
     @property
     def effective_physical_address(self) -> int | None:
