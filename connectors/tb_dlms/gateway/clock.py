@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 from ..config.meter_data import ClockConfig
-from ..protocol.settings import ClockDeviation
 from ..protocol.values import encode_datetime
 
 UNSPECIFIED_DEVIATION = b"\x80\x00"
@@ -59,10 +58,10 @@ async def read_clock(session, config: ClockConfig, timeout_s: float) -> ClockRea
 
 
 def clock_octets(now: _dt.datetime, like: ClockReading, config: ClockConfig,
-                 deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL) -> bytes:
+                 deviation_utc_minus_local: bool = True) -> bytes:
     """The 12-byte date-time to write: ``now`` at the offset the meter itself reported, signed its way."""
     local = now.astimezone(like.meter_time.tzinfo)
-    raw = bytearray(encode_datetime(local, deviation is ClockDeviation.UTC_MINUS_LOCAL))
+    raw = bytearray(encode_datetime(local, deviation_utc_minus_local))
     if like.deviation_unspecified:
         raw[9:11] = UNSPECIFIED_DEVIATION
     elif config.utc_offset_min is not None and local.utcoffset() != _dt.timedelta(minutes=config.utc_offset_min):
@@ -74,7 +73,7 @@ async def sync_clock(session, config: ClockConfig, timeout_s: float) -> dict:
     """Set the meter clock to the gateway's time; the reply says how far off it was."""
     before = await read_clock(session, config, timeout_s)
     now = _dt.datetime.now(_dt.timezone.utc)
-    octets = clock_octets(now, before, config, session.settings.clock_deviation)
+    octets = clock_octets(now, before, config, session.settings.deviation_utc_minus_local)
     await asyncio.wait_for(session.set(config.ref, octets, "octet_string"), timeout_s)
     after = await read_clock(session, config, timeout_s)
     return {"success": True, "obis": str(config.obis), "driftBeforeS": before.drift_s, "driftAfterS": after.drift_s,

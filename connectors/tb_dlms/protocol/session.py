@@ -37,7 +37,7 @@ from .errors import (
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
-from .settings import Authentication, ClockDeviation, Interface, MeterSettings
+from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
 from .transport import Link, LinkPool, Mailbox, is_closed_notice
 from .values import apply_scaler, decode_clock, plain, unit_text
@@ -103,7 +103,6 @@ class MeterSession:
         self._invoke_id = 0
         self.last_activity = 0.0
         self.multiple_references = False
-        self._utc_minus_local = settings.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -353,7 +352,7 @@ class MeterSession:
         if isinstance(value, gurux_compat.AccessResult):
             return Reading(ref, error=f"{ref}: {value.name}")
         if ref.class_id == 8 and ref.attribute == 2:
-            clock = decode_clock(value, self._utc_minus_local)
+            clock = decode_clock(value, self.settings.deviation_utc_minus_local)
             if clock is None:
                 return Reading(ref, error=f"{ref}: clock not set")
             if "invalid" in clock["status"]:
@@ -446,7 +445,7 @@ class MeterSession:
         values, ts, status = [], None, ()
         for col, value in zip(columns, raw_row):
             if col.is_clock:
-                clock = decode_clock(value, self._utc_minus_local)
+                clock = decode_clock(value, self.settings.deviation_utc_minus_local)
                 if clock is None:
                     # Compressed profiles leave the clock out after the first row.
                     ts = last_ts + period * 1000 if last_ts is not None and period else None

@@ -120,5 +120,10 @@ class MeterSettings:
         return 4 if self.server_address > 0x3FFF else 2
 
     @property
+    def deviation_utc_minus_local(self) -> bool:
+        """The flag values.decode_clock/encode_datetime take for this meter's sign convention."""
+        return self.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL
+
+    @property
     def label(self) -> str:
         return self.name or f"{self.host}:{self.port}/{self.server_address}"
