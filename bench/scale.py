@@ -2,7 +2,8 @@
 
 For each N: simulated meters in child processes, a Mosquitto broker, the real gateway with our
 connector and file storage (``--storage sqlite`` to compare), and a subscriber that plays
-ThingsBoard. Every meter polls 10 registers every ``--period`` seconds. After a warm-up of one period, for ``--span`` seconds:
+ThingsBoard. Every meter polls 10 registers every ``--period`` seconds. After a warm-up of one
+period, for ``--span`` seconds:
 
 - on time: share of the meters' poll slots (each meter's own grid, see gateway/schedule.py)
   whose telemetry arrived with a timestamp within ``--slack`` seconds of the slot
@@ -218,7 +219,8 @@ def write_reports(rows: list[dict], out: Path) -> None:
     (out / "scale.json").write_text(json.dumps(rows, indent=2))
     head = ("| meters | storage | on time % | p50 ms | p99 ms | CPU s / 1000 readings | CPU share of a core "
             "| RSS MB | MQTT msg/s |\n|---|---|---|---|---|---|---|---|---|\n")
-    lines = [f"| {r['meters']} | {r['storage']} | {r['on_time_pct'] if r.get('steady', True) else 'backlog never drained'} | {r['latency_p50_ms']} | {r['latency_p99_ms']} "
+    lines = [f"| {r['meters']} | {r['storage']} | {r['on_time_pct'] if r.get('steady', True) else 'backlog never drained'} "
+             f"| {r['latency_p50_ms']} | {r['latency_p99_ms']} "
              f"| {r['cpu_s_per_1000_readings']} | {r['gateway_cpu_share_of_core']} | {r['gateway_rss_mb']} "
              f"| {r['mqtt_msgs_per_s']} |" for r in rows]
     prof = []
@@ -244,14 +246,13 @@ def write_reports(rows: list[dict], out: Path) -> None:
              ("gateway_cpu_share_of_core", "gateway CPU (share of one core)"), ("gateway_rss_mb", "gateway RSS (MB)")]
     for ax, (key, title) in zip(axes.flat, plots):
         # Past the ceiling only the gateway's own cost means something: no on-time share, no latency.
-        ys = [r[key] if r[key] is not None and (r.get("steady", True) or key.startswith("gateway"))
-              else float("nan") for r in rows]
+        blank = [] if key.startswith("gateway") else [r for r in rows if not r.get("steady", True)]
+        ys = [float("nan") if r[key] is None or r in blank else r[key] for r in rows]
         ax.plot(xs, ys, marker="o")
-        for r in rows:
-            if not r.get("steady", True) and not key.startswith("gateway"):
-                ax.axvline(r["meters"], color="tab:red", linestyle="--", alpha=0.6)
-                ax.annotate("backlog never\ndrained", (r["meters"], 0.5), xycoords=("data", "axes fraction"),
-                            ha="right", fontsize=8, color="tab:red")
+        for r in blank:
+            ax.axvline(r["meters"], color="tab:red", linestyle="--", alpha=0.6)
+            ax.annotate("backlog never\ndrained", (r["meters"], 0.5), xycoords=("data", "axes fraction"),
+                        ha="right", fontsize=8, color="tab:red")
         ax.ticklabel_format(useOffset=False, style="plain")
         if key == "on_time_pct":
             ax.set_ylim(min([90.0] + [y for y in ys if y == y]) - 1, 100.5)
