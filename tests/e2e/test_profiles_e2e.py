@@ -6,6 +6,7 @@ run in order on one gateway and one simulator:
   Meter P  public client (read only): load profile + event log; refusals of writes and methods
   Meter C  Low authentication (client 32): clock (deviation signed local minus UTC), writes, relay,
            attribute updates
+  Meter G  High-GMAC, keys from the environment: load profile in ciphered blocks
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from tb_dlms.simulator.objects import CAPTURE_PERIOD
 LOAD = "1.0.99.1.0.255"
 EVENTS = "0.0.99.98.0.255"
 PASSWORD = "12345678"
-P, C = "Meter P", "Meter C"
+P, C, G = "Meter P", "Meter C", "Meter G"
+#: Meter G's keys reach the gateway as environment variables, never through the config file.
+GMAC = MeterSpec(G, auth="high_gmac", profile_days=1, max_pdu=256)
+GMAC_ENV = {"E2E_BLOCK_CIPHER_KEY": GMAC.block_cipher_key.hex(), "E2E_AUTHENTICATION_KEY": GMAC.authentication_key.hex()}
 
 
 def _connector_config(sim: Simulator) -> dict:
@@ -46,6 +50,14 @@ def _connector_config(sim: Simulator) -> dict:
                    clock={"driftKey": "clockDriftS"},
                    attributeUpdates=[{"key": "relay", "obis": "0.0.96.3.10.255", "classId": 70,
                                       "method": {"true": 2, "false": 1}}]),
+            device(G, connection={"host": "127.0.0.1", "port": sim.port_of(G), "authentication": "high_gmac",
+                                  "clientAddress": GMAC.client_address, "maxPduSize": 256,
+                                  "security": {"systemTitle": "5442444c4d533031",
+                                               "blockCipherKey": "${E2E_BLOCK_CIPHER_KEY}",
+                                               "authenticationKey": "${E2E_AUTHENTICATION_KEY}"}},
+                   profiles=[{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport",
+                                                        "1.0.2.8.0.255": "energyExport"},
+                              "readEvery": 2}]),
         ],
     }
 
@@ -54,7 +66,8 @@ def _connector_config(sim: Simulator) -> dict:
 def simulator():
     sim = Simulator([MeterSpec(P, profile_days=3),
                      MeterSpec(C, auth="low", client_address=32, password=PASSWORD, profile_days=1,
-                               deviation_local_minus_utc=True)]).start()
+                               deviation_local_minus_utc=True),
+                     GMAC]).start()
     yield sim
     sim.stop()
 
@@ -62,7 +75,7 @@ def simulator():
 @pytest.fixture(scope="module")
 def gateway(broker, fake_tb, simulator, tmp_path_factory):
     gw = GatewayProcess(broker.port, connector_config=_connector_config(simulator),
-                        workdir=tmp_path_factory.mktemp("gateway-profiles")).start()
+                        workdir=tmp_path_factory.mktemp("gateway-profiles"), extra_env=GMAC_ENV).start()
     yield gw
     if gw.running:
         stop_gateway(gw)
@@ -131,6 +144,14 @@ def rpc(fake_tb, device, method, params=None):
 def test_three_days_backfilled_once_with_meter_timestamps(gateway, fake_tb, simulator):
     want = assert_every_interval_once(fake_tb, simulator, P, timeout=60)
     assert len(want) >= 3 * 96
+
+
+def test_high_gmac_profile_backfilled_once_keys_never_logged(gateway, fake_tb, simulator):
+    want = assert_every_interval_once(fake_tb, simulator, G, timeout=60)
+    assert len(want) >= 96
+    log = gateway.log_text()
+    for key in GMAC_ENV.values():
+        assert key not in log
 
 
 def test_link_outage_gap_is_backfilled(gateway, fake_tb, simulator):
