@@ -26,7 +26,8 @@ PASSWORD = "12345678"
 P, C, G = "Meter P", "Meter C", "Meter G"
 #: Meter G's keys reach the gateway as environment variables, never through the config file.
 GMAC = MeterSpec(G, auth="high_gmac", profile_days=1, max_pdu=256)
-GMAC_ENV = {"E2E_BLOCK_CIPHER_KEY": GMAC.block_cipher_key.hex(), "E2E_AUTHENTICATION_KEY": GMAC.authentication_key.hex()}
+GMAC_ENV = {"E2E_BLOCK_CIPHER_KEY": GMAC.block_cipher_key.hex(),
+            "E2E_AUTHENTICATION_KEY": GMAC.authentication_key.hex()}
 
 
 def _connector_config(sim: Simulator) -> dict:
