@@ -28,6 +28,7 @@ from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
+from .secrets import clear_secrets
 
 DEFAULT_CONNECTOR_NAME = "DLMS Connector"
 DEFAULT_POLL_PERIOD_S = 30.0
@@ -271,8 +272,13 @@ class ConnectorConfig:
 # -- loaders ----------------------------------------------------------------------------------
 
 
-def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]:
-    """Parse the connector JSON (as a dict). Returns the valid part and every problem found."""
+def load_connector_config(raw: Any, *,
+                          secrets_from_env: bool = False) -> tuple[ConnectorConfig, list[ConfigError]]:
+    """Parse the connector JSON (as a dict). Returns the valid part and every problem found.
+
+    ``secrets_from_env`` (remote configuration on): a secret written in clear is an error and its
+    device is left out (config/secrets.py).
+    """
     errors: list[ConfigError] = []
     if not isinstance(raw, dict):
         errors.append(ConfigError("", f"connector configuration must be a JSON object, got {kind_of(raw)}"))
@@ -321,9 +327,21 @@ def load_connector_config(raw: Any) -> tuple[ConnectorConfig, list[ConfigError]]
             hdlc_addresses[slot] = device
         names[device.name] = index
         devices.append(device)
+    if secrets_from_env:
+        devices = _without_clear_secrets(raw, devices, errors)
     return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
                            report_strategy=report, poll_period_s=poll_period, devices=tuple(devices),
                            loop_stall_s=loop_stall, data_dir=data_dir), errors
+
+
+def _without_clear_secrets(raw: dict, devices: list[DeviceConfig], errors: list[ConfigError]) -> list[DeviceConfig]:
+    clear = clear_secrets(raw)
+    errors.extend(clear)
+    inherited = {e.path.split(".")[1] for e in clear if e.device_index is None}
+    own_keys = {i: set(d["connection"]) for i, d in enumerate(raw["devices"]) if isinstance(d, dict)
+                and isinstance(d.get("connection"), dict)}
+    bad = {e.device_index for e in clear if e.device_index is not None}
+    return [d for d in devices if d.index not in bad and inherited <= own_keys.get(d.index, set())]
 
 
 def load_connector_config_strict(raw: Any) -> ConnectorConfig:

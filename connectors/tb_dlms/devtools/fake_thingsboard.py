@@ -10,7 +10,15 @@ the same broker and plays the server side:
   and the gateway's own telemetry/attributes;
 * sends device RPCs (``v1/gateway/rpc``) and connector RPCs (``v1/devices/me/rpc/request/<id>``) and
   waits for their replies;
-* offers thread-safe waiting on any condition over what was recorded (``wait_for``).
+* offers thread-safe waiting on any condition over what was recorded (``wait_for``);
+* holds the gateway device's attributes as ThingsBoard does: shared ones written by "the UI"
+  (``set_shared_attributes``, pushed on ``v1/devices/me/attributes``; ``delete_shared_attributes``
+  pushes ``{"deleted": [...]}``), client ones as the gateway publishes them (``client_attributes``:
+  what the gateway reports, e.g. its connector configurations), and answers the gateway's
+  ``v1/devices/me/attributes/request/<n>`` on ``.../response/<n>`` with ``{"client", "shared"}``.
+  Client attributes are never pushed back as shared ones. (The broker itself still echoes the
+  gateway's publications to it: run the gateway with ``thingsboard_topics=True``, see
+  devtools/thingsboard_topics.py.)
 
 On a plain broker our own publications come back to us (we subscribe to what we publish to): RPC
 content carrying ``data.method`` is a request (ours), not a reply, and request ids we sent are ours.
@@ -118,6 +126,12 @@ class FakeThingsBoard:
         self.devices: dict[str, DeviceState] = {}
         self.gateway_telemetry: list[Message] = []
         self.gateway_attributes: list[Message] = []
+        #: The gateway device's attributes, by scope, as ThingsBoard would store them.
+        self.client_attributes: dict[str, Any] = {}
+        self.shared_attributes: dict[str, Any] = {}
+        self.attribute_requests: list[Message] = []
+        #: Payloads we published on v1/devices/me/attributes, recognised when the broker returns them.
+        self._own_attribute_payloads: list[bytes] = []
         self.device_rpc_replies: dict[Any, dict] = {}  # request id -> full message {"device","id","data"}
         self.connector_rpc_replies: dict[str, Any] = {}  # request id (str) -> reply payload
         self.session_limit_requests: list[Message] = []
@@ -181,6 +195,9 @@ class FakeThingsBoard:
         message = Message(msg.topic, _parse(msg.payload), time.time())
         reply: tuple[str, Any] | None = None
         with self._cond:
+            if msg.topic == "v1/devices/me/attributes" and msg.payload in self._own_attribute_payloads:
+                self._own_attribute_payloads.remove(msg.payload)  # our shared update coming back
+                return
             self.messages.append(message)
             try:
                 reply = self._record(message)
@@ -261,7 +278,30 @@ class FakeThingsBoard:
             self.gateway_telemetry.append(m)
         elif topic == "v1/devices/me/attributes":
             self.gateway_attributes.append(m)
+            if isinstance(p, dict):
+                self.client_attributes.update(p)
+        elif topic.startswith("v1/devices/me/attributes/request/"):
+            self.attribute_requests.append(m)
+            return (f"v1/devices/me/attributes/response/{topic.rsplit('/', 1)[1]}",
+                    self._attribute_response(p if isinstance(p, dict) else {}))
         return None
+
+    def _attribute_response(self, request: dict) -> dict:
+        """ThingsBoard's answer: the keys asked for, or every attribute of both scopes when none are."""
+        def keys(name):
+            value = request.get(name)
+            return [k for k in value.split(",") if k] if isinstance(value, str) else None
+
+        client_keys, shared_keys = keys("clientKeys"), keys("sharedKeys")
+        everything = client_keys is None and shared_keys is None
+        out = {}
+        for scope, store, wanted in (("client", self.client_attributes, client_keys),
+                                     ("shared", self.shared_attributes, shared_keys)):
+            if everything or wanted is not None:
+                values = {k: v for k, v in store.items() if everything or k in wanted}
+                if values:
+                    out[scope] = values
+        return out
 
     # -- waiting -----------------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -368,6 +408,26 @@ class FakeThingsBoard:
                                  timeout, f"reply to connector RPC {method!r} (id {req_id})")[0]
         except TimeoutError as exc:
             raise RpcTimeout(str(exc)) from None
+
+    def set_shared_attributes(self, values: dict) -> None:
+        """Write shared attributes of the gateway device, as ThingsBoard's UI does (pushed at once)."""
+        payload = json.dumps(values).encode()
+        with self._cond:
+            self.shared_attributes.update(values)
+            self._own_attribute_payloads.append(payload)
+        self.client.publish("v1/devices/me/attributes", payload, qos=1)
+
+    def delete_shared_attributes(self, keys: list[str]) -> None:
+        payload = json.dumps({"deleted": list(keys)}).encode()
+        with self._cond:
+            for key in keys:
+                self.shared_attributes.pop(key, None)
+            self._own_attribute_payloads.append(payload)
+        self.client.publish("v1/devices/me/attributes", payload, qos=1)
+
+    def client_attribute(self, key: str) -> Any:
+        with self._cond:
+            return self.client_attributes.get(key)
 
     def send_attribute_update(self, device: str, data: dict) -> None:
         """Shared attribute update for a device (server -> gateway)."""

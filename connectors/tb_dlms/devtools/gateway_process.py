@@ -114,8 +114,12 @@ class GatewayProcess:
                  workdir: str | os.PathLike | None = None, with_dlms: bool | None = None,
                  main_config_overrides: dict | None = None, python: str | None = None,
                  connectors: list[dict] | None = None, extra_files: dict[str, dict] | None = None,
-                 extra_extensions: list[str | os.PathLike] = (), extra_env: dict[str, str] | None = None) -> None:
+                 extra_extensions: list[str | os.PathLike] = (), extra_env: dict[str, str] | None = None,
+                 thingsboard_topics: bool = False) -> None:
         self._own_dir = workdir is None
+        #: Run through devtools/thingsboard_topics.py: the broker then no longer echoes the gateway's
+        #: own client attributes back to it, as ThingsBoard does not (needed for remoteConfiguration).
+        self.module = "tb_dlms.devtools.thingsboard_topics" if thingsboard_topics else "tb_dlms.launcher"
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tb-dlms-gateway-"))
         self.config_dir = self.workdir / "config"
         self.logs_dir = self.workdir / "logs"
@@ -159,7 +163,7 @@ class GatewayProcess:
         out = open(self.output_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.python, "-m", "tb_dlms.launcher", "--config-dir", str(self.config_dir),
+                [self.python, "-m", self.module, "--config-dir", str(self.config_dir),
                  "--work-dir", str(self.workdir)],
                 cwd=self.workdir, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -36,6 +36,19 @@ STOP_TIMEOUT_S = 3.0
 SESSIONS_CLOSE_BOUND_S = 1.5
 #: A connector RPC blocks the gateway's MQTT thread while it waits: keep it short.
 CONNECTOR_RPC_TIMEOUT_S = 5.0
+#: The polling thread of the connector a reload replaces gets this long to end before the new one
+#: starts (its own close() already waited STOP_TIMEOUT_S): two loops must never poll the same meters.
+PREVIOUS_LOOP_WAIT_S = 10.0
+#: Polling thread per connector name, so that a reload (remote configuration) waits for the old one.
+_LOOPS: dict[str, LoopThread] = {}
+_LOOPS_LOCK = threading.Lock()
+
+
+def remote_configuration_on(gateway) -> bool:
+    """``thingsboard.remoteConfiguration`` of the running gateway (secrets must then be ``${VAR}``)."""
+    config = getattr(gateway, "config", None)
+    thingsboard = config.get("thingsboard") if isinstance(config, dict) else None
+    return isinstance(thingsboard, dict) and thingsboard.get("remoteConfiguration") is True
 
 
 class DLMSConnector(Connector):
@@ -46,7 +59,8 @@ class DLMSConnector(Connector):
         self.__config = config
         self._connector_type = connector_type
         self.dlms_config: ConnectorConfig
-        self.dlms_config, self.config_errors = load_connector_config(config)
+        self.dlms_config, self.config_errors = load_connector_config(
+            config, secrets_from_env=remote_configuration_on(gateway))
         self.name = config.get("name") if isinstance(config.get("name"), str) else \
             "DLMS Connector " + "".join(choice(ascii_lowercase) for _ in range(5))
         self.__id = config.get("id")
@@ -100,6 +114,13 @@ class DLMSConnector(Connector):
     def open(self) -> None:
         self._stopped = False
         self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
+        with _LOOPS_LOCK:
+            previous = _LOOPS.get(self.name)
+            _LOOPS[self.name] = self._loop_thread
+        if previous is not None and previous is not self._loop_thread \
+                and not previous.stop(PREVIOUS_LOOP_WAIT_S):
+            self._log.error("%s: the polling thread of the configuration replaced is still busy after %g s",
+                            self.name, PREVIOUS_LOOP_WAIT_S)
         self._loop_thread.start()
         self._watchdog.start()
 
@@ -117,6 +138,8 @@ class DLMSConnector(Connector):
             self._devices = self._make_devices()
             self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
             self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
+            with _LOOPS_LOCK:
+                _LOOPS[self.name] = self._loop_thread
             self._loop_thread.start()
 
     async def _poll_all(self, stopping: asyncio.Event) -> None:
@@ -290,7 +313,12 @@ class DLMSConnector(Connector):
             request = rpc.parse_connector_request(content, self._connector_type)
             self._log.debug("%s: connector RPC %s (id %s)", self.name, request.method, request.req_id)
             work = rpc.prepare_connector_call(request, self._devices, self._connector_type)
-            return self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
+            result = self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
+            if request.method == "getStats" and isinstance(result, dict):
+                # Live polling threads of this connector in the process: 1, also right after a reload.
+                result["pollingThreads"] = sum(1 for t in threading.enumerate() if t.is_alive()
+                                               and t.name == f"{self.name} polling")
+            return result
         except rpc.RpcError as exc:
             return {"error": str(exc)}
         except LoopNotRunning:

@@ -9,6 +9,9 @@ then at most once per ``interval`` seconds with everything that changed meanwhil
 a restart hint (which devices were connected); a write coalesced away at a crash only means the
 gateway re-announces that device on its next reading, as it does for any new one.
 
+Also applied here: the remote-configuration guard of :mod:`tb_dlms.launcher.remote_config` (a
+configuration from ThingsBoard is validated before the running connector stops; secrets masked).
+
 ``TB_DLMS_GATEWAY_FIXES=0`` leaves the gateway exactly as shipped.
 """
 from __future__ import annotations
@@ -82,3 +85,7 @@ def apply(service_cls) -> None:
         return
     if coalesce_device_persistence(service_cls):
         log.info("Gateway fix: connected_devices.json writes coalesced (at most one per 2 s)")
+    from . import remote_config
+
+    if remote_config.apply():
+        log.info("Gateway fix: remote configuration of dlms connectors validated before it replaces them")

@@ -1,0 +1,64 @@
+"""Secrets written in clear in ``dlms_connector.json``: found, refused and masked.
+
+With ``remoteConfiguration`` on, the gateway sends the connector file to ThingsBoard as an attribute
+of the gateway device (and takes new ones from it), where every tenant user can read it. A password
+or key must then be a ``${ENV_VAR}`` reference, resolved on the gateway host only; a clear value is
+an error naming the device and the field, and is masked in anything reported.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterator
+
+from .errors import ConfigError
+from .fields import ENV_REFERENCE
+
+MASK = "***"
+#: Secret fields of a ``connection`` (or ``defaults``) section, as key paths.
+SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"))
+WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on (the configuration is sent to "
+       "ThingsBoard, where a clear value would be readable)")
+
+
+def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
+    """(path, the dict holding the last key) of every secret field holding a clear value."""
+    if not isinstance(section, dict):
+        return
+    for path in SECRET_FIELDS:
+        holder: Any = section
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        value = holder.get(path[-1])
+        if value is None or (isinstance(value, str) and ENV_REFERENCE.match(value)):
+            continue
+        yield path, holder
+
+
+def _sections(raw: Any) -> Iterator[tuple[str, int | None, str | None, dict]]:
+    """(path prefix, device index, device name, section) of every place a secret can be written."""
+    if not isinstance(raw, dict):
+        return
+    if isinstance(raw.get("defaults"), dict):
+        yield "defaults.", None, None, raw["defaults"]
+    devices = raw.get("devices")
+    for index, device in enumerate(devices if isinstance(devices, list) else ()):
+        if isinstance(device, dict) and isinstance(device.get("connection"), dict):
+            name = device.get("deviceName") if isinstance(device.get("deviceName"), str) else None
+            yield "connection.", index, name, device["connection"]
+
+
+def clear_secrets(raw: Any) -> list[ConfigError]:
+    """One error per secret written in clear (the value itself never appears)."""
+    return [ConfigError(prefix + ".".join(path), WHY, index, name)
+            for prefix, index, name, section in _sections(raw) for path, _ in _clear_fields(section)]
+
+
+def mask_clear_secrets(raw: Any) -> Any:
+    """A copy of the connector configuration with every clear secret replaced by ``***``."""
+    masked = copy.deepcopy(raw)
+    for _, _, _, section in _sections(masked):
+        for path, holder in list(_clear_fields(section)):
+            holder[path[-1]] = MASK
+    return masked
