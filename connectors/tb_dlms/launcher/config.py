@@ -115,7 +115,8 @@ def validate(config: dict, source: Path) -> list[str]:
         raise ConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
                           "to the gateway device's access token")
     if tb.get("remoteConfiguration"):
-        warnings.append("remoteConfiguration is true: the connector config can be overwritten from ThingsBoard")
+        warnings.append("remoteConfiguration is true: connector configurations come from ThingsBoard (validated "
+                        "first); dlms secrets must be ${VAR} references")
     for conn in config.get("connectors", []):
         if conn.get("type") == "dlms" and not conn.get("class"):
             raise ConfigError(f"{source}: the dlms connector entry needs \"class\": \"DLMSConnector\"")
