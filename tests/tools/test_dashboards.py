@@ -8,6 +8,7 @@ import pytest
 
 from tb_dlms.config import load_connector_file
 from tb_dlms.gateway import device as gateway_device
+from tb_dlms.launcher.remote_config import REMOTE_KEYS
 from tb_dlms.tools.known_obis import PROFILES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,8 +55,9 @@ def test_dashboard_keys_are_what_the_shipped_config_produces():
     ts, attrs = shipped_keys()
     keys = dashboard_keys(json.loads(DASHBOARD.read_text()))
     assert keys["timeseries"] and keys["timeseries"] <= ts, keys["timeseries"] - ts
-    assert keys["attribute"] <= attrs | HEALTH, keys["attribute"] - attrs - HEALTH
+    assert keys["attribute"] <= attrs | HEALTH | set(REMOTE_KEYS), keys["attribute"] - attrs - HEALTH
     assert HEALTH <= keys["attribute"], "health attributes are on the dashboard"
+    assert set(REMOTE_KEYS) <= keys["attribute"], "the gateways' last remote configuration is on the dashboard"
     for group in ({"voltageL1", "voltageL2", "voltageL3"}, {"currentL1", "currentL2", "currentL3"},
                   {"activePowerImport"}, {"energyImport"}):
         assert group <= keys["timeseries"]
