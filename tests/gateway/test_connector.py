@@ -192,6 +192,8 @@ BAD_DEVICE_RPCS = [
      'params.classId must be an integer 1..65535, got "3"'),
     ("Meter 1", "get", {"obis": "1.0.32.7.0.255", "attribute": 0},
      "params.attribute must be an integer 1..127, got 0"),
+    ("Meter 1", "", None, "RPC for Meter 1: request has no method; known: getStats"),
+    ("Meter 1", None, None, "RPC for Meter 1: request has no method; known: getStats"),
 ]
 
 

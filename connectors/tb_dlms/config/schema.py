@@ -39,6 +39,11 @@ MASK = "***"
 #: A device with no good reading for this many poll periods (at least MIN_STALE_AFTER_S) is reconnected.
 STALE_AFTER_PERIODS = 5
 MIN_STALE_AFTER_S = 300.0
+#: Most bytes one reply may bring (all blocks). Why 64 KiB: the largest legitimate reply we ask for
+#: is one profile window, and a 24 h window of a 15-min load profile with 8 columns is about 7 KB
+#: (96 rows of ~70 bytes; registers are a few bytes each): 9x headroom. A meter sending a
+#: multi-megabyte value (or a block transfer that never ends) then costs 64 KiB, not hundreds of MB.
+DEFAULT_MAX_REPLY_BYTES = 65536
 #: The polling loop counts as stuck (and is restarted) when its heartbeat is this old.
 DEFAULT_LOOP_STALL_S = 30.0
 
@@ -48,7 +53,7 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
                "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
-                   "maxPduSize", "hdlc", "inactivityTimeoutS", "clockDeviation")
+                   "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
@@ -115,6 +120,7 @@ class ConnectionConfig:
     connect_timeout_ms: int = 10000
     retries: int = 2
     max_pdu_size: int = 1024
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     hdlc: HdlcConfig = HdlcConfig()
     inactivity_timeout_s: float = 180.0
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
@@ -144,6 +150,7 @@ class ConnectionConfig:
             "connectTimeoutMs": self.connect_timeout_ms,
             "retries": self.retries,
             "maxPduSize": self.max_pdu_size,
+            "maxReplyBytes": self.max_reply_bytes,
             "hdlc": {"maxInfoField": self.hdlc.max_info_field, "windowSize": self.hdlc.window_size},
             "inactivityTimeoutS": self.inactivity_timeout_s,
             "clockDeviation": self.clock_deviation.value,
@@ -218,6 +225,7 @@ class DeviceConfig:
             retries=c.retries,
             connect_timeout=c.connect_timeout_ms / 1000,
             max_pdu_size=c.max_pdu_size,
+            max_reply_bytes=c.max_reply_bytes,
             hdlc_max_info=c.hdlc.max_info_field,
             hdlc_window=c.hdlc.window_size,
             inactivity_timeout=c.inactivity_timeout_s,
@@ -512,6 +520,7 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     connect_timeout_ms = sec.integer("connectTimeoutMs", 10_000, 1, 600_000)
     retries = sec.integer("retries", 2, 0, 10)
     max_pdu = sec.integer("maxPduSize", 1024, 64, 65535)
+    max_reply = sec.integer("maxReplyBytes", DEFAULT_MAX_REPLY_BYTES, 1024, 16 * 1024 * 1024)
     hdlc = HdlcConfig()
     hdlc_sec = sec.section("hdlc")
     if hdlc_sec is not None:
@@ -524,7 +533,7 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
                             server_address=server, serial_number=serial, authentication=auth, password=password,
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
-                            retries=retries, max_pdu_size=max_pdu, hdlc=hdlc, inactivity_timeout_s=inactivity,
+                            retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc, inactivity_timeout_s=inactivity,
                             clock_deviation=deviation)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+import math
 import time
 from typing import Any, Awaitable, Callable
 
@@ -34,8 +35,12 @@ READ_PROFILE_MAX_ROWS = 2000
 _INT_RANGES = {
     "int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
     "int64": (-2**63, 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
-    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255),
+    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255), "bcd": (0, 255),
 }
+#: Container types: a JSON list does not say the type of each element, so they are not written.
+_UNWRITABLE = ("array", "structure", "compact_array", "none")
+WRITABLE_TYPES = tuple(_INT_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
+                                       "bitstring", "datetime", "date", "time")
 
 DeviceRun = Callable[[Any], Awaitable[dict]]
 
@@ -53,21 +58,33 @@ def _obis(params: dict, method: str, default: ObisCode | None = None) -> ObisCod
 
 
 def _type_name(params: dict, method: str) -> str:
-    from ..protocol.session import data_type
+    from ..protocol.session import data_type_name
 
     name = params.get("type")
     if not isinstance(name, str) or not name.strip():
         raise rpc.RpcError(f"{method} needs params.type, the DLMS data type of the value "
                            f"(uint8, uint16, int32, boolean, enum, octet_string, string ...)")
     try:
-        data_type(name)
+        canonical = data_type_name(name)
     except ValueError as exc:
         raise rpc.RpcError(f"params.type: {exc}") from None
-    return name.strip().lower()
+    if canonical in _UNWRITABLE:
+        raise rpc.RpcError(f"params.type: {method} cannot write {canonical} values from JSON; "
+                           f"one of: {', '.join(WRITABLE_TYPES)}")
+    return canonical
+
+
+def _bad_value(value: Any, type_name: str, wanted: str) -> rpc.RpcError:
+    return rpc.RpcError(f"params.value must be {wanted} for {type_name}, got {json.dumps(value, default=str)}")
 
 
 def _typed_value(value: Any, type_name: str) -> Any:
-    """Check the value fits the type before anything goes to the meter."""
+    """Check the value fits the type before anything goes to the meter.
+
+    gurux fails deep inside request building on a value of the wrong kind (a number for an
+    octet string, a list for a string, a word for a date-time): caught here, that is a parameter
+    error for the caller, not a protocol error that would cost the meter its association.
+    """
     if value is None:
         raise rpc.RpcError("params.value is required")
     if type_name in _INT_RANGES:
@@ -76,16 +93,45 @@ def _typed_value(value: Any, type_name: str) -> Any:
         lo, hi = _INT_RANGES[type_name]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise rpc.RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
-    elif type_name in ("boolean", "bool"):
+    elif type_name == "boolean":
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         if not isinstance(value, bool):
-            raise rpc.RpcError(f"params.value must be true or false for boolean, got {json.dumps(value)}")
-    elif type_name in ("float32", "float64", "float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise rpc.RpcError(f"params.value must be a number for {type_name}, got {json.dumps(value)}")
+            raise _bad_value(value, type_name, "true or false")
+    elif type_name in ("float32", "float64"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _bad_value(value, type_name, "a finite number")
         value = float(value)
+    elif type_name in ("octet_string", "string", "string_utf8"):
+        if not isinstance(value, str):
+            raise _bad_value(value, type_name, "a string")
+        if type_name == "string" and not value.isascii():
+            raise _bad_value(value, type_name, "an ASCII string (string_utf8 takes any text)")
+    elif type_name == "bitstring":
+        if not isinstance(value, str) or set(value) - {"0", "1"}:
+            raise _bad_value(value, type_name, 'a string of 0 and 1, e.g. "0101"')
+    elif type_name in ("datetime", "date", "time"):
+        value = _when_value(value, type_name)
     return value
+
+
+def _when_value(value: Any, type_name: str) -> _dt.datetime:
+    """ISO 8601 text to the datetime gurux encodes (date and time use only their part of it)."""
+    examples = {"datetime": '"2024-03-31T02:00:00+01:00" (with its UTC offset)', "date": '"2024-03-31"',
+                "time": '"02:00:00"'}
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            if type_name == "date":
+                return _dt.datetime.combine(_dt.date.fromisoformat(text), _dt.time())
+            if type_name == "time":
+                return _dt.datetime.combine(_dt.date(2000, 1, 1), _dt.time.fromisoformat(text))
+            when = _dt.datetime.fromisoformat(text)
+            if when.tzinfo is not None:
+                return when
+        except ValueError:
+            pass
+    raise _bad_value(value, type_name, f"ISO 8601 text such as {examples[type_name]}")
 
 
 # -- set ----------------------------------------------------------------------------------------
@@ -102,7 +148,7 @@ def set_command(params: dict) -> DeviceRun:
     async def run(device) -> dict:
         await device.open_session().set(ref, value, type_name)
         return {"success": True, "obis": str(code), "classId": class_id, "attribute": attribute,
-                "value": json_value(value), "type": type_name}
+                "value": json_value(params.get("value")), "type": type_name}
 
     return run
 
@@ -272,8 +318,11 @@ async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: 
         method = AttributeRef(ref.obis, ref.class_id, index)
         await session.action(method, mapping.method_value, mapping.type or "int8")
         return f"method {index} of {ref.class_id}/{ref.obis}"
-    typed = _typed_value(value, mapping.type or "")
-    await session.set(ref, typed, mapping.type)
+    from ..protocol.session import data_type_name
+
+    type_name = data_type_name(mapping.type) if mapping.type else ""
+    typed = _typed_value(value, type_name)
+    await session.set(ref, typed, type_name or None)
     return f"{ref} = {json.dumps(json_value(typed))}"
 
 

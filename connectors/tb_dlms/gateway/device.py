@@ -143,7 +143,7 @@ class DLMSDevice:
             self.stats.record_error("poll_timeout", error)
             await self.abort_session()
         except Exception as exc:  # noqa: BLE001 - one meter's failure must not end its schedule
-            error = describe_error(exc)
+            error = self._naming_keys(exc, describe_error(exc))
             if not hasattr(exc, "kind"):  # sessions count their own errors; these are ours
                 self.stats.record_error(type(exc).__name__, error)
                 self._log.debug("%s: poll failed", self.name, exc_info=exc)
@@ -159,6 +159,12 @@ class DLMSDevice:
         if error is None and self.collector is not None:
             self.collector.kick(self)
         return error is None
+
+    def _naming_keys(self, exc: BaseException, error: str) -> str:
+        """A refused reply (too large, malformed) names its attributes; the user knows them by key."""
+        refs = set(getattr(exc, "refs", ()))
+        keys = [p.key for p in self._timeseries.points + self._attributes.points if p.ref in refs]
+        return f"{error} (key {', '.join(keys)})" if keys else error
 
     async def _refresh_attributes(self) -> None:
         """After each association: attributes rarely change, so they are not read every poll."""

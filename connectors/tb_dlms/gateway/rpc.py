@@ -76,9 +76,14 @@ def key_value_params(text: str) -> dict:
 def parse_device_request(content: dict) -> RpcRequest | None:
     """None for content that is not a request (e.g. our own reply echoed by a plain MQTT broker)."""
     data = content.get("data")
-    if not isinstance(data, dict) or not data.get("method"):
+    # A request carries a "method" key, even an empty or null one (and is answered); our own
+    # replies echoed by a plain broker carry none.
+    if not isinstance(data, dict) or "method" not in data:
         return None
     method = data["method"]
+    if method is None or method == "":
+        raise RpcError(f"RPC for {content.get('device')}: request has no method; "
+                       f"known: {', '.join(DEVICE_METHODS)}")
     if not isinstance(method, str):
         raise RpcError(f"method must be a string, got {type(method).__name__}")
     return RpcRequest(method, data.get("params"), data.get("id", content.get("id")), str(content["device"]))

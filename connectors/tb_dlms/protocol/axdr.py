@@ -21,6 +21,19 @@ class Unsupported(Exception):
     """Not for the fast path: let gurux handle it."""
 
 
+class Malformed(Exception):
+    """Bytes that are not A-XDR: a length or count claiming more than the reply holds.
+
+    gurux takes such data as a value (a short octet string becomes "no value", an array claiming
+    2^31 elements with one present becomes ``[1]``), so it is caught here, never handed on.
+    ``index`` is the position of the offending value in a with-list reply (0 otherwise).
+    """
+
+    def __init__(self, message: str, index: int = 0) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 #: data-access-result names (Blue Book), for errors a user can act on.
 ACCESS_RESULTS = {
     0: "success", 1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied",
@@ -78,7 +91,9 @@ def _length(b: bytes, i: int) -> tuple[int, int]:
         return n, i + 1
     size = n & 0x7F
     if size == 0 or size > 4:
-        raise Unsupported("length")
+        raise Malformed(f"invalid length byte {n:#04x}")
+    if i + 1 + size > len(b):
+        raise Malformed("reply ends inside a length field")
     return int.from_bytes(b[i + 1:i + 1 + size], "big"), i + 1 + size
 
 
@@ -90,18 +105,21 @@ def decode_data(b: bytes, i: int) -> tuple[Any, int]:
     if fixed is not None:
         size, read = fixed
         if i + size > len(b):
-            raise Unsupported("truncated")
+            raise Malformed(f"data type {tag} needs {size} bytes, reply holds {len(b) - i}")
         return read(b, i), i + size
     if tag == 0:
         return None, i
     if tag in (9, 10, 12):
         n, i = _length(b, i)
         if i + n > len(b):
-            raise Unsupported("truncated")
+            raise Malformed(f"{_STRING_NAMES[tag]} claims {n} bytes, reply holds {len(b) - i}")
         raw = bytes(b[i:i + n])
         return (raw if tag == 9 else raw.decode("ascii" if tag == 10 else "utf-8", "replace")), i + n
     if tag in (1, 2):
         n, i = _length(b, i)
+        if n > len(b) - i:  # every element takes at least its tag byte
+            raise Malformed(f"{'array' if tag == 1 else 'structure'} claims {n} elements, "
+                            f"reply holds {len(b) - i} bytes")
         items = []
         for _ in range(n):
             v, i = decode_data(b, i)
@@ -110,9 +128,48 @@ def decode_data(b: bytes, i: int) -> tuple[Any, int]:
     if tag == 4:
         bits, i = _length(b, i)
         nbytes = (bits + 7) // 8
+        if i + nbytes > len(b):
+            raise Malformed(f"bit string claims {bits} bits, reply holds {len(b) - i} bytes")
         value = "".join(f"{x:08b}" for x in b[i:i + nbytes])[:bits]
         return value, i + nbytes
     raise Unsupported(f"type {tag}")
+
+
+_STRING_NAMES = {9: "octet string", 10: "visible string", 12: "UTF-8 string"}
+
+
+def check_value(b: bytes) -> None:
+    """Raise Malformed unless ``b`` (a whole reply as gurux assembled it) decodes as A-XDR.
+
+    Used on replies gurux parsed (HDLC, block transfers): its parser does not tell truncated
+    data from a value. ``b`` is either a whole GET-Response or the data of one attribute.
+    A type this decoder does not know leaves the rest unchecked (Unsupported is swallowed).
+    """
+    try:
+        if b[:1] == bytes((GET_RESPONSE,)):
+            parse_get_response(b)
+        elif b:
+            decode_data(b, 0)
+    except Unsupported:
+        pass
+
+
+def incomplete_result(data: bytes) -> int | None:
+    """Which result of a with-list reply the bytes received so far end inside (None: unknown).
+
+    A block transfer carries the list (count, then results) in its raw data; the attribute
+    whose value runs past the data is the one that made the reply too large.
+    """
+    try:
+        count, i = _length(data, 0)
+        for pos in range(count):
+            try:
+                i = _result(data, i)[1]
+            except (Malformed, IndexError):
+                return pos
+    except (Malformed, Unsupported, IndexError):
+        return None
+    return None
 
 
 def parse_get_response(apdu: bytes) -> tuple[int, list[Any]]:
@@ -120,18 +177,23 @@ def parse_get_response(apdu: bytes) -> tuple[int, list[Any]]:
     if len(apdu) < 4 or apdu[0] != GET_RESPONSE:
         raise Unsupported("not a get-response")
     kind, invoke = apdu[1], apdu[2]
+    pos = 0
     try:
         if kind == NORMAL:
             return invoke, [_result(apdu, 3)[0]]
         if kind == WITH_LIST:
             count, i = _length(apdu, 3)
+            if count > len(apdu) - i:
+                raise Malformed(f"reply claims {count} results, holds {len(apdu) - i} bytes")
             values = []
-            for _ in range(count):
+            for pos in range(count):
                 v, i = _result(apdu, i)
                 values.append(v)
             return invoke, values
-    except IndexError as exc:
-        raise Unsupported("truncated") from exc
+    except IndexError:
+        raise Malformed("reply ends inside a value", pos) from None
+    except Malformed as exc:
+        raise Malformed(str(exc), pos) from None
     raise Unsupported("block transfer")
 
 

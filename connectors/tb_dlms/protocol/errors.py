@@ -58,3 +58,42 @@ class AccessError(DlmsError):
     """The meter refused one operation (read, write, method) with a data-access-result."""
 
     kind = "access"
+
+
+class InvalidValue(DlmsError):
+    """A value given to write cannot be encoded as the type asked for; nothing was sent.
+
+    The caller's mistake, not the meter's: the association is kept and no meter error is counted.
+    """
+
+    kind = "invalid_value"
+
+
+class BadReply(ProtocolError):
+    """A reply refused for what it holds; ``refs`` are the attributes it answered (when known)."""
+
+    def __init__(self, message: str, meter: str = "", refs: tuple = (), index: int | None = None) -> None:
+        super().__init__(message, meter)
+        self.detail = message
+        self.refs = tuple(refs)
+        #: Position of the offending value among the attributes of one request, when known.
+        self.index = index
+
+    def naming(self, refs) -> "BadReply":
+        """The same error, naming the attribute(s) of the request it answered."""
+        refs = tuple(refs)
+        named = (refs[self.index],) if self.index is not None and self.index < len(refs) else refs
+        what = ", ".join(str(r) for r in named)
+        return type(self)(f"reply to {what}: {self.detail}", self.meter, named)
+
+
+class MalformedReply(BadReply):
+    """The reply does not decode as A-XDR (a length or count claims more than it holds)."""
+
+    kind = "malformed"
+
+
+class ReplyTooLarge(BadReply):
+    """The reply passed ``maxReplyBytes`` while it was being received; the rest was not read."""
+
+    kind = "reply_too_large"

@@ -27,12 +27,16 @@ from . import axdr, fast_gcm, gurux_compat, profile, quiet
 from .errors import (
     AccessError,
     AssociationRejected,
+    BadReply,
     DlmsError,
+    InvalidValue,
     LinkClosed,
+    MalformedReply,
     NoAssociationResponse,
     NoHdlcResponse,
     ProtocolError,
     ReplyTimeout,
+    ReplyTooLarge,
 )
 from .obis import ObisCode
 from .profile import ProfileData
@@ -85,6 +89,12 @@ def data_type(name: str | None) -> int:
     if key not in _DATA_TYPES:
         raise ValueError(f"unknown DLMS data type {name!r}; one of: {', '.join(sorted(_DATA_TYPES))}")
     return _DATA_TYPES[key]
+
+
+def data_type_name(name: str) -> str:
+    """The canonical name of a DLMS data type given by name or alias (``bool`` -> ``boolean``)."""
+    code = data_type(name)
+    return next(k for k, v in _DATA_TYPES.items() if v == code)
 
 
 class MeterSession:
@@ -182,13 +192,17 @@ class MeterSession:
         """Run one operation; any failure leaves the session ready to rebuild on next use."""
         try:
             return await coro
+        except InvalidValue:
+            raise  # refused before anything was sent: the association is untouched
         except AccessError as exc:
             # The meter understood and refused this one operation: the association is fine.
             self.stats.record_error(exc.kind, str(exc))
             raise
         except DlmsError as exc:
             self.stats.record_error(exc.kind, str(exc))
-            await self._teardown(release=False, close_link=isinstance(exc, (LinkClosed, ReplyTimeout)))
+            # An abandoned reply may still be on its way (a stream, a meter that pushes blocks).
+            await self._teardown(release=False,
+                                 close_link=isinstance(exc, (LinkClosed, ReplyTimeout, ReplyTooLarge)))
             raise
         except asyncio.CancelledError:
             await self._teardown(release=False, close_link=True)
@@ -375,7 +389,10 @@ class MeterSession:
                 self._next_invoke_id(client)
                 messages = self._list_request(client, chunk)
                 for message in messages:
-                    reply = await self._exchange(client, message, _GET)
+                    try:
+                        reply = await self._exchange(client, message, _GET)
+                    except BadReply as exc:
+                        raise exc.naming(chunk) from None
                     got = reply.value if isinstance(reply.value, list) else [reply.value]
                     if len(got) != len(chunk):
                         raise ProtocolError(f"asked for {len(chunk)} attributes, got {len(got)}", self.settings.label)
@@ -383,7 +400,10 @@ class MeterSession:
         else:
             for ref in refs:
                 self._next_invoke_id(client)
-                reply = await self._exchange(client, client.read(self._object(ref), ref.attribute), _GET)
+                try:
+                    reply = await self._exchange(client, client.read(self._object(ref), ref.attribute), _GET)
+                except BadReply as exc:
+                    raise exc.naming([ref]) from None
                 values.append(gurux_compat.AccessResult(reply.error) if reply.error else reply.value)
         return values
 
@@ -430,7 +450,10 @@ class MeterSession:
         self._next_invoke_id(client)
         frames = client._read(str(code), ObjectType.PROFILE_GENERIC, profile.BUFFER,
                               GXByteBuffer(selector) if selector else None)
-        reply = await self._exchange(client, frames, _GET)
+        try:
+            reply = await self._exchange(client, frames, _GET)
+        except BadReply as exc:
+            raise exc.naming([AttributeRef(code, profile.PROFILE_CLASS, profile.BUFFER)]) from None
         if reply.error:
             raise AccessError(f"buffer of {code}: {axdr.AccessResult(reply.error).name}", self.settings.label)
         data = profile.ProfileData(code, columns, capture_period=period)
@@ -476,11 +499,15 @@ class MeterSession:
     async def _set(self, ref: AttributeRef, value: Any, type_name: str | None) -> None:
         await self._ensure_associated()
         client = self._client
-        dtype = data_type(type_name) if type_name else _guess_type(value)
-        if dtype == DataType.OCTET_STRING and isinstance(value, str):
-            value = value.encode()
         self._next_invoke_id(client)
-        frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
+        try:
+            dtype = data_type(type_name) if type_name else _guess_type(value)
+            if dtype == DataType.OCTET_STRING and isinstance(value, str):
+                value = value.encode()
+            frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
+        except Exception as exc:  # noqa: BLE001 - gurux fails with anything on a value of the wrong kind
+            raise InvalidValue(f"write {ref}: value {repr(value)[:60]} is not a valid "
+                               f"{type_name or 'value'}: {exc}", self.settings.label) from exc
         reply = await self._exchange(client, frames, _SET)
         if reply.error:
             raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
@@ -489,7 +516,11 @@ class MeterSession:
         await self._ensure_associated()
         client = self._client
         self._next_invoke_id(client)
-        frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))
+        try:
+            frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))
+        except Exception as exc:  # noqa: BLE001 - as in _set: the parameter, not the meter
+            raise InvalidValue(f"method {ref}: parameter {repr(value)[:60]} is not a valid {type_name}: {exc}",
+                               self.settings.label) from exc
         reply = await self._exchange(client, frames, _METHOD)
         if reply.error:
             raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
@@ -505,11 +536,25 @@ class MeterSession:
         for frame in frames:
             reply.clear()
             await self._round_trip(client, frame, reply, expect, timeout_error, what, retries)
+            self._bound_reply(reply)
             while reply.isMoreData():
                 nxt = None if reply.isStreaming() else client.receiverReady(reply)
                 await self._round_trip(client, nxt, reply, expect, timeout_error, what, retries)
+                self._bound_reply(reply)
         self.last_activity = time.monotonic()
         return reply
+
+    def _bound_reply(self, reply: GXReplyData) -> None:
+        """Stop receiving once a reply passes maxReplyBytes: checked after every block and segment,
+        so a hostile meter (a legal multi-megabyte block transfer, a last block that never comes)
+        costs at most the limit plus one PDU of memory, never the poll's whole deadline of them."""
+        limit = self.settings.max_reply_bytes
+        size = reply.data.size if reply.data is not None else 0
+        if size > limit:
+            held = bytes(reply.data.array())
+            raise ReplyTooLarge(f"reply larger than maxReplyBytes ({limit} bytes; {size} received so far), "
+                                f"refused and not read further", self.settings.label,
+                                index=axdr.incomplete_result(held))
 
     async def _round_trip(self, client, frame, reply, expect, timeout_error, what, retries) -> None:
         link, box = self._link, self._box
@@ -584,6 +629,11 @@ class MeterSession:
             self.stats.late_replies += 1
             reply.clear()
             return False
+        if command == Command.GET_RESPONSE and not reply.isMoreData() and reply.data is not None:
+            try:
+                axdr.check_value(bytes(reply.data.array()))
+            except axdr.Malformed as exc:
+                raise MalformedReply(f"reply does not decode: {exc}", self.settings.label, index=exc.index) from None
         return True
 
 
@@ -612,6 +662,11 @@ class MeterSession:
             invoke, values = axdr.parse_get_response(raw[8:])
         except axdr.Unsupported:
             return None
+        except axdr.Malformed as exc:
+            if len(raw) > 10 and (raw[10] & 0x0F) != self._invoke_id:
+                self.stats.late_replies += 1  # an old reply, garbled: not this exchange's
+                return False
+            raise MalformedReply(f"reply does not decode: {exc}", self.settings.label, index=exc.index) from None
         if (invoke & 0x0F) != self._invoke_id:
             self.stats.late_replies += 1
             return False

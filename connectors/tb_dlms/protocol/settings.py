@@ -96,6 +96,8 @@ class MeterSettings:
     #: Seconds to wait for the TCP connection.
     connect_timeout: float = 10.0
     max_pdu_size: int = 1024
+    #: Most bytes one reply (all its blocks and segments) may bring; receiving stops past it.
+    max_reply_bytes: int = 65536
     hdlc_max_info: int = 128
     hdlc_window: int = 1
     #: Idle seconds after which the meter drops the association; we keep it alive before that.

@@ -22,7 +22,9 @@ def length(n: int) -> bytes:
         return bytes((n,))
     if n < 0x100:
         return bytes((0x81, n))
-    return b"\x82" + n.to_bytes(2, "big")
+    if n < 0x10000:
+        return b"\x82" + n.to_bytes(2, "big")
+    return b"\x84" + n.to_bytes(4, "big")
 
 
 def integer(tag: int, value: int) -> bytes:

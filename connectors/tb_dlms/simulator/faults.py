@@ -7,6 +7,7 @@ AARQs for ``reject_association``) or until cleared; ``reboot`` acts once when in
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -20,7 +21,16 @@ KINDS = (
     "reboot",            # state lost now: associations gone, HDLC reset, optionally closed
     "delay",             # answer ``seconds`` late
     "blackhole",         # half-open: read everything, never answer, never close
+    "huge_value",        # attribute 2 of ``obis`` is a legal octet string of ``size`` bytes (block transfer)
+    "endless_blocks",    # a GET of ``obis`` (WRAPPER) starts a block transfer whose last block never comes
+    "malformed_value",   # attribute 2 of ``obis`` is bad A-XDR: ``shape`` short_octets or huge_array
 )
+MALFORMED_SHAPES = {
+    # An octet string claiming 65535 bytes with two present.
+    "short_octets": bytes.fromhex("0982ffff") + b"AB",
+    # An array claiming 2^31 elements with one (uint8 1) present.
+    "huge_array": bytes.fromhex("0184800000001101"),
+}
 
 
 @dataclass
@@ -32,10 +42,18 @@ class Fault:
     #: ``reboot``: also close the TCP connections. ``garbage``: junk then the real reply.
     close: bool = True
     before: bool = False
+    #: Value faults: the object (logical name, dotted) whose value is hostile, its size, its shape.
+    obis: str | None = None
+    size: int = 0
+    shape: str = "short_octets"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.kind in ("huge_value", "endless_blocks", "malformed_value") and not self.obis:
+            raise ValueError(f"fault {self.kind} needs obis (the object whose value is hostile)")
+        if self.shape not in MALFORMED_SHAPES:
+            raise ValueError(f"unknown shape {self.shape!r}; known: {', '.join(MALFORMED_SHAPES)}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "Fault":
@@ -45,6 +63,9 @@ class Fault:
             seconds=float(data.get("seconds", 0.0)),
             close=bool(data.get("close", True)),
             before=bool(data.get("before", False)),
+            obis=data.get("obis"),
+            size=int(data.get("size", 0)),
+            shape=data.get("shape", "short_octets"),
         )
 
 
@@ -58,7 +79,7 @@ class FaultState:
         self._rng = None
 
     def inject(self, fault: Fault) -> None:
-        self.active[fault.kind] = Fault(fault.kind, fault.count, fault.seconds, fault.close, fault.before)
+        self.active[fault.kind] = dataclasses.replace(fault)
 
     def clear(self, kind: str | None = None) -> None:
         if kind is None:

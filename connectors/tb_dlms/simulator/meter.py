@@ -23,7 +23,7 @@ from gurux_dlms.enums import (
 from gurux_dlms.GXDateTime import GXDateTime
 
 from . import axdr, gurux_fixes, objects as cosem
-from .faults import FaultState
+from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
 from .spec import PUBLIC_CLIENT, MeterSpec
@@ -113,6 +113,10 @@ class Meter:
     def read(self, ln: str, index: int, selector: int, params) -> bytes | None:
         """Encoded attribute value, or None to let gurux answer from the shared object."""
         t = self.now()
+        if self.faults.active and index == 2:
+            hostile = self._hostile_value(ln)
+            if hostile is not None:
+                return hostile
         reg = cosem.REGISTER_BY_LN.get(ln)
         if reg is not None:
             if index == 2:
@@ -147,6 +151,18 @@ class Meter:
             else:
                 n = _LOAD_PROFILE.window(self.profile_first, t)[1] if index == 7 else _LOAD_PROFILE.capacity
             return axdr.integer(axdr.UINT32, n)
+        return None
+
+    def _hostile_value(self, ln: str) -> bytes | None:
+        """Value faults: a legal but huge octet string, or bytes that are not A-XDR."""
+        fault = self.faults.peek("huge_value")
+        if fault is not None and fault.obis == ln:
+            self.faults.take("huge_value")
+            return axdr.octets(b"\xa5" * fault.size)
+        fault = self.faults.peek("malformed_value")
+        if fault is not None and fault.obis == ln:
+            self.faults.take("malformed_value")
+            return MALFORMED_SHAPES[fault.shape]
         return None
 
     def _clock(self, index: int, t: float) -> bytes | None:

@@ -118,6 +118,13 @@ class Link(asyncio.Protocol):
             if faults.take("reset"):
                 self._reset()
                 return
+            endless = faults.peek("endless_blocks")
+            if endless is not None and self.port.interface == "wrapper":
+                block = _endless_block(frame.raw, endless.obis)
+                if block is not None:
+                    self.transport.write(block)
+                    meter.replies += 1
+                    return
         reply = self._session(meter).handle(frame.raw)
         delay = meter.spec.delay
         if faults.active:
@@ -179,3 +186,28 @@ class Link(asyncio.Protocol):
                 pass
         self.closed = True
         self.transport.abort()
+
+
+#: Data bytes per block of an endless transfer: what a 1024-byte PDU carries.
+_BLOCK_DATA = 1000
+
+
+def _endless_block(raw: bytes, obis: str) -> bytes | None:
+    """A GET-Response-With-Datablock that is never the last (WRAPPER), for a GET of ``obis``.
+
+    The first block starts an octet string claiming 2^31 - 1 bytes; every GET-Request-Next gets
+    the following block: a client that does not bound what it accumulates never stops.
+    """
+    apdu = raw[8:]
+    ln = bytes(int(x) for x in obis.split("."))
+    if apdu[:2] == b"\xc0\x02" and len(apdu) >= 7:
+        number = int.from_bytes(apdu[3:7], "big") + 1
+    elif apdu[:1] == b"\xc0" and apdu[1:2] in (b"\x01", b"\x03") and ln in apdu:
+        number = 1
+    else:
+        return None
+    data = (b"\x09\x84\x7f\xff\xff\xff" if number == 1 else b"") + b"\x5a" * _BLOCK_DATA
+    body = (b"\xc4\x02" + apdu[2:3] + b"\x00" + number.to_bytes(4, "big") + b"\x00\x82"
+            + len(data).to_bytes(2, "big") + data)
+    client, server = raw[2:4], raw[4:6]
+    return b"\x00\x01" + server + client + len(body).to_bytes(2, "big") + body
