@@ -87,7 +87,7 @@ def test_class_id_by_name_and_attribute():
 
 
 def test_connector_poll_period_is_the_device_default_and_device_overrides():
-    dev2 = meter("Meter 2")
+    dev2 = meter("Meter 2", port=4060)
     dev2["pollPeriod"] = 2.5
     cfg, errors = load_connector_config(config(meter(), dev2, pollPeriod=5))
     assert errors == []
@@ -95,7 +95,7 @@ def test_connector_poll_period_is_the_device_default_and_device_overrides():
 
 
 def test_defaults_merge_under_each_connection():
-    raw = config(meter(), meter("Meter 2", timeoutMs=900, hdlc={"windowSize": 2}),
+    raw = config(meter(), meter("Meter 2", port=4060, timeoutMs=900, hdlc={"windowSize": 2}),
                  defaults={"timeoutMs": 3000, "retries": 1, "hdlc": {"maxInfoField": 256, "windowSize": 1}})
     cfg, errors = load_connector_config(raw)
     assert errors == []
@@ -289,11 +289,12 @@ def test_connector_level_mistakes():
     assert only_error({"devices": ["Meter 1"]}) == "devices[0]: must be an object, got a string"
     assert only_error(config(devcies=[])).startswith("devcies is not a known key (did you mean 'devices'?)")
     _, errors = load_connector_config([1, 2])
-    assert [str(e) for e in errors] == ["connector configuration must be a JSON object, got a list"]
+    assert [str(e) for e in errors] == ["the connector configuration must be a JSON object {...}, got a list; "
+                                        "the gateway starts none of its meters"]
 
 
 def test_duplicate_names_skip_the_later_device():
-    cfg, errors = load_connector_config(config(meter(), meter(port=4060), meter("Meter 2")))
+    cfg, errors = load_connector_config(config(meter(), meter(port=4060), meter("Meter 2", port=4061)))
     assert [d.name for d in cfg.devices] == ["Meter 1", "Meter 2"]
     assert [str(e) for e in errors] == [
         'devices[1] "Meter 1": deviceName duplicates devices[0]; device names must be unique (the device was skipped)']
@@ -310,7 +311,7 @@ def test_same_hdlc_address_on_one_serial_server_is_rejected():
 
 def test_bad_device_is_skipped_and_the_others_load():
     bad = meter("Meter 2", port="x")
-    cfg, errors = load_connector_config(config(meter(), bad, meter("Meter 3")))
+    cfg, errors = load_connector_config(config(meter(), bad, meter("Meter 3", port=4061)))
     assert [d.name for d in cfg.devices] == ["Meter 1", "Meter 3"]
     assert len(errors) == 1 and str(errors[0]).startswith('devices[1] "Meter 2": connection.port')
 
@@ -325,7 +326,7 @@ def test_all_errors_are_collected_not_just_the_first():
 
 
 def test_a_wrong_default_is_reported_once_at_defaults():
-    cfg, errors = load_connector_config(config(meter(), meter("Meter 2"), defaults={"timeoutMs": -1, "retries": 1}))
+    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060), defaults={"timeoutMs": -1, "retries": 1}))
     assert [str(e) for e in errors] == ["defaults.timeoutMs must be an integer 1..600000, got -1"]
     assert [d.connection.retries for d in cfg.devices] == [1, 1]
 
@@ -343,7 +344,8 @@ def test_invalid_json_names_line_and_column():
     text = '{\n  "devices": [\n    {"deviceName": "Meter 1",}\n  ]\n}'
     cfg, errors = parse_connector_json(text)
     assert cfg is None
-    assert str(errors[0]).startswith("invalid JSON at line 3 column 30:")
+    assert str(errors[0]) == ("the connector file: not valid JSON at line 3 column 29: Illegal trailing comma "
+                              "before end of object; the gateway cannot parse this file and starts none of its meters")
 
 
 # -- secrets ----------------------------------------------------------------------------------
