@@ -105,10 +105,14 @@ def _non_numbers(text: str) -> list[str]:
             for i, item in enumerate(value):
                 walk(item, f"{path}[{i}]", device)
 
-    if isinstance(raw, dict) and isinstance(raw.get("devices"), list):
-        for i, item in enumerate(raw["devices"]):
+    if not isinstance(raw, dict):
+        walk(raw, "", "")
+        return found
+    for key, value in raw.items():  # in file order; inside devices[] named as the schema names them
+        if key != "devices" or not isinstance(value, list):
+            walk(value, key, "")
+            continue
+        for i, item in enumerate(value):
             name = item.get("deviceName") if isinstance(item, dict) else None
             walk(item, "", f'devices[{i}] "{name}"' if isinstance(name, str) else f"devices[{i}]")
-        raw = {k: v for k, v in raw.items() if k != "devices"}
-    walk(raw, "", "")
     return found
