@@ -121,3 +121,11 @@ def test_a_gateway_file_with_nan_is_refused_as_the_gateway_refuses_it(tmp_path, 
     assert ("error: tb_gateway.json: not valid JSON at line 1 column 47: NaN is not a JSON number "
             "(at thingsboard.port)") in proc.stdout
     assert "the gateway cannot parse this file and does not start" in proc.stdout
+
+
+def test_a_gateway_file_that_is_an_array_is_an_error_not_a_traceback(tmp_path):
+    (tmp_path / "tb_gateway.json").write_text("[]")
+    proc = subprocess.run([sys.executable, "test_config.py", "--config-dir", str(tmp_path), "--no-probe",
+                           "--color", "never"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tb_gateway.json: must be a JSON object {...} at the top level" in proc.stdout

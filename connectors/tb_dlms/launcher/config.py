@@ -106,6 +106,8 @@ def load_yaml_config(path: Path, env: Mapping[str, str] | None = None) -> dict:
 def validate(config: dict, source: Path) -> list[str]:
     """Basic checks; returns warnings, raises ConfigError for what would not start at all."""
     warnings = []
+    if not isinstance(config, dict):  # e.g. a top-level array: the gateway would fail on it with no word
+        raise ConfigError(f"{source}: must be a JSON object {{...}} at the top level")
     tb = config.get("thingsboard")
     if not isinstance(tb, dict) or not tb.get("host"):
         raise ConfigError(f"{source}: thingsboard.host is required")
