@@ -10,6 +10,8 @@ from tb_dlms.config import (
     ConfigInvalid,
     load_connector_config,
     load_connector_config_strict,
+    load_connector_file,
+    load_handed_over,
     parse_connector_json,
 )
 from tb_dlms.protocol.obis import ObisCode
@@ -87,7 +89,7 @@ def test_class_id_by_name_and_attribute():
 
 
 def test_connector_poll_period_is_the_device_default_and_device_overrides():
-    dev2 = meter("Meter 2")
+    dev2 = meter("Meter 2", port=4060)
     dev2["pollPeriod"] = 2.5
     cfg, errors = load_connector_config(config(meter(), dev2, pollPeriod=5))
     assert errors == []
@@ -95,7 +97,7 @@ def test_connector_poll_period_is_the_device_default_and_device_overrides():
 
 
 def test_defaults_merge_under_each_connection():
-    raw = config(meter(), meter("Meter 2", timeoutMs=900, hdlc={"windowSize": 2}),
+    raw = config(meter(), meter("Meter 2", port=4060, timeoutMs=900, hdlc={"windowSize": 2}),
                  defaults={"timeoutMs": 3000, "retries": 1, "hdlc": {"maxInfoField": 256, "windowSize": 1}})
     cfg, errors = load_connector_config(raw)
     assert errors == []
@@ -289,11 +291,12 @@ def test_connector_level_mistakes():
     assert only_error({"devices": ["Meter 1"]}) == "devices[0]: must be an object, got a string"
     assert only_error(config(devcies=[])).startswith("devcies is not a known key (did you mean 'devices'?)")
     _, errors = load_connector_config([1, 2])
-    assert [str(e) for e in errors] == ["connector configuration must be a JSON object, got a list"]
+    assert [str(e) for e in errors] == ["the connector configuration must be a JSON object {...}, got a list; "
+                                        "the gateway starts none of its meters"]
 
 
 def test_duplicate_names_skip_the_later_device():
-    cfg, errors = load_connector_config(config(meter(), meter(port=4060), meter("Meter 2")))
+    cfg, errors = load_connector_config(config(meter(), meter(port=4060), meter("Meter 2", port=4061)))
     assert [d.name for d in cfg.devices] == ["Meter 1", "Meter 2"]
     assert [str(e) for e in errors] == [
         'devices[1] "Meter 1": deviceName duplicates devices[0]; device names must be unique (the device was skipped)']
@@ -310,7 +313,7 @@ def test_same_hdlc_address_on_one_serial_server_is_rejected():
 
 def test_bad_device_is_skipped_and_the_others_load():
     bad = meter("Meter 2", port="x")
-    cfg, errors = load_connector_config(config(meter(), bad, meter("Meter 3")))
+    cfg, errors = load_connector_config(config(meter(), bad, meter("Meter 3", port=4061)))
     assert [d.name for d in cfg.devices] == ["Meter 1", "Meter 3"]
     assert len(errors) == 1 and str(errors[0]).startswith('devices[1] "Meter 2": connection.port')
 
@@ -325,7 +328,7 @@ def test_all_errors_are_collected_not_just_the_first():
 
 
 def test_a_wrong_default_is_reported_once_at_defaults():
-    cfg, errors = load_connector_config(config(meter(), meter("Meter 2"), defaults={"timeoutMs": -1, "retries": 1}))
+    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060), defaults={"timeoutMs": -1, "retries": 1}))
     assert [str(e) for e in errors] == ["defaults.timeoutMs must be an integer 1..600000, got -1"]
     assert [d.connection.retries for d in cfg.devices] == [1, 1]
 
@@ -343,7 +346,8 @@ def test_invalid_json_names_line_and_column():
     text = '{\n  "devices": [\n    {"deviceName": "Meter 1",}\n  ]\n}'
     cfg, errors = parse_connector_json(text)
     assert cfg is None
-    assert str(errors[0]).startswith("invalid JSON at line 3 column 30:")
+    assert str(errors[0]) == ("the connector file: not valid JSON at line 3 column 29: Illegal trailing comma "
+                              "before end of object; the gateway cannot parse this file and starts none of its meters")
 
 
 # -- secrets ----------------------------------------------------------------------------------
@@ -396,3 +400,117 @@ def test_public_dict_reloads_to_the_same_config_apart_from_secrets():
     again, errors = load_connector_config(copy.deepcopy(cfg.to_public_dict()))
     assert errors == []
     assert again.devices == cfg.devices
+
+
+# -- broken JSON and what the gateway makes of it (config/gateway_json.py) ---------------------
+
+
+def test_nan_in_a_file_is_refused_naming_line_device_and_field():
+    text = json.dumps(config(meter(), meter("Meter 2", port=4060)), indent=2)
+    text = text.replace('"name": "DLMS",', '"name": "DLMS", "pollPeriod": Infinity,')
+    text = text.replace('"deviceName": "Meter 2",', '"deviceName": "Meter 2", "pollPeriod": NaN,')
+    cfg, [error] = parse_connector_json(text, "dlms_connector.json")
+    assert cfg is None
+    assert str(error).startswith("dlms_connector.json: not valid JSON at line 2 column ")
+    assert ('Infinity is not a JSON number (at pollPeriod, devices[1] "Meter 2": pollPeriod): write a number, '
+            "or null to leave the setting out; the gateway cannot parse this file and starts none of its meters"
+            ) in str(error)
+
+
+@pytest.mark.parametrize("text", [
+    '{"devices": [], "pollPeriod": NaN}', '{"devices": [-Infinity]}', '{"devices": [],}', '[1, 2,]',
+    '{"devices": []} {}', "", "\ufeff\ufeff{}",
+], ids=["NaN", "-Infinity", "trailing comma", "array trailing comma", "extra data", "empty", "two BOMs"])
+def test_every_file_the_gateway_cannot_parse_is_one_file_level_error(text):
+    simplejson = pytest.importorskip("simplejson")
+    with pytest.raises(simplejson.JSONDecodeError):  # what the gateway's _load_connectors runs into
+        simplejson.loads(text)
+    cfg, errors = parse_connector_json(text, "x.json")
+    assert cfg is None and len(errors) == 1 and errors[0].device is None
+    assert str(errors[0]).startswith("x.json") and "the gateway cannot parse this file" in str(errors[0])
+
+
+def test_a_bom_is_skipped_as_the_gateway_skips_it():
+    cfg, errors = parse_connector_json("\ufeff" + json.dumps(config()), "x.json")
+    assert errors == [] and cfg.devices[0].name == "Meter 1"
+
+
+def test_a_top_level_array_names_the_file(tmp_path):
+    path = tmp_path / "dlms_connector.json"
+    path.write_text(json.dumps([config()]))
+    cfg, errors = load_connector_file(path)
+    assert cfg.devices == () and [str(e) for e in errors] == [
+        "dlms_connector.json: the connector configuration must be a JSON object {...}, got a list; "
+        "the gateway starts none of its meters"]
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "dlms_connector.json"
+    path.write_bytes(b'{"name": "Z\xe4hler"}')
+    _, [error] = load_connector_file(path)
+    assert str(error).startswith("dlms_connector.json is not UTF-8 text (byte 11: b'\\xe4'): save it as UTF-8")
+
+
+def test_the_raw_text_the_gateway_hands_over_is_an_error_not_a_crash():
+    handed_over = "{id_var_start}9f0c{id_var_end}" + '{\n  "logLevel": "INFO",\n  "pollPeriod": NaN\n}'
+    cfg, [error] = load_handed_over(handed_over, "dlms_connector.json")
+    assert cfg.devices == ()
+    assert str(error).startswith("dlms_connector.json: not valid JSON at line 3 column 17: NaN is not a JSON number")
+
+
+@pytest.mark.parametrize("where", ["top", "device", "connection"])
+def test_non_finite_numbers_in_a_parsed_config_are_field_errors(where):
+    raw = config(meter(), meter("Meter 2", port=4060))
+    target = {"top": raw, "device": raw["devices"][1], "connection": raw["devices"][1]["connection"]}[where]
+    target["inactivityTimeoutS" if where == "connection" else "pollPeriod"] = float("nan")
+    cfg, [error] = load_connector_config(raw)
+    assert str(error) == {
+        "top": "pollPeriod must be a positive number, got NaN",
+        "device": 'devices[1] "Meter 2": pollPeriod must be a positive number, got NaN',
+        "connection": 'devices[1] "Meter 2": connection.inactivityTimeoutS must be a positive number, got NaN',
+    }[where]
+    assert len(cfg.devices) == (1 if where != "top" else 2)
+
+
+def test_names_longer_than_thingsboard_keeps_are_refused():
+    long_device = meter("M" * 10_000, port=4060)
+    long_type = meter("Meter 3", port=4061)
+    long_type["deviceType"] = "t" * 256
+    long_key = meter("Meter 4", port=4062)
+    long_key["timeseries"][0]["key"] = "k" * 256
+    cfg, errors = load_connector_config(config(meter("N" * 255), long_device, long_type, long_key))
+    assert [d.name for d in cfg.devices] == ["N" * 255]
+    assert [str(e) for e in errors] == [
+        f'devices[1] "{"M" * 40}...": deviceName must be at most 255 characters (ThingsBoard\'s limit for names '
+        "and keys), got 10000",
+        'devices[2] "Meter 3": deviceType must be at most 255 characters (ThingsBoard\'s limit for names and keys), '
+        "got 256",
+        'devices[3] "Meter 4": timeseries[0].key must be at most 255 characters (ThingsBoard\'s limit for names '
+        "and keys), got 256"]
+
+
+def test_two_wrapper_devices_on_one_association_are_refused():
+    twin = meter("Twin", host="METER.example", clientAddress=16, serverAddress=1)
+    other_client = meter("Reader", host="meter.example", authentication="low", password="x")  # client 32
+    other_server = meter("Second logical device", host="meter.example", serverAddress={"logical": 2})
+    other_port = meter("Other port", host="meter.example", port=4060)
+    cfg, errors = load_connector_config(config(meter(host="meter.example"), twin, other_client, other_server,
+                                               other_port))
+    assert [d.name for d in cfg.devices] == ["Meter 1", "Reader", "Second logical device", "Other port"]
+    assert [str(e) for e in errors] == [
+        'devices[1] "Twin": connection.serverAddress WRAPPER client address 16 with server address 1 on '
+        'METER.example:4059 is already used by devices[0] "Meter 1": both would fight over one association '
+        "(the device was skipped)"]
+
+
+def test_two_hdlc_devices_with_the_same_addresses_on_one_serial_server_are_refused():
+    bus = dict(interface="hdlc", port=4061, clientAddress=16, serverAddress={"logical": 1, "physical": 17})
+    same = meter("Same", **bus)
+    other_client = meter("Other client", **{**bus, "clientAddress": 32})  # still one meter on the bus
+    other_server = meter("Neighbour", **{**bus, "serverAddress": {"logical": 1, "physical": 18}})
+    other_bus = meter("Other bus", **{**bus, "port": 4062})
+    cfg, errors = load_connector_config(config(meter("Meter 1", **bus), same, other_client, other_server,
+                                               other_bus))
+    assert [d.name for d in cfg.devices] == ["Meter 1", "Neighbour", "Other bus"]
+    assert [e.device_name for e in errors] == ["Same", "Other client"]
+    assert all("already used by devices[0] \"Meter 1\"" in str(e) for e in errors)

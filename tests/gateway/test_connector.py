@@ -297,3 +297,34 @@ def test_extension_shim_exposes_the_class():
     shim = Path(__file__).resolve().parents[2] / "connectors" / "extensions" / "dlms" / "dlms_connector.py"
     namespace = runpy.run_path(str(shim))
     assert namespace["DLMSConnector"] is DLMSConnector
+
+
+def test_the_raw_text_of_an_unparsable_file_is_reported_not_a_crash(gateway, caplog):
+    """What 3.8.5 hands the constructor when simplejson refused the file (NaN here), named by its table."""
+    handed_over = "{id_var_start}4f1e{id_var_end}" + '{"logLevel": "INFO", "devices": [{"pollPeriod": NaN}]}'
+    gateway.connectors_configs = {"dlms": [{"name": "DLMS Main", "config": {"main.json": handed_over}}]}
+    connector = DLMSConnector(gateway, handed_over, "dlms", session_factory=FakeFleet())
+    assert connector.get_name() == "DLMS Main" and connector.devices == {}
+    [error] = connector.config_errors
+    assert str(error).startswith("main.json: not valid JSON at line 1 column 49: NaN is not a JSON number "
+                                 "(at devices[0]: pollPeriod)")
+    assert f"Configuration: {error}" in caplog.text
+    connector.close()
+    assert connector.is_stopped()
+
+
+def test_a_top_level_array_is_reported_not_a_crash(gateway, caplog):
+    connector = DLMSConnector(gateway, ["logLevel", meter("Meter 1", 4059)], "dlms", session_factory=FakeFleet())
+    assert connector.devices == {}
+    assert "the connector configuration must be a JSON object {...}, got a list" in caplog.text
+    connector.close()
+
+
+def test_a_bad_device_is_skipped_and_named_with_its_file(gateway, caplog):
+    config = connector_config(meter("Meter 1", 4059), meter("Twin", 4059), meter("Meter 2", 4060))
+    gateway.connectors_configs = {"dlms": [{"name": "DLMS Test", "config": {"dlms.json": config}}]}
+    connector = DLMSConnector(gateway, json.loads(json.dumps(config)), "dlms", session_factory=FakeFleet())
+    assert sorted(connector.devices) == ["Meter 1", "Meter 2"]
+    assert ('Configuration: dlms.json: devices[1] "Twin": connection.serverAddress WRAPPER client address 16 '
+            'with server address 1 on 127.0.0.1:4059 is already used by devices[0] "Meter 1"') in caplog.text
+    connector.close()

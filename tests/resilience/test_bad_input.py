@@ -93,7 +93,7 @@ def test_connector_level_mistakes_are_logged_and_the_connector_still_runs(config
 def test_invalid_json_is_one_error_with_line_and_column():
     cfg, errors = parse_connector_json('{"devices": [\n  {"deviceName": "A",}\n]}')
     assert cfg is None and len(errors) == 1
-    assert "invalid JSON at line 2" in str(errors[0])
+    assert "not valid JSON at line 2 column 21: Illegal trailing comma" in str(errors[0])
 
 
 # -- RPCs against a stuck meter ------------------------------------------------------------------

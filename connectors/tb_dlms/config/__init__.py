@@ -9,6 +9,7 @@ from .schema import (
     load_connector_config,
     load_connector_config_strict,
     load_connector_file,
+    load_handed_over,
     parse_connector_json,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "load_connector_config",
     "load_connector_config_strict",
     "load_connector_file",
+    "load_handed_over",
     "parse_connector_json",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import math
 import os
 import re
 from typing import Any, Iterable, TypeVar
@@ -118,12 +119,17 @@ class Section:
             return None
         return list(enumerate(value))
 
-    def text(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+    def text(self, key: str, default: str | None = None, required: bool = False,
+             max_chars: int | None = None) -> str | None:
         value = self._raw(key, required)
         if value is None:
             return default
         if not isinstance(value, str) or not value.strip():
             self.error(key, f"must be a non-empty string, got {show(value)}")
+            return default
+        if max_chars is not None and len(value.strip()) > max_chars:
+            self.error(key, f"must be at most {max_chars} characters (ThingsBoard's limit for names and keys), "
+                            f"got {len(value.strip())}")
             return default
         return value.strip()
 
@@ -146,7 +152,7 @@ class Section:
         if value is None:
             return default
         what = "a positive number" if positive else f"a number{_range(lo, hi)}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.error(key, f"must be {what}, got {show(value)}")
             return default
         if (positive and value <= 0) or (lo is not None and value < lo) or (hi is not None and value > hi):

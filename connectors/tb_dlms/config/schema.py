@@ -7,7 +7,6 @@ whole fleet offline. Secrets (password, keys) may be written as ``"${ENV_VAR}"``
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from ..protocol.settings import (
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
+from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
 
@@ -46,6 +46,10 @@ MIN_STALE_AFTER_S = 300.0
 DEFAULT_MAX_REPLY_BYTES = 65536
 #: The polling loop counts as stuck (and is restarted) when its heartbeat is this old.
 DEFAULT_LOOP_STALL_S = 30.0
+#: ThingsBoard stores device names, device types (profile names) and telemetry keys in varchar(255)
+#: columns (dao/.../schema-entities.sql: device.name, device.type, key_dictionary.key); a longer
+#: name is refused there, so it is refused here, before a meter is polled for nothing.
+MAX_NAME_CHARS = 255
 
 TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
             "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir")
@@ -280,16 +284,19 @@ class ConnectorConfig:
 # -- loaders ----------------------------------------------------------------------------------
 
 
-def load_connector_config(raw: Any, *,
+def load_connector_config(raw: Any, source: str | None = None, *,
                           secrets_from_env: bool = False) -> tuple[ConnectorConfig, list[ConfigError]]:
     """Parse the connector JSON (as a dict). Returns the valid part and every problem found.
 
-    ``secrets_from_env`` (remote configuration on): a secret written in clear is an error and its
-    device is left out (config/secrets.py).
+    ``source`` (the file name) is named in file-level errors. ``secrets_from_env`` (remote
+    configuration on): a secret written in clear is an error and its device is left out
+    (config/secrets.py).
     """
     errors: list[ConfigError] = []
     if not isinstance(raw, dict):
-        errors.append(ConfigError("", f"connector configuration must be a JSON object, got {kind_of(raw)}"))
+        where = f"{source}: " if source else ""
+        errors.append(ConfigError("", f"{where}the connector configuration must be a JSON object {{...}}, got "
+                                      f"{kind_of(raw)}; the gateway starts none of its meters"))
         return ConnectorConfig(), errors
     top = Section(raw, "", errors)
     top.reject_unknown(TOP_KEYS)
@@ -313,7 +320,7 @@ def load_connector_config(raw: Any, *,
     if items is not None and not items:
         top.error("devices", "must list at least one meter, got an empty list")
     names: dict[str, int] = {}
-    hdlc_addresses: dict[tuple[str, int, int], DeviceConfig] = {}
+    associations: dict[tuple, DeviceConfig] = {}
     for index, item in items or ():
         device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
@@ -322,17 +329,14 @@ def load_connector_config(raw: Any, *,
             errors.append(ConfigError("deviceName", f"duplicates devices[{names[device.name]}]; device names "
                                       "must be unique (the device was skipped)", index, device.name))
             continue
-        c = device.connection
-        if c.interface is Interface.HDLC:
-            slot = (c.host, c.port, c.wire_server_address)
-            other = hdlc_addresses.get(slot)
-            if other is not None:
-                errors.append(ConfigError(
-                    "connection.serverAddress",
-                    f"HDLC server address {slot[2]} on {c.host}:{c.port} is already used by "
-                    f'devices[{other.index}] "{other.name}" (the device was skipped)', index, device.name))
-                continue
-            hdlc_addresses[slot] = device
+        slot, what = _association_slot(device.connection)
+        other = associations.get(slot)
+        if other is not None:
+            errors.append(ConfigError("connection.serverAddress", f"{what} is already used by devices[{other.index}]"
+                                      f' "{other.name}": both would fight over one association (the device was '
+                                      "skipped)", index, device.name))
+            continue
+        associations[slot] = device
         names[device.name] = index
         devices.append(device)
     if secrets_from_env:
@@ -360,20 +364,54 @@ def load_connector_config_strict(raw: Any) -> ConnectorConfig:
     return config
 
 
-def parse_connector_json(text: str) -> tuple[ConnectorConfig | None, list[ConfigError]]:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [ConfigError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
-    return load_connector_config(raw)
+def load_handed_over(config: Any, source: str | None = None, *,
+                     secrets_from_env: bool = False) -> tuple[ConnectorConfig, list[ConfigError]]:
+    """What the gateway hands the connector's constructor, validated without raising.
+
+    Normally the parsed file (a dict). When simplejson could not parse the file (NaN, a trailing
+    comma...), the gateway hands over the file's raw text instead (see config/gateway_json.py): it
+    is parsed again here only to name the line and column; no meter starts from it.
+    """
+    if isinstance(config, str):
+        raw, error = parse_gateway_json(unparsed_text(config), source or "the connector file")
+        if error is not None:
+            return ConnectorConfig(), [error]
+        config = raw
+    return load_connector_config(config, source, secrets_from_env=secrets_from_env)
+
+
+def parse_connector_json(text: str, source: str = "the connector file") -> tuple[ConnectorConfig | None,
+                                                                                list[ConfigError]]:
+    """Parse as the gateway parses (config/gateway_json.py), then validate."""
+    raw, error = parse_gateway_json(text, source)
+    if error is not None:
+        return None, [error]
+    return load_connector_config(raw, source)
 
 
 def load_connector_file(path: str | Path) -> tuple[ConnectorConfig | None, list[ConfigError]]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, [ConfigError("", f"cannot read {path}: {exc.strerror or exc}")]
-    return parse_connector_json(text)
+    """Read as the gateway reads (UTF-8, BOM skipped, simplejson's rules), then validate."""
+    raw, error = read_gateway_json(path)
+    if error is not None:
+        return None, [error]
+    return load_connector_config(raw, Path(path).name)
+
+
+def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
+    """What identifies one association on the wire, and how to say it in an error.
+
+    WRAPPER: each device opens its own TCP connection, so the meter tells associations apart by the
+    client/server address pair. HDLC: devices on one serial server share the bus, where the server
+    address alone selects the meter (the existing rule). Host names compare case-insensitively
+    (DNS does); different spellings of one address (a name and its IP) are not resolved here.
+    """
+    host = c.host.lower()
+    if c.interface is Interface.HDLC:
+        return ("hdlc", host, c.port, c.wire_server_address), \
+            f"HDLC server address {c.wire_server_address} on {c.host}:{c.port}"
+    return ("wrapper", host, c.port, c.client_address, c.server_address.logical), \
+        (f"WRAPPER client address {c.client_address} with server address {c.server_address.logical} on "
+         f"{c.host}:{c.port}")
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -440,11 +478,13 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: 
         return None
     raw_name = item.get("deviceName")
     name = raw_name.strip() if isinstance(raw_name, str) and raw_name.strip() else None
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        name = name[:40] + "..."  # the error names the device without repeating 10 KB
     sec = Section(item, "", errors, index, name)
     before = len(errors)
-    sec.text("deviceName", required=True)
+    sec.text("deviceName", required=True, max_chars=MAX_NAME_CHARS)
     sec.reject_unknown(DEVICE_KEYS)
-    device_type = sec.text("deviceType", "default")
+    device_type = sec.text("deviceType", "default", max_chars=MAX_NAME_CHARS)
     poll_period = sec.number("pollPeriod", poll_default, positive=True)
     poll_timeout_ms = sec.integer("pollTimeoutMs", None, lo=1)
     report = _report_strategy(sec, "reportStrategy")
@@ -622,7 +662,7 @@ def _points(sec: Section, key: str) -> list[PointConfig]:
         sub = sec.child(item, f"{key}[{i}]")
         before = len(sub.errors)
         sub.reject_unknown(POINT_KEYS)
-        name = sub.text("key", required=True)
+        name = sub.text("key", required=True, max_chars=MAX_NAME_CHARS)
         obis = sub.obis("obis", required=True)
         class_id = _class_id(sub)
         attribute = sub.integer("attribute", 2, 1, 127)

@@ -21,7 +21,7 @@ from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.statistics.statistics_service import StatisticsService
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
-from ..config.schema import ConnectorConfig, load_connector_config
+from ..config.schema import ConnectorConfig, load_handed_over
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
 from . import commands, rpc
 from .collector import MeterDataCollector
@@ -51,6 +51,25 @@ def remote_configuration_on(gateway) -> bool:
     return isinstance(thingsboard, dict) and thingsboard.get("remoteConfiguration") is True
 
 
+def gateway_entry(gateway, config: Any) -> tuple[str | None, str | None]:
+    """(connector file, connector name) that ``config`` came from, for messages.
+
+    The gateway passes neither to the constructor when it could not parse the file (the config is
+    then the raw text); its table of loaded connector configurations (``connectors_configs``:
+    type -> [{"name", "config": {file name: content}}]) holds both.
+    """
+    try:
+        for entries in (getattr(gateway, "connectors_configs", None) or {}).values():
+            for entry in entries:
+                for file_name, content in (entry.get("config") or {}).items():
+                    if content == config:
+                        name = entry.get("name")
+                        return str(file_name), name if isinstance(name, str) else None
+    except Exception:  # noqa: BLE001 - names for messages only; an unknown gateway layout is no error
+        pass
+    return None, None
+
+
 class DLMSConnector(Connector):
     def __init__(self, gateway, config: dict, connector_type: str,
                  session_factory: SessionFactory | None = None) -> None:
@@ -58,17 +77,21 @@ class DLMSConnector(Connector):
         self.__gateway = gateway
         self.__config = config
         self._connector_type = connector_type
+        #: The gateway hands over the file's raw text when it could not parse it (config/gateway_json.py).
+        given = config if isinstance(config, dict) else {}
+        self.config_file, entry_name = gateway_entry(gateway, config)
         self.dlms_config: ConnectorConfig
-        self.dlms_config, self.config_errors = load_connector_config(
-            config, secrets_from_env=remote_configuration_on(gateway))
-        self.name = config.get("name") if isinstance(config.get("name"), str) else \
+        self.dlms_config, self.config_errors = load_handed_over(
+            config, self.config_file, secrets_from_env=remote_configuration_on(gateway))
+        self.name = given.get("name") if isinstance(given.get("name"), str) else entry_name or \
             "DLMS Connector " + "".join(choice(ascii_lowercase) for _ in range(5))
-        self.__id = config.get("id")
+        self.__id = given.get("id")
         self._log = init_logger(gateway, self.name, self.dlms_config.log_level,
                                 enable_remote_logging=self.dlms_config.enable_remote_logging,
                                 is_connector_logger=True)
-        for error in self.config_errors:
-            self._log.error("Configuration: %s", error)
+        for error in map(str, self.config_errors):
+            named = self.config_file is None or error.startswith(self.config_file)
+            self._log.error("Configuration: %s", error if named else f"{self.config_file}: {error}")
         self._session_factory = session_factory
         #: Bumped when a stuck loop is replaced: data from the old loop's devices is then dropped.
         self._generation = 0

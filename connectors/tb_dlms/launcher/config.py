@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..config.gateway_json import GATEWAY_FILE_CONSEQUENCE, read_gateway_json
+
 log = logging.getLogger("tb_dlms.launcher")
 
 YAML_NAME = "tb_gateway.yaml"
@@ -104,6 +106,8 @@ def load_yaml_config(path: Path, env: Mapping[str, str] | None = None) -> dict:
 def validate(config: dict, source: Path) -> list[str]:
     """Basic checks; returns warnings, raises ConfigError for what would not start at all."""
     warnings = []
+    if not isinstance(config, dict):  # e.g. a top-level array: the gateway would fail on it with no word
+        raise ConfigError(f"{source}: must be a JSON object {{...}} at the top level")
     tb = config.get("thingsboard")
     if not isinstance(tb, dict) or not tb.get("host"):
         raise ConfigError(f"{source}: thingsboard.host is required")
@@ -164,10 +168,9 @@ def prepare_config_dir(config_dir: Path, env: Mapping[str, str] | None = None) -
         write_json_config(config, json_path)
         log.info("Using %s (YAML wins): regenerated %s from it", yaml_path, json_path.name)
     elif json_path.exists():
-        try:
-            config = json.loads(json_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ConfigError(f"{json_path}: invalid JSON: {exc}") from exc
+        config, error = read_gateway_json(json_path, GATEWAY_FILE_CONSEQUENCE)  # the gateway's own rules
+        if error is not None:
+            raise ConfigError(str(error))
         for warning in validate(config, json_path):
             log.warning("%s", warning)
         log.info("Using %s (no %s present)", json_path, YAML_NAME)
@@ -177,6 +180,11 @@ def prepare_config_dir(config_dir: Path, env: Mapping[str, str] | None = None) -
         conf_file = config_dir / conn.get("configuration", "")
         if conn.get("configuration") and not conf_file.is_file():
             raise ConfigError(f"connector {conn.get('name')!r}: {conf_file} not found")
+        if conn.get("type") == "dlms" and conn.get("configuration"):
+            # The gateway says only "'str' object has no attribute ..." about a file it cannot parse.
+            _, error = read_gateway_json(conf_file)
+            if error is not None:
+                log.error("connector %r: %s", conn.get("name"), error)
     ensure_logs_config(config_dir)
     return config
 

@@ -7,11 +7,11 @@ at start, a check must not.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, ConnectorConfig, load_connector_file
+from ..config.gateway_json import GATEWAY_FILE_CONSEQUENCE, read_gateway_json
 from ..launcher import config as launcher_config
 
 DLMS_TYPE = "dlms"
@@ -55,7 +55,10 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
         if source is yaml_path:
             config = launcher_config.load_yaml_config(yaml_path)
         else:
-            config = json.loads(json_path.read_text(encoding="utf-8"))
+            config, error = read_gateway_json(json_path, GATEWAY_FILE_CONSEQUENCE)  # as the gateway reads it
+            if error is not None:
+                result.errors.append(str(error))
+                return result
         result.warnings += launcher_config.validate(config, source)
     except (launcher_config.ConfigError, ValueError, OSError) as exc:
         result.errors.append(str(exc))
