@@ -23,7 +23,7 @@ from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_connector_config
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
-from . import commands, rpc
+from . import commands, commissioning, rpc
 from .collector import MeterDataCollector
 from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
@@ -77,6 +77,8 @@ class DLMSConnector(Connector):
         # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
         # A new one per loop: links and locks belong to the loop that made them.
         factory = self._session_factory or meter_session_factory()
+        #: Probes of meters outside the configuration use it too: their turns on a shared bus.
+        self._factory = factory
         generation = self._generation
 
         def publish(data: ConvertedData) -> None:
@@ -289,9 +291,11 @@ class DLMSConnector(Connector):
         try:
             request = rpc.parse_connector_request(content, self._connector_type)
             self._log.debug("%s: connector RPC %s (id %s)", self.name, request.method, request.req_id)
+            if request.method in commissioning.METHODS:
+                return self._commissioning_rpc(request)
             work = rpc.prepare_connector_call(request, self._devices, self._connector_type)
             return self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
-        except rpc.RpcError as exc:
+        except (rpc.RpcError, commissioning.CommissioningError) as exc:
             return {"error": str(exc)}
         except LoopNotRunning:
             return {"error": f"{self.name} is not running"}
@@ -300,6 +304,14 @@ class DLMSConnector(Connector):
         except Exception as exc:  # noqa: BLE001 - never let an RPC escape into the gateway
             self._log.exception("%s: connector RPC failed", self.name)
             return {"error": f"internal error: {exc}"}
+
+    def _commissioning_rpc(self, request: rpc.RpcRequest) -> dict:
+        """``dlms_probe`` / ``dlms_discover``: the gateway publishes what this returns, so wait for it
+        (bounded by the request's ``timeoutMs``; the work answers before that)."""
+        params = rpc.parse_params(request.params)
+        wait = commissioning.timeout_s(params)
+        work = commissioning.run(request.method, params, self._devices, self._factory)
+        return self._loop_thread.call(work, wait + CONNECTOR_RPC_TIMEOUT_S)
 
     def _reply(self, device: str, req_id: Any, content: dict) -> None:
         self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
