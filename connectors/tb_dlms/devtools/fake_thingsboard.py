@@ -80,6 +80,8 @@ class DeviceState:
     attributes: dict = field(default_factory=dict)
     last_update: float | None = None  # time.time() of last telemetry/attribute message
     messages: int = 0
+    last_connect: float | None = None
+    last_disconnect: float | None = None
 
 
 def _parse(payload: bytes) -> Any:
@@ -112,6 +114,8 @@ class FakeThingsBoard:
         self.port = port
         self.session_limits = dict(DEFAULT_SESSION_LIMITS if session_limits is None else session_limits)
         self.answer_session_limits = answer_session_limits
+        #: ThingsBoard's device inactivity timeout (its default: 600 s); tests shorten it.
+        self.inactivity_timeout_s = 600.0
         self._cond = threading.Condition()
         self._ids = itertools.count(_FIRST_REQUEST_ID)
         self._own_request_ids: set[str] = set()
@@ -224,11 +228,13 @@ class FakeThingsBoard:
             self.connects.append({"device": p.get("device"), "type": p.get("type"), "received": m.received})
             state = self._device(p.get("device"))
             state.connected = True
+            state.last_connect = m.received
             state.type = p.get("type", state.type)
         elif topic == "v1/gateway/disconnect" and isinstance(p, dict):
             self.disconnects.append({"device": p.get("device"), "received": m.received})
             if p.get("device") in self.devices:
                 self.devices[p["device"]].connected = False
+                self.devices[p["device"]].last_disconnect = m.received
         elif topic == "v1/gateway/telemetry" and isinstance(p, dict):
             for device, entries in p.items():
                 state = self._device(device)
@@ -329,6 +335,33 @@ class FakeThingsBoard:
     def wait_session_limits_requested(self, timeout: float = 20.0) -> Message:
         return self.wait_for(lambda: self.session_limit_requests and self.session_limit_requests[0], timeout,
                              "the gateway's getSessionLimits RPC")
+
+    def _active(self, device: str) -> bool:
+        """ThingsBoard's "active" server attribute of a gateway device: kept active while the gateway
+        holds it connected (the gateway's "overwrite activity time"), otherwise until the inactivity
+        timeout has passed since its last telemetry or attributes (every message is activity)."""
+        state = self.devices.get(device)
+        if state is None:
+            return False
+        if state.connected:
+            return True
+        last = max(t for t in (state.last_update, state.last_connect, 0.0) if t is not None)
+        return time.time() - last < self.inactivity_timeout_s
+
+    def is_active(self, device: str) -> bool:
+        with self._cond:
+            return self._active(device)
+
+    def wait_active(self, device: str, active: bool = True, timeout: float = 30.0) -> None:
+        """Wait until ``device`` is (in)active; re-checked at least every 0.2 s (time alone ends activity)."""
+        deadline = time.time() + timeout
+        with self._cond:
+            while self._active(device) != active:
+                left = deadline - time.time()
+                if left <= 0:
+                    raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {device!r} to become "
+                                       f"{'active' if active else 'inactive'}; {self._summary()}")
+                self._cond.wait(min(left, 0.2))
 
     def wait_connect(self, device: str, timeout: float = 30.0) -> dict:
         return self.wait_for(lambda: next((c for c in self.connects if c["device"] == device), None), timeout,

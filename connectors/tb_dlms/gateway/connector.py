@@ -23,7 +23,7 @@ from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_handed_over
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
-from . import commands, rpc
+from . import commands, commissioning, rpc
 from .collector import MeterDataCollector
 from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
@@ -34,6 +34,10 @@ from .sessions import SessionFactory, meter_session_factory
 STOP_TIMEOUT_S = 3.0
 #: Sessions get this long, together, to release their associations at stop.
 SESSIONS_CLOSE_BOUND_S = 1.5
+#: A meter's disconnect waits this long at most for the gateway to take its last health message,
+#: then this margin more: the gateway's conversion thread connects a device on data it has just taken.
+DISCONNECT_WAIT_S = 5.0
+DISCONNECT_MARGIN_S = 0.5
 #: A connector RPC blocks the gateway's MQTT thread while it waits: keep it short.
 CONNECTOR_RPC_TIMEOUT_S = 5.0
 #: The polling thread of the connector a reload replaces gets this long to end before the new one
@@ -103,6 +107,7 @@ class DLMSConnector(Connector):
         self._watchdog = LoopWatchdog(self.name, lambda: self._heartbeat, self.dlms_config.loop_stall_s,
                                       self._restart_loop, self._log)
         self._restart_lock = threading.Lock()
+        self._presence_tasks: set[asyncio.Task] = set()
         self._stopped = False
         self._close_lock = threading.Lock()
         self._log.info("%s: %d meter(s) configured, %d configuration error(s)",
@@ -114,13 +119,16 @@ class DLMSConnector(Connector):
         # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
         # A new one per loop: links and locks belong to the loop that made them.
         factory = self._session_factory or meter_session_factory()
+        #: Probes of meters outside the configuration use it too: their turns on a shared bus.
+        self._factory = factory
         generation = self._generation
 
         def publish(data: ConvertedData) -> None:
             if generation == self._generation:
                 self._publish(data)
 
-        devices = {d.name: DLMSDevice(d, factory, publish, self._log) for d in self.dlms_config.devices}
+        devices = {d.name: DLMSDevice(d, factory, publish, self._log, presence=self._presence)
+                   for d in self.dlms_config.devices}
         for device in devices.values():
             device.collector = self._collector(device, generation)
         return devices
@@ -256,6 +264,42 @@ class DLMSConnector(Connector):
         self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
         return True
 
+    def _presence(self, device: DLMSDevice, present: bool) -> None:
+        """Device activity at ThingsBoard follows the meter (as the Modbus connector's add/del_device).
+
+        Back: nothing to do, its data has connected it. Gone: disconnect it once the gateway has
+        taken the health that says why (that data would otherwise connect it again), unless it came
+        back meanwhile. Called on the polling loop.
+        """
+        if not present:
+            task = asyncio.get_running_loop().create_task(self._disconnect_when_sent(device),
+                                                          name=f"disconnect {device.name}")
+            self._presence_tasks.add(task)  # the loop keeps only weak references to its tasks
+            task.add_done_callback(self._presence_tasks.discard)
+
+    async def _disconnect_when_sent(self, device: DLMSDevice) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DISCONNECT_WAIT_S
+        while not self._queue_drained() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        # The gateway connects a device on the data it has just taken from the queue: leave it that moment.
+        await asyncio.sleep(DISCONNECT_MARGIN_S)
+        if device.on_platform or self._stopped or device.name not in self._connected_at_gateway():
+            return
+        try:
+            # del_device, not del_device_async: 3.8.5 starts the thread behind the latter only with gRPC.
+            # In an executor: it writes connected_devices.json and publishes, off the polling loop.
+            await loop.run_in_executor(None, self.__gateway.del_device, device.name)
+            self._log.debug("%s: %s disconnected at ThingsBoard", self.name, device.name)
+        except Exception as exc:  # noqa: BLE001 - activity is best effort; polling goes on
+            self._log.warning("%s: %s not disconnected at ThingsBoard: %s", self.name, device.name, exc)
+
+    def _connected_at_gateway(self) -> Any:
+        try:
+            return self.__gateway.get_devices()
+        except Exception:  # noqa: BLE001 - an older or fake gateway: assume it is connected
+            return {name: None for name in self._devices}
+
     def _gateway_running(self) -> bool:
         return getattr(self.__gateway, "stopped", False) is not True
 
@@ -335,6 +379,8 @@ class DLMSConnector(Connector):
         try:
             request = rpc.parse_connector_request(content, self._connector_type)
             self._log.debug("%s: connector RPC %s (id %s)", self.name, request.method, request.req_id)
+            if request.method in commissioning.METHODS:
+                return self._commissioning_rpc(request)
             work = rpc.prepare_connector_call(request, self._devices, self._connector_type)
             result = self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
             if request.method == "getStats" and isinstance(result, dict):
@@ -342,7 +388,7 @@ class DLMSConnector(Connector):
                 result["pollingThreads"] = sum(1 for t in threading.enumerate() if t.is_alive()
                                                and t.name == f"{self.name} polling")
             return result
-        except rpc.RpcError as exc:
+        except (rpc.RpcError, commissioning.CommissioningError) as exc:
             return {"error": str(exc)}
         except LoopNotRunning:
             return {"error": f"{self.name} is not running"}
@@ -351,6 +397,14 @@ class DLMSConnector(Connector):
         except Exception as exc:  # noqa: BLE001 - never let an RPC escape into the gateway
             self._log.exception("%s: connector RPC failed", self.name)
             return {"error": f"internal error: {exc}"}
+
+    def _commissioning_rpc(self, request: rpc.RpcRequest) -> dict:
+        """``dlms_probe`` / ``dlms_discover``: the gateway publishes what this returns, so wait for it
+        (bounded by the request's ``timeoutMs``; the work answers before that)."""
+        params = rpc.parse_params(request.params)
+        wait = commissioning.timeout_s(params)
+        work = commissioning.run(request.method, params, self._devices, self._factory)
+        return self._loop_thread.call(work, wait + CONNECTOR_RPC_TIMEOUT_S)
 
     def _reply(self, device: str, req_id: Any, content: dict) -> None:
         self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1

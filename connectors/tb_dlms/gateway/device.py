@@ -33,6 +33,8 @@ UNITS_ATTRIBUTE = "units"
 HEALTH_BREAKER = "breakerState"
 
 Publish = Callable[[ConvertedData], None]
+#: Told when the meter should leave ThingsBoard's list of connected devices (False) or is back (True).
+Presence = Callable[["DLMSDevice", bool], None]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -41,7 +43,8 @@ def describe_error(exc: BaseException) -> str:
 
 class DLMSDevice:
     def __init__(self, config: DeviceConfig, session_factory: SessionFactory, publish: Publish,
-                 log: logging.Logger, close_bound_s: float = CLOSE_BOUND_S) -> None:
+                 log: logging.Logger, close_bound_s: float = CLOSE_BOUND_S,
+                 presence: Presence | None = None) -> None:
         self.config = config
         self.name = config.name
         self.stats = SessionStats()
@@ -71,6 +74,13 @@ class DLMSDevice:
         self.stuck_polls = 0
         #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
         self.collector = None
+        #: Connected at ThingsBoard (the gateway connects a device with its first data). False once the
+        #: breaker opened: the device is then disconnected, and nothing is published for it (every
+        #: message is device activity to ThingsBoard) until it answers again; health held meanwhile.
+        self.on_platform = True
+        self.platform_disconnects = 0
+        self._presence = presence
+        self._held: dict[str, Any] = {}
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -229,6 +239,11 @@ class DLMSDevice:
 
     def _set_health(self, error: str | None) -> None:
         self.connected = error is None
+        if self.connected and not self.on_platform:
+            self.on_platform = True  # its data (sent just before) has connected it again
+            self._log.info("%s: meter answers again; connected at ThingsBoard", self.name)
+            if self._presence is not None:
+                self._presence(self, True)
         if error is not None:
             self.last_error = error
         health: dict[str, Any] = {HEALTH_CONNECTED: self.connected}
@@ -244,14 +259,34 @@ class DLMSDevice:
         if change.new is BreakerState.OPEN:
             self._log.warning("%s: circuit breaker open after %d consecutive failed poll(s); next probe in %.0f s",
                               self.name, change.consecutive_failures, change.cooldown_s or 0)
+            self._send_changed({HEALTH_BREAKER: change.new.value})
+            self._leave_platform()
+            return
         elif change.new is BreakerState.HALF_OPEN:
             self._log.info("%s: circuit breaker half-open; probing the meter", self.name)
         else:
             self._log.info("%s: circuit breaker closed; meter answers again", self.name)
         self._send_changed({HEALTH_BREAKER: change.new.value})
 
+    def _leave_platform(self) -> None:
+        """The meter stopped answering (breaker open): disconnect it at ThingsBoard, after the health
+        that says why, so its "active" state follows the meter, not the gateway's own connection."""
+        if self._presence is None:
+            return
+        if self.on_platform:
+            self.on_platform = False
+            self.platform_disconnects += 1
+            self._log.info("%s: not answering; disconnected at ThingsBoard until it answers again", self.name)
+        self._presence(self, False)  # again on every re-open: the connector checks it took effect
+
     def _send_changed(self, health: dict[str, Any]) -> None:
         changed = {k: v for k, v in health.items() if self._health_sent.get(k) != v}
+        if not self.on_platform:
+            self._held.update(changed)  # published when the meter answers again
+            self._health_sent.update(changed)
+            return
+        changed = {**self._held, **changed}
+        self._held.clear()
         if not changed:
             return
         data = ConvertedData(self.name, self.config.type)
@@ -346,6 +381,8 @@ class DLMSDevice:
             "interface": c.interface.value,
             "breaker": self.breaker.as_dict(),
             "stuckPolls": self.stuck_polls,
+            "onPlatform": self.on_platform,
+            "platformDisconnects": self.platform_disconnects,
             "staleReconnects": self.stale.reconnects,
         })
         if self.collector is not None:

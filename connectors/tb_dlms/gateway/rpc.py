@@ -9,7 +9,9 @@ Device RPCs (``{"device": "Meter 1", "data": {"id", "method", "params"}}``):
   disconnect / reconnectRelay / relayState {"obis"?}, syncClock, readClock.
   Params may also come as the gateway's ``"obis=1.0.32.7.0.255;classId=3;attribute=2"`` string.
 Connector RPCs (``{"method": "dlms_<name>", "params", "id"}``):
-  dlms_getStats {"device"?}, dlms_reconnect {"device": "Meter 1"} | {"all": true} | none.
+  dlms_getStats {"device"?}, dlms_reconnect {"device": "Meter 1"} | {"all": true} | none;
+  and from commissioning.py, for a meter given by its connection: dlms_probe {"connection", "timeseries"?,
+  "attributes"?, "timeoutMs"?}, dlms_discover {"connection", "deviceName"?, "timeoutMs"?}.
 """
 from __future__ import annotations
 
@@ -227,7 +229,7 @@ def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice
                            connector_type: str) -> Callable[[], Awaitable[dict]]:
     run = CONNECTOR_METHODS.get(request.method)
     if run is None:
-        known = ", ".join(f"{connector_type}_{m}" for m in CONNECTOR_METHODS)
+        known = ", ".join(f"{connector_type}_{m}" for m in (*CONNECTOR_METHODS, "probe", "discover"))
         raise RpcError(f"unknown method {connector_type}_{request.method}; known: {known}")
     params = parse_params(request.params)
     _pick_devices(params, devices, f"{connector_type}_{request.method}")  # reject bad params before queueing

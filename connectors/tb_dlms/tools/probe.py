@@ -80,13 +80,28 @@ class MeterResult:
 
 
 async def probe_device(device: DeviceConfig, links: LinkPool | None = None, connector: str = "") -> MeterResult:
+    """A fresh session of the device's own settings: associate, read every mapped point, release."""
+    return await probe_session(device, MeterSession(device.meter_settings(), links=links), connector)
+
+
+#: Counters of one probe (a session shared with polling has counted before it).
+_PROBE_COUNTERS = ("roundTrips", "resends", "bytesSent", "bytesReceived")
+
+
+async def probe_session(device: DeviceConfig, session: Any, connector: str = "", *, owned: bool = True,
+                        deadline_s: float | None = None) -> MeterResult:
+    """Probe over ``session``. ``owned=False``: the session belongs to a polled meter; it is used
+    in turn with the polls (operations queue on it), never cancelled mid-exchange (that would tear
+    its association down; the session's own timeouts bound each exchange) and left associated."""
     settings = device.meter_settings()
-    session = MeterSession(settings, links=links)
     result = MeterResult(device, connector)
     sections = [("timeseries", p) for p in device.timeseries] + [("attributes", p) for p in device.attributes]
+    before = session.stats.as_dict()
     begun = time.perf_counter()
     try:
-        async with asyncio.timeout(device.poll_timeout_s + DEADLINE_MARGIN_S):
+        limit = None if not owned else deadline_s if deadline_s is not None else \
+            device.poll_timeout_s + DEADLINE_MARGIN_S
+        async with asyncio.timeout(limit):
             started = time.perf_counter()
             await session.connect()
             result.connect_ms = _ms_since(started)
@@ -100,12 +115,14 @@ async def probe_device(device: DeviceConfig, links: LinkPool | None = None, conn
         result.error = str(exc) or type(exc).__name__
         result.diagnosis = diagnose(exc, settings)
     finally:
-        try:
-            await asyncio.wait_for(session.close(), 2.0)
-        except (TimeoutError, DlmsError, OSError):
-            await session.abort()
+        if owned:
+            try:
+                await asyncio.wait_for(session.close(), 2.0)
+            except (TimeoutError, DlmsError, OSError):
+                await session.abort()
     result.elapsed_ms = _ms_since(begun)
-    result.stats = session.stats.as_dict()
+    after = session.stats.as_dict()
+    result.stats = after if owned else {k: after.get(k, 0) - before.get(k, 0) for k in _PROBE_COUNTERS}
     return result
 
 
