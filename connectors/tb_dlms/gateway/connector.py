@@ -43,8 +43,8 @@ CONNECTOR_RPC_TIMEOUT_S = 5.0
 #: The polling thread of the connector a reload replaces gets this long to end before the new one
 #: starts (its own close() already waited STOP_TIMEOUT_S): two loops must never poll the same meters.
 PREVIOUS_LOOP_WAIT_S = 10.0
-#: Polling thread per connector name, so that a reload (remote configuration) waits for the old one.
-_LOOPS: dict[str, LoopThread] = {}
+#: Connector per name, so that a reload (remote configuration) waits for the replaced one's thread.
+_LOOPS: dict[str, "DLMSConnector"] = {}
 _LOOPS_LOCK = threading.Lock()
 
 
@@ -147,11 +147,14 @@ class DLMSConnector(Connector):
         self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
         with _LOOPS_LOCK:
             previous = _LOOPS.get(self.name)
-            _LOOPS[self.name] = self._loop_thread
-        if previous is not None and previous is not self._loop_thread \
-                and not previous.stop(PREVIOUS_LOOP_WAIT_S):
-            self._log.error("%s: the polling thread of the configuration replaced is still busy after %g s",
-                            self.name, PREVIOUS_LOOP_WAIT_S)
+            _LOOPS[self.name] = self
+        if previous is not None and previous is not self:
+            # Only a connector the gateway has closed is waited for: one still open is not ours to stop.
+            if not previous.is_stopped():
+                self._log.warning("%s: another connector of this name is running in this process", self.name)
+            elif not previous._loop_thread.stop(PREVIOUS_LOOP_WAIT_S):
+                self._log.error("%s: the polling thread of the configuration replaced is still busy after %g s",
+                                self.name, PREVIOUS_LOOP_WAIT_S)
         self._loop_thread.start()
         self._watchdog.start()
 
@@ -169,8 +172,6 @@ class DLMSConnector(Connector):
             self._devices = self._make_devices()
             self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
             self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
-            with _LOOPS_LOCK:
-                _LOOPS[self.name] = self._loop_thread
             self._loop_thread.start()
 
     async def _poll_all(self, stopping: asyncio.Event) -> None:
