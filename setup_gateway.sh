@@ -274,12 +274,14 @@ ensure_venv() {
 }
 
 install_program_files() {
+    local CHECK_AS=""
+    [ "$SYSTEMD" -eq 0 ] || CHECK_AS=" --service-user $USER_NAME"
     install -m 0755 "$REPO/test_config.py" "$APP_DIR/test_config.py"
     cat > "$APP_DIR/bin/tb-dlms-test-config" <<EOF
 #!/bin/sh
 # Check $CONFIG_DIR and probe every meter (test_config.py); reads $ENV_FILE like the service.
 [ -r "$ENV_FILE" ] && { set -a; . "$ENV_FILE"; set +a; }
-exec "$VENV/bin/python" "$APP_DIR/test_config.py" --config-dir "$CONFIG_DIR" "\$@"
+exec "$VENV/bin/python" "$APP_DIR/test_config.py" --config-dir "$CONFIG_DIR"$CHECK_AS "\$@"
 EOF
     cat > "$APP_DIR/bin/tb-dlms-fleet" <<EOF
 #!/bin/sh
