@@ -11,7 +11,12 @@
 #   --no-systemd        no systemctl, useradd or chown calls (the unit file is still written)
 #   --no-venv           do not create or touch the virtualenv
 #   --venv-from DIR     use an existing virtualenv (symlinked as the app's venv; nothing installed in it)
-#   --python PY         interpreter for the new virtualenv (default python3, >= 3.11)
+#   --python PY         interpreter for the new virtualenv (default python3, >= 3.11); one the service
+#                       user cannot execute (pyenv under /root) is replaced by /usr/bin/python3, or refused
+#   --config-dir DIR    install the config in DIR (tb_gateway.yaml or .json, connector files, certificates)
+#                       instead of the shipped example; files you changed since the last install are kept
+#                       as FILE.bak
+#   --service-user U    check that U can run the interpreter (default tb-gateway with systemd)
 #   --purge             uninstall: also remove config, logs, data and the tb-gateway user
 #
 # Layout (every path under --prefix when given):
@@ -19,8 +24,9 @@
 #   /opt/tb-dlms/bin/tb-dlms-test-config    test_config.py for the installed config (also in /usr/local/bin)
 #   /opt/tb-dlms/bin/tb-dlms-fleet          CSV -> dlms_connector.json
 #   /etc/thingsboard-gateway/config         tb_gateway.yaml, dlms_connector.json, logs.json (0640 root:tb-gateway)
-#   /etc/thingsboard-gateway/tb-gateway.env TB_GATEWAY_TOKEN, TB_GATEWAY_HOST, meter passwords (0640)
-#   /var/log/thingsboard-gateway            logs;  /var/lib/thingsboard-gateway: work dir, storage (data/)
+#   /etc/thingsboard-gateway/tb-gateway.env the ${VAR}s the installed config uses, e.g. TB_GATEWAY_TOKEN (0640)
+#   /var/log/thingsboard-gateway            logs;  /var/lib/thingsboard-gateway: work dir, storage (data/),
+#                                           gateway-config/ (what the gateway writes; the config dir is read-only)
 #   /etc/systemd/system/tb-gateway.service  the unit (KillSignal=SIGINT: clean device disconnect)
 #
 # Config files are never overwritten once changed: the new default goes next to them as FILE.dist.
@@ -36,7 +42,10 @@ SYSTEMD=1
 VENV_MODE=create
 VENV_FROM=""
 PYTHON="${TB_DLMS_PYTHON:-python3}"
+SYSTEM_PYTHON=/usr/bin/python3
 PURGE=0
+USER_CONFIG=""
+CHECK_USER=""
 
 log() { printf 'setup_gateway: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -58,6 +67,9 @@ while [ $# -gt 0 ]; do
         --venv-from) [ $# -ge 2 ] || die "--venv-from needs a directory"; VENV_MODE=reuse; VENV_FROM="$2"; shift ;;
         --python) [ $# -ge 2 ] || die "--python needs an interpreter"; PYTHON="$2"; shift ;;
         --purge) PURGE=1 ;;
+        --config-dir) [ $# -ge 2 ] || die "--config-dir needs a directory"; USER_CONFIG="$2"; shift ;;
+        --config-dir=*) USER_CONFIG="${1#*=}" ;;
+        --service-user) [ $# -ge 2 ] || die "--service-user needs a user name"; CHECK_USER="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) log "unknown option $1"; usage >&2; exit 64 ;;
     esac
@@ -68,6 +80,11 @@ if [ -n "$PREFIX" ]; then
     PREFIX="$(cd "$PREFIX" && pwd)"
     SYSTEMD=0
 fi
+if [ -n "$USER_CONFIG" ]; then
+    [ -d "$USER_CONFIG" ] || die "--config-dir $USER_CONFIG is not a directory"
+    USER_CONFIG="$(cd "$USER_CONFIG" && pwd)"
+fi
+[ -n "$CHECK_USER" ] || { [ "$SYSTEMD" -eq 0 ] || CHECK_USER="$USER_NAME"; }
 
 APP_DIR="$PREFIX/opt/tb-dlms"
 VENV="$APP_DIR/venv"
@@ -84,6 +101,9 @@ CONFIG_FILES=(tb_gateway.yaml dlms_connector.json logs.json)
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 recorded_sha() { [ -f "$MANIFEST" ] && awk -v f="$1" '$2 == f { print $1 }' "$MANIFEST" || true; }
+installed_names() {  # what the last install put in CONFIG_DIR (the manifest), else the defaults
+    if [ -f "$MANIFEST" ]; then awk '{ print $2 }' "$MANIFEST"; else printf '%s\n' "${CONFIG_FILES[@]}"; fi
+}
 version() { sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -1; }
 
 need_root() {
@@ -91,6 +111,35 @@ need_root() {
 }
 
 # -- staging: the defaults this version would install, computed from the repository -----------
+
+# The files of --config-dir DIR that make up a config: not what the gateway or an old launcher wrote there.
+user_config_files() {
+    local f name
+    for f in "$USER_CONFIG"/*; do
+        [ -f "$f" ] || continue
+        name="$(basename "$f")"
+        case "$name" in
+            connected_devices.json|persistent_keys.json|*.bak|*.tmp|*.dist|*.example|*~) continue ;;
+        esac
+        # tb_gateway.json generated from the YAML by an older launcher (it carries a "_generated" note).
+        if [ "$name" = tb_gateway.json ] && grep -q '"_generated"' "$f"; then continue; fi
+        printf '%s\n' "$name"
+    done
+}
+
+stage_config() {
+    local stage="$1" name
+    if [ -z "$USER_CONFIG" ]; then
+        stage_defaults "$stage"
+        return
+    fi
+    while read -r name; do cp "$USER_CONFIG/$name" "$stage/$name"; done < <(user_config_files)
+    [ -e "$stage/tb_gateway.yaml" ] || [ -e "$stage/tb_gateway.json" ] \
+        || die "--config-dir $USER_CONFIG has neither tb_gateway.yaml nor tb_gateway.json"
+    if [ ! -e "$stage/logs.json" ]; then
+        sed -e "s|\"\./logs/|\"$LOG_DIR/|" "$REPO/config/logs.json" > "$stage/logs.json"
+    fi
+}
 
 stage_defaults() {
     local stage="$1"
@@ -133,12 +182,52 @@ owner() {  # owner USER:GROUP PATH... (skipped without systemd: scratch roots ha
 
 make_dirs() {
     install -d -m 0755 "$APP_DIR" "$APP_DIR/bin" "$APP_DIR/docs" "$CONF_ROOT" "$(dirname "$UNIT_FILE")" "$BIN_LINK_DIR"
-    # The service writes tb_gateway.json (generated from the YAML) and connected_devices.json here.
-    install -d -m 0770 "$CONFIG_DIR"
+    # Read-only for the service: what the gateway writes goes to STATE_DIR/gateway-config.
+    install -d -m 0750 "$CONFIG_DIR"
     install -d -m 0750 "$LOG_DIR" "$STATE_DIR" "$STATE_DIR/data"
     owner "root:$USER_NAME" "$CONFIG_DIR" "$CONF_ROOT"
     chmod 0750 "$CONF_ROOT"
     owner "$USER_NAME:$USER_NAME" "$LOG_DIR" "$STATE_DIR" "$STATE_DIR/data"
+}
+
+# Can the service user run PY (a venv's python: its base interpreter and the venv itself)? A venv
+# built from pyenv under /root (mode 0700) cannot be: the service then dies with "Permission denied".
+# Without a user to check (scratch root without --service-user) or without root, assume it can.
+user_can_run() {
+    [ -n "$CHECK_USER" ] && [ "$(id -u)" -eq 0 ] && getent passwd "$CHECK_USER" >/dev/null || return 0
+    runuser -u "$CHECK_USER" -- "$@" >/dev/null 2>&1
+}
+
+# The first directory on the way to PY's real file that the service user cannot enter.
+blocking_dir() {
+    local dir
+    dir="$(dirname "$(readlink -f "$(command -v "$1" || echo "$1")")")"
+    while [ "$dir" != / ]; do
+        runuser -u "$CHECK_USER" -- test -x "$dir" 2>/dev/null || { echo "$dir"; return; }
+        dir="$(dirname "$dir")"
+    done
+    echo "$(readlink -f "$(command -v "$1" || echo "$1")")"
+}
+
+cannot_run_reason() {
+    printf '%s cannot be run by the service user %s (%s is not accessible to it)' \
+        "$1" "$CHECK_USER" "$(blocking_dir "$1")"
+}
+
+choose_python() {
+    local probe='import sys; sys.exit(sys.version_info < (3, 11))'
+    "$PYTHON" -c "$probe" 2>/dev/null \
+        || die "$PYTHON is missing or older than 3.11 (apt-get install python3 python3-venv)"
+    user_can_run "$PYTHON" -c "$probe" && return 0
+    local reason
+    reason="$(cannot_run_reason "$PYTHON")"
+    if [ "$PYTHON" != "$SYSTEM_PYTHON" ] && "$SYSTEM_PYTHON" -c "$probe" 2>/dev/null \
+            && user_can_run "$SYSTEM_PYTHON" -c "$probe"; then
+        log "$reason: building the virtualenv with $SYSTEM_PYTHON instead"
+        PYTHON="$SYSTEM_PYTHON"
+        return 0
+    fi
+    die "$reason, and $SYSTEM_PYTHON (>= 3.11) is not usable either: pass --python with an interpreter outside /root (apt-get install python3 python3-venv)"
 }
 
 ensure_venv() {
@@ -148,14 +237,19 @@ ensure_venv() {
             [ -x "$VENV_FROM/bin/python" ] || die "--venv-from $VENV_FROM: no bin/python there"
             "$VENV_FROM/bin/python" -c 'import tb_dlms, thingsboard_gateway' 2>/dev/null \
                 || die "--venv-from $VENV_FROM: tb_dlms and thingsboard_gateway must be importable there"
+            user_can_run "$VENV_FROM/bin/python" -c 'import tb_dlms, thingsboard_gateway' \
+                || die "--venv-from $VENV_FROM: $(cannot_run_reason "$VENV_FROM/bin/python"); build one with an interpreter it can run (drop --venv-from)"
             if [ -d "$VENV" ] && [ ! -L "$VENV" ]; then rm -rf "$VENV"; fi
             ln -sfn "$(cd "$VENV_FROM" && pwd)" "$VENV"
             log "using existing virtualenv $VENV_FROM"
             return 0 ;;
     esac
-    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-        || die "$PYTHON is missing or older than 3.11 (apt-get install python3 python3-venv)"
+    choose_python
     [ -L "$VENV" ] && rm -f "$VENV"
+    if [ -x "$VENV/bin/python" ] && ! user_can_run "$VENV/bin/python" -c pass; then
+        log "$(cannot_run_reason "$VENV/bin/python"): rebuilding $VENV with $PYTHON"
+        rm -rf "$VENV"
+    fi
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtualenv $VENV"
         "$PYTHON" -m venv "$VENV" || die "cannot create a virtualenv (apt-get install python3-venv)"
@@ -180,12 +274,14 @@ ensure_venv() {
 }
 
 install_program_files() {
+    local CHECK_AS=""
+    [ "$SYSTEMD" -eq 0 ] || CHECK_AS=" --service-user $USER_NAME"
     install -m 0755 "$REPO/test_config.py" "$APP_DIR/test_config.py"
     cat > "$APP_DIR/bin/tb-dlms-test-config" <<EOF
 #!/bin/sh
 # Check $CONFIG_DIR and probe every meter (test_config.py); reads $ENV_FILE like the service.
 [ -r "$ENV_FILE" ] && { set -a; . "$ENV_FILE"; set +a; }
-exec "$VENV/bin/python" "$APP_DIR/test_config.py" --config-dir "$CONFIG_DIR" "\$@"
+exec "$VENV/bin/python" "$APP_DIR/test_config.py" --config-dir "$CONFIG_DIR"$CHECK_AS "\$@"
 EOF
     cat > "$APP_DIR/bin/tb-dlms-fleet" <<EOF
 #!/bin/sh
@@ -201,13 +297,15 @@ EOF
     version > "$VERSION_FILE"
 }
 
-# Like dpkg conffiles: replace a file only while it is still what we installed.
+# Like dpkg conffiles: replace a file only while it is still what we installed. Files given with
+# --config-dir are what the user asked for: they replace a changed file, which is kept as FILE.bak.
 install_config() {
     local stage name target new old current manifest_new
     stage="$(mktemp -d)"
-    stage_defaults "$stage"
+    stage_config "$stage"
     manifest_new="$(mktemp)"
-    for name in "${CONFIG_FILES[@]}"; do
+    for target in "$stage"/*; do
+        name="$(basename "$target")"
         target="$CONFIG_DIR/$name"
         new="$(sha "$stage/$name")"
         old="$(recorded_sha "$name")"
@@ -221,6 +319,10 @@ install_config() {
             elif [ -n "$old" ] && [ "$current" = "$old" ]; then
                 install -m 0640 "$stage/$name" "$target"
                 log "updated $target (it was unchanged since the last install)"
+            elif [ -n "$USER_CONFIG" ]; then
+                install -m 0640 "$target" "$target.bak"
+                install -m 0640 "$stage/$name" "$target"
+                log "installed $target from $USER_CONFIG; your previous version is $target.bak"
             else
                 install -m 0640 "$stage/$name" "$target.dist"
                 owner "root:$USER_NAME" "$target.dist"
@@ -234,19 +336,77 @@ install_config() {
     done
     install -m 0644 "$manifest_new" "$MANIFEST"
     rm -rf "$manifest_new" "$stage"
+    write_env_file
+}
+
+# The ${VAR}s of the installed config: the launcher's rule for tb_gateway.yaml (any ${VAR} or
+# ${VAR:-default} outside comment lines), the connector's for JSON files (a whole value "${VAR}").
+# Prints NAME<TAB>DEFAULT<TAB>FILE, one line per variable.
+config_vars() {
+    "$(stage_python)" - "$CONFIG_DIR" <<'PY'
+import json, pathlib, re, sys
+var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # tb_dlms.launcher.config._VAR
+whole = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # tb_dlms.config.fields.ENV_REFERENCE
+found = {}
+
+
+def strings(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+for path in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    if path.suffix in (".yaml", ".yml"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.lstrip().startswith("#"):
+                for m in var.finditer(line):
+                    found.setdefault(m.group(1), (m.group(2) or "", path.name))
+    elif path.suffix == ".json" and path.name != "logs.json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        for text in strings(data):
+            m = whole.match(text)
+            if m:
+                found.setdefault(m.group(1), ("", path.name))
+for name, (default, source) in found.items():
+    print(f"{name}\t{default}\t{source}")
+PY
+}
+
+# Created once, then only extended: a variable the config uses that the file does not name yet is
+# appended (commented out), so the file always lists what the installed config reads.
+write_env_file() {
+    local name default source vars added=0
     if [ ! -e "$ENV_FILE" ]; then
         install -m 0640 /dev/null "$ENV_FILE"
         cat > "$ENV_FILE" <<'EOF'
 # Environment of tb-gateway.service (secrets: keep this file 0640 root:tb-gateway).
-# The gateway device's access token (ThingsBoard: Entities > Gateways); the service will not start
-# while it is unset. ${VAR} references in tb_gateway.yaml and in dlms_connector.json read from here.
-TB_GATEWAY_HOST=localhost
-TB_GATEWAY_PORT=1883
-#TB_GATEWAY_TOKEN=
-#METER_PASSWORD=
+# The ${VAR}s the installed config uses, listed by setup_gateway.sh: uncomment and set them. The
+# service does not start while one without a default is unset (TB_GATEWAY_TOKEN: the gateway
+# device's access token, ThingsBoard: Entities > Gateways).
 EOF
         log "installed $ENV_FILE: set TB_GATEWAY_TOKEN there"
     fi
+    vars="$(config_vars)" || die "cannot list the \${VAR}s of $CONFIG_DIR"
+    while IFS=$'\t' read -r name default source; do
+        [ -n "$name" ] || continue
+        grep -Eq "^[[:space:]]*#?[[:space:]]*(export[[:space:]]+)?$name=" "$ENV_FILE" && continue
+        if [ -n "$default" ]; then
+            printf '# used by %s (default %s while unset)\n#%s=%s\n' "$source" "$default" "$name" "$default"
+        else
+            printf '# used by %s (required)\n#%s=\n' "$source" "$name"
+        fi >> "$ENV_FILE"
+        added=$((added + 1))
+    done <<< "$vars"
+    [ "$added" -eq 0 ] || log "listed $added variable(s) of the config in $ENV_FILE"
     owner "root:$USER_NAME" "$ENV_FILE"
     chmod 0640 "$ENV_FILE"
 }
@@ -294,7 +454,7 @@ do_status() {
     else
         echo "venv: $VENV MISSING or broken"; rc=1
     fi
-    for name in "${CONFIG_FILES[@]}"; do
+    for name in $(installed_names); do
         target="$CONFIG_DIR/$name"
         rec="$(recorded_sha "$name")"
         if [ ! -e "$target" ]; then
@@ -329,7 +489,7 @@ do_uninstall() {
         if [ "$SYSTEMD" -eq 1 ] && getent passwd "$USER_NAME" >/dev/null; then userdel "$USER_NAME" || true; fi
         log "purged config, logs, data"
     else
-        for name in "${CONFIG_FILES[@]}"; do
+        for name in $(installed_names); do
             target="$CONFIG_DIR/$name"
             rec="$(recorded_sha "$name")"
             rm -f "$target.dist"

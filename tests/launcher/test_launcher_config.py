@@ -9,6 +9,7 @@ import pytest
 
 from tb_dlms.launcher import config as lc
 from tb_dlms.launcher.run_gateway import OfflineUpdater, SHIM_SOURCE
+from tb_dlms.launcher.runtime_dir import stable_connector_id
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_YAML = REPO / "config" / "tb_gateway.yaml"
@@ -16,14 +17,20 @@ SHIPPED_YAML = REPO / "config" / "tb_gateway.yaml"
 
 @pytest.fixture
 def config_dir(tmp_path):
-    shutil.copy(SHIPPED_YAML, tmp_path / "tb_gateway.yaml")
-    (tmp_path / "dlms_connector.json").write_text('{"devices": []}')
-    return tmp_path
+    (tmp_path / "config").mkdir()
+    shutil.copy(SHIPPED_YAML, tmp_path / "config" / "tb_gateway.yaml")
+    (tmp_path / "config" / "dlms_connector.json").write_text('{"devices": []}')
+    return tmp_path / "config"
 
 
-def test_shipped_yaml_converts_with_token_from_env(config_dir):
-    cfg = lc.prepare_config_dir(config_dir, env={"TB_GATEWAY_TOKEN": "tok123"})
-    data = json.loads((config_dir / "tb_gateway.json").read_text())
+def _snapshot(directory: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in directory.iterdir()}
+
+
+def test_shipped_yaml_converts_with_token_from_env(config_dir, tmp_path):
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "tok123"})
+    data = json.loads(runtime.gateway_file.read_text())
+    assert runtime.gateway_file == tmp_path / "work" / "gateway-config" / "tb_gateway.json"
     assert data[lc.GENERATED_KEY]
     assert data["thingsboard"]["security"]["accessToken"] == "tok123"
     assert data["thingsboard"]["remoteConfiguration"] is False
@@ -31,45 +38,66 @@ def test_shipped_yaml_converts_with_token_from_env(config_dir):
     assert data["storage"]["type"] in ("sqlite", "file")
     assert data["connectors"] == [{"type": "dlms", "name": "DLMS Connector", "configuration": "dlms_connector.json",
                                    "class": "DLMSConnector"}]
-    assert cfg["thingsboard"] == data["thingsboard"]
-    assert (config_dir / "logs.json").exists()
+    assert (runtime.path / "logs.json").exists()
 
 
-def test_env_overrides_host_and_port(config_dir):
-    lc.prepare_config_dir(config_dir, env={"TB_GATEWAY_TOKEN": "t", "TB_GATEWAY_HOST": "tb.example",
-                                           "TB_GATEWAY_PORT": "8883"})
-    tb = json.loads((config_dir / "tb_gateway.json").read_text())["thingsboard"]
+def test_config_dir_is_only_read(config_dir, tmp_path):
+    """A read-only config dir (ProtectSystem=strict, /etc): nothing is written there, the connector
+    file gets a stable id in the gateway's copy so the gateway never writes the user's file."""
+    (config_dir / "ca.pem").write_text("certificate")
+    before = _snapshot(config_dir)
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
+    assert _snapshot(config_dir) == before
+    copy = json.loads((runtime.path / "dlms_connector.json").read_text())
+    assert copy == {"devices": [], "id": stable_connector_id("DLMS Connector")}
+    assert (runtime.path / "ca.pem").resolve() == (config_dir / "ca.pem").resolve()  # relative paths resolve
+    again = lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
+    assert json.loads((again.path / "dlms_connector.json").read_text())["id"] == copy["id"]  # stable
+
+
+def test_edited_connector_file_is_copied_again(config_dir, tmp_path):
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
+    assert not runtime.refresh_connectors()
+    (config_dir / "dlms_connector.json").write_text('{"id": "mine", "devices": []}')
+    assert runtime.refresh_connectors()
+    assert json.loads((runtime.path / "dlms_connector.json").read_text()) == {"id": "mine", "devices": []}
+
+
+def test_env_overrides_host_and_port(config_dir, tmp_path):
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work",
+                                    env={"TB_GATEWAY_TOKEN": "t", "TB_GATEWAY_HOST": "tb.example",
+                                         "TB_GATEWAY_PORT": "8883"})
+    tb = json.loads(runtime.gateway_file.read_text())["thingsboard"]
     assert (tb["host"], tb["port"]) == ("tb.example", 8883)
 
 
-def test_placeholder_token_is_refused(config_dir):
+def test_placeholder_token_is_refused(config_dir, tmp_path):
     with pytest.raises(lc.ConfigError, match="TB_GATEWAY_TOKEN"):
-        lc.prepare_config_dir(config_dir, env={})
+        lc.prepare_config_dir(config_dir, tmp_path / "work", env={})
 
 
-def test_yaml_wins_and_hand_written_json_is_backed_up(config_dir):
+def test_yaml_wins_and_hand_written_json_is_left_alone(config_dir, tmp_path):
     (config_dir / "tb_gateway.json").write_text('{"hand": "written"}')
-    lc.prepare_config_dir(config_dir, env={"TB_GATEWAY_TOKEN": "t"})
-    assert json.loads((config_dir / "tb_gateway.json.bak").read_text()) == {"hand": "written"}
-    assert lc.is_generated(config_dir / "tb_gateway.json")
-    # A generated JSON is simply regenerated (no new backup).
-    (config_dir / "tb_gateway.json.bak").unlink()
-    lc.prepare_config_dir(config_dir, env={"TB_GATEWAY_TOKEN": "t2"})
-    assert not (config_dir / "tb_gateway.json.bak").exists()
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
+    assert json.loads((config_dir / "tb_gateway.json").read_text()) == {"hand": "written"}
+    assert lc.is_generated(runtime.gateway_file)
 
 
 def test_json_only_dir_is_used_as_is(tmp_path):
     data = {"thingsboard": {"host": "h", "port": 1, "security": {"accessToken": "x"}}, "storage": {"type": "memory"},
             "connectors": []}
     (tmp_path / "tb_gateway.json").write_text(json.dumps(data))
-    assert lc.prepare_config_dir(tmp_path, env={}) == data
+    runtime = lc.prepare_config_dir(tmp_path, tmp_path, env={})
+    generated = json.loads(runtime.gateway_file.read_text())
+    assert {k: v for k, v in generated.items() if k != lc.GENERATED_KEY} == data
     assert json.loads((tmp_path / "tb_gateway.json").read_text()) == data
+    assert not (runtime.path / "gateway-config").exists()  # the work dir is the config dir: no self-link
 
 
-def test_missing_connector_file_is_an_error(config_dir):
+def test_missing_connector_file_is_an_error(config_dir, tmp_path):
     (config_dir / "dlms_connector.json").unlink()
     with pytest.raises(lc.ConfigError, match="dlms_connector.json"):
-        lc.prepare_config_dir(config_dir, env={"TB_GATEWAY_TOKEN": "t"})
+        lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
 
 
 def test_substitution_rules():

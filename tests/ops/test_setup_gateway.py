@@ -7,12 +7,14 @@ access to a package index, or with TB_DLMS_SKIP_SLOW=1).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,7 @@ def test_install_lays_out_files_with_tight_permissions(installed):
     for name in CONFIG_FILES:
         assert mode(p["config"] / name) == 0o640, name
     assert mode(p["env"]) == 0o640
-    assert mode(p["config"]) == 0o770 and mode(p["logs"]) == 0o750 and mode(p["state"]) == 0o750
+    assert mode(p["config"]) == 0o750 and mode(p["logs"]) == 0o750 and mode(p["state"]) == 0o750
     assert (p["app"] / "venv").is_symlink() and (p["app"] / "venv/bin/python").exists()
     yaml_text = (p["config"] / "tb_gateway.yaml").read_text()
     assert re.search(rf"^\s+data_(file|folder)_path: {re.escape(str(p['state']))}/data/$", yaml_text, re.M)
@@ -71,7 +73,7 @@ def test_install_lays_out_files_with_tight_permissions(installed):
     unit = p["unit"].read_text()
     for line in ("KillSignal=SIGINT", "Restart=on-failure", "After=network-online.target",
                  "Wants=network-online.target", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 "User=tb-gateway", f"ReadWritePaths={p['logs']} {p['state']} {p['config']}",
+                 "User=tb-gateway", f"ReadWritePaths={p['logs']} {p['state']}\n",
                  f"ExecStart={p['app']}/venv/bin/python -m tb_dlms.launcher --config-dir {p['config']}"):
         assert line in unit, line
     assert "@" not in unit.replace("multi-user", "")
@@ -182,3 +184,89 @@ def test_real_virtualenv_install(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     assert str(root) in where, "tb_dlms must be installed into the venv, not imported from the checkout"
     assert not (REPO / "build").exists() or (REPO / "build").stat().st_mtime < (root / "opt").stat().st_mtime
+
+
+def _env_names(env_file: Path) -> set[str]:
+    return set(re.findall(r"^#?([A-Z_][A-Z0-9_]*)=", env_file.read_text(), re.M))
+
+
+def test_env_file_lists_the_variables_of_the_installed_example(installed):
+    names = _env_names(paths(installed)["env"])
+    assert {"TB_GATEWAY_TOKEN", "TB_GATEWAY_HOST", "TB_GATEWAY_PORT", "METER4_PASSWORD",
+            "METER5_BLOCK_CIPHER_KEY", "METER5_AUTHENTICATION_KEY"} <= names
+    assert "METER_PASSWORD" not in names and "ENV_VAR" not in names  # not used / only prose in a comment
+
+
+def test_install_from_the_users_config_dir(tmp_path):
+    """--config-dir installs what the user tested, not the shipped example, and the env file follows it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tb_gateway.yaml").write_text((REPO / "config/tb_gateway.yaml").read_text())
+    connector = {"name": "DLMS Connector", "devices": [{"deviceName": "Meter A", "connection": {
+        "host": "10.0.0.7", "port": 4059, "authentication": "low", "password": "${METER_A_PASSWORD}"}}]}
+    (mine / "dlms_connector.json").write_text(json.dumps(connector))
+    (mine / "ca.pem").write_text("certificate")
+    (mine / "connected_devices.json").write_text("{}")  # the gateway's, not config
+    root = tmp_path / "root"
+    run("install", "--prefix", str(root), "--venv-from", sys.prefix, "--config-dir", str(mine))
+    p = paths(root)
+    installed = {f.name for f in p["config"].iterdir()}
+    assert installed == {"tb_gateway.yaml", "dlms_connector.json", "ca.pem", "logs.json"}
+    for name in ("tb_gateway.yaml", "dlms_connector.json", "ca.pem"):
+        assert digest(p["config"] / name) == digest(mine / name), name
+        assert mode(p["config"] / name) == 0o640
+    assert str(p["logs"]) in (p["config"] / "logs.json").read_text()  # no logs.json given: the default
+    names = _env_names(p["env"])
+    assert {"TB_GATEWAY_TOKEN", "METER_A_PASSWORD"} <= names and "METER4_PASSWORD" not in names
+    # The user edits the installed file, then installs a new version of the tested dir.
+    (p["config"] / "dlms_connector.json").write_text("{}")
+    connector["devices"][0]["connection"]["password"] = "${METER_B_PASSWORD}"
+    (mine / "dlms_connector.json").write_text(json.dumps(connector))
+    env_before = p["env"].read_text()
+    run("install", "--prefix", str(root), "--venv-from", sys.prefix, "--config-dir", str(mine))
+    assert digest(p["config"] / "dlms_connector.json") == digest(mine / "dlms_connector.json")
+    assert (p["config"] / "dlms_connector.json.bak").read_text() == "{}"
+    assert p["env"].read_text().startswith(env_before)  # only extended, never rewritten
+    assert "METER_B_PASSWORD" in _env_names(p["env"])
+    status = run("status", "--prefix", str(root))
+    assert "config: ca.pem" in status.stdout
+
+
+def _blocked_for_nobody(python: str) -> bool:
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        return False
+    return subprocess.run(["runuser", "-u", "nobody", "--", python, "-c", "pass"], capture_output=True).returncode != 0
+
+
+@pytest.mark.skipif(not _blocked_for_nobody(sys.executable),
+                    reason="needs root and a test interpreter that 'nobody' cannot run (e.g. pyenv under /root)")
+def test_reused_venv_the_service_user_cannot_run_is_refused(tmp_path):
+    proc = run("install", "--prefix", str(tmp_path / "root"), "--venv-from", sys.prefix,
+               "--service-user", "nobody", check=False)
+    assert proc.returncode != 0
+    assert "cannot be run by the service user nobody" in proc.stderr
+    assert re.search(r"\(/root\S* is not accessible to it\)", proc.stderr), proc.stderr
+
+
+@pytest.mark.skipif(not _blocked_for_nobody(sys.executable) or _blocked_for_nobody("/usr/bin/python3"),
+                    reason="needs root, a test interpreter 'nobody' cannot run and a /usr/bin/python3 it can")
+def test_new_venv_is_built_from_the_system_python(tmp_path):
+    scratch = Path(tempfile.mkdtemp(prefix="tb-dlms-setup-"))  # pytest's tmp dirs are 0700 root
+    scratch.chmod(0o755)
+    try:
+        _install_with_blocked_python(tmp_path, scratch / "root")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _install_with_blocked_python(tmp_path: Path, root: Path) -> None:
+    # pip is made to fail at once (no index): only the interpreter choice and the venv are under test.
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path)}
+    proc = subprocess.run(["bash", str(SCRIPT), "install", "--prefix", str(root), "--python",
+                           os.path.realpath(sys.executable), "--service-user", "nobody"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert "cannot be run by the service user nobody" in proc.stderr, proc.stderr
+    assert "building the virtualenv with /usr/bin/python3 instead" in proc.stderr, proc.stderr
+    venv_python = root / "opt/tb-dlms/venv/bin/python"
+    assert os.path.realpath(venv_python) == os.path.realpath("/usr/bin/python3")
+    assert subprocess.run(["runuser", "-u", "nobody", "--", str(venv_python), "-c", "pass"]).returncode == 0

@@ -5,9 +5,11 @@
 What it does, in order:
 
 1. Resolves the config dir (``--config-dir`` > ``$TB_DLMS_CONFIG_DIR`` > ``$TB_GW_CONFIG_DIR`` >
-   ``<repo>/config``) and prepares it (:mod:`tb_dlms.launcher.config`: ``tb_gateway.yaml`` wins and
-   regenerates ``tb_gateway.json``; ``logs.json`` is added if missing).
-2. ``chdir`` to the work dir (``<base>`` for ``<base>/config``; ``--work-dir`` overrides): the gateway
+   ``<repo>/config``) and the work dir (``<base>`` for ``<base>/config``; ``--work-dir`` overrides).
+2. Builds the gateway's own directory ``<work dir>/gateway-config`` from the config dir, which is
+   only read (:mod:`tb_dlms.launcher.config`: ``tb_gateway.yaml`` wins and generates
+   ``tb_gateway.json``; :mod:`tb_dlms.launcher.runtime_dir`: connector files copied with a stable
+   ``id``, ``connected_devices.json`` written there), and ``chdir``s to the work dir: the gateway
    writes ``logs/`` and relative storage paths (``./data/``) relative to the working directory.
 3. Makes the connector loadable without writing into site-packages: the gateway's loader
    (``TBModuleLoader``) scans ``PATHS[i]/<type>/*.py``; we call ``TBModuleLoader.find_paths()`` and
@@ -20,7 +22,7 @@ What it does, in order:
    reports the installed version, never touches the network). ``TB_DLMS_ALLOW_UPDATE_CHECK=1`` keeps it.
 5. Applies :mod:`tb_dlms.launcher.gateway_fixes` (connected_devices.json writes coalesced: the
    gateway rewrites the whole file for every new device, quadratic in fleet size).
-6. Runs ``TBGatewayService(<config dir>/tb_gateway.json)`` in the main thread (so its SIGINT handler is
+6. Runs ``TBGatewayService(<work dir>/gateway-config/tb_gateway.json)`` in the main thread (so its SIGINT handler is
    installed: Ctrl-C / SIGINT stops it cleanly and disconnects the devices).
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import gateway_fixes
+from . import gateway_fixes, runtime_dir
 from .config import ConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
 
 log = logging.getLogger("tb_dlms.launcher")
@@ -130,7 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config-dir", help="directory with tb_gateway.yaml (or .json), dlms_connector.json")
     parser.add_argument("--work-dir", help="working directory for logs/ and relative data paths")
     parser.add_argument("--prepare-only", action="store_true",
-                        help="prepare the config dir (YAML -> JSON, logs.json) and exit")
+                        help="build <work dir>/gateway-config from the config dir and exit")
     return parser.parse_args(argv)
 
 
@@ -139,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config_dir = resolve_config_dir(args.config_dir)
-        prepare_config_dir(config_dir)
-    except ConfigError as exc:
+        work_dir = Path(args.work_dir).resolve() if args.work_dir else default_work_dir(config_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        runtime = prepare_config_dir(config_dir, work_dir)
+    except (ConfigError, OSError) as exc:
         log.error("%s", exc)
         return 2
     if args.prepare_only:
         return 0
-    work_dir = Path(args.work_dir).resolve() if args.work_dir else default_work_dir(config_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(work_dir)
     (work_dir / "logs").mkdir(exist_ok=True)
     log.info("Config dir %s, work dir %s (logs in %s)", config_dir, work_dir, work_dir / "logs")
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     from thingsboard_gateway.gateway.tb_gateway_service import TBGatewayService
 
     gateway_fixes.apply(TBGatewayService)
+    runtime_dir.refresh_before_connector_checks(TBGatewayService, runtime)
     # Let the gateway's dictConfig(logs.json) own logging from here on.
     logging.getLogger().handlers.clear()
-    service = TBGatewayService(str(config_dir / "tb_gateway.json"))  # returns once stopped
+    service = TBGatewayService(str(runtime.gateway_file))  # returns once stopped
     coalescer = getattr(service, "__dict__", {}).get("_tb_dlms_coalescer")
     if coalescer is not None:
         coalescer.flush()

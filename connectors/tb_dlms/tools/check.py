@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ..launcher import config as launcher_config
-from .configcheck import ConnectorCheck, GatewayCheck, check_connector, check_gateway
+from .configcheck import ConnectorCheck, GatewayCheck, check_connector, check_gateway, service_user_errors
 from .probe import MeterResult, probe_all
 from .render import Painter, table, want_colour
 
@@ -42,6 +42,7 @@ def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
                    help="check only this connector file (repeatable); the gateway file is not read")
     p.add_argument("--device", action="append", metavar="NAME", help="probe only this meter (repeatable)")
     p.add_argument("--no-probe", action="store_true", help="validate the files only")
+    p.add_argument("--service-user", metavar="USER", help="also check that USER (the service's) can read every file")
     p.add_argument("--parallel", type=int, default=8, help="meters probed at once (default 8)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
@@ -102,6 +103,9 @@ def _load(args) -> tuple[GatewayCheck | None, list[ConnectorCheck], str | None]:
     except launcher_config.ConfigError as exc:
         return None, [], str(exc)
     gateway = check_gateway(config_dir)
+    if args.service_user:
+        files = [f for f in (gateway.file, config_dir / launcher_config.LOGS_NAME) if f] + [p for _, p in gateway.connectors]
+        gateway.errors += service_user_errors(config_dir, files, args.service_user)
     return gateway, [check_connector(name, path) for name, path in gateway.connectors], None
 
 

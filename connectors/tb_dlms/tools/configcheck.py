@@ -82,3 +82,38 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
 def check_connector(name: str, path: Path) -> ConnectorCheck:
     config, errors = load_connector_file(path)
     return ConnectorCheck(name, path, config, errors)
+
+
+def service_user_errors(config_dir: Path, files: list[Path], user: str) -> list[str]:
+    """What the service, running as ``user``, could not read: the launcher lists the config dir and
+    copies these files into the work dir at every start, and one it cannot read stops the service
+    (checked from the modes, so root can answer for the service user)."""
+    import grp
+    import os
+    import pwd
+    import stat
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return [f"service user {user!r} does not exist"]
+    if entry.pw_uid == 0:
+        return []
+    gids = set(os.getgrouplist(user, entry.pw_gid)) | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+
+    def allowed(path: Path, bits: int) -> bool:
+        st = path.stat()
+        shift = 6 if st.st_uid == entry.pw_uid else 3 if st.st_gid in gids else 0
+        return (stat.S_IMODE(st.st_mode) >> shift) & bits == bits
+
+    errors, config_dir = [], config_dir.resolve()
+    for directory in [*reversed(config_dir.parents), config_dir]:
+        if not allowed(directory, 1):
+            return [f"the service user {user} cannot enter {directory}: it cannot load {config_dir}"]
+    if not allowed(config_dir, 4):
+        errors.append(f"the service user {user} cannot list {config_dir}")
+    for file in files:
+        if file.exists() and not allowed(file.resolve(), 4):
+            errors.append(f"{file}: not readable by the service user {user}; the service would not start "
+                          f"(chgrp {user} and chmod 0640 it)")
+    return errors
