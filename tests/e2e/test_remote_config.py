@@ -129,6 +129,7 @@ def test_poll_period_changed_meter_added_and_removed(gateway, fake_tb, simulator
     # The running file is the connector's own, not the UI's camel-case name.
     assert [d["deviceName"] for d in gateway.connector_config()["devices"]] == [A, C]
     assert not (gateway.config_dir / "dlmsConnector.json").exists()
+    assert not (gateway.runtime_dir / "dlmsConnector.json").exists()
     # Meter A at 1 s: consecutive poll timestamps 1 s apart.
     fake_tb.wait_for(lambda: one_second_apart(stamps(fake_tb, A, applied)), 30, "Meter A polled every second")
     # Meter B removed: its link closed (association released) and no more requests reach it.

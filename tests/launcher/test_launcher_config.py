@@ -63,6 +63,21 @@ def test_edited_connector_file_is_copied_again(config_dir, tmp_path):
     assert json.loads((runtime.path / "dlms_connector.json").read_text()) == {"id": "mine", "devices": []}
 
 
+def test_a_remote_change_survives_a_restart_until_the_user_edits_the_file(config_dir, tmp_path):
+    env = {"TB_GATEWAY_TOKEN": "t"}
+    runtime = lc.prepare_config_dir(config_dir, tmp_path / "work", env=env)
+    copy = runtime.path / "dlms_connector.json"
+    copy.write_text('{"id": "x", "from": "ThingsBoard"}')  # what remote configuration writes
+    again = lc.prepare_config_dir(config_dir, tmp_path / "work", env=env)  # a restart
+    assert not again.refresh_connectors()
+    assert json.loads(copy.read_text()) == {"id": "x", "from": "ThingsBoard"}
+    (config_dir / "dlms_connector.json").write_text('{"id": "x", "from": "the operator"}')  # a later edit wins
+    assert again.refresh_connectors()
+    assert json.loads(copy.read_text()) == {"id": "x", "from": "the operator"}
+    assert json.loads(lc.prepare_config_dir(config_dir, tmp_path / "work", env=env).path.joinpath(
+        "dlms_connector.json").read_text()) == {"id": "x", "from": "the operator"}
+
+
 def test_env_overrides_host_and_port(config_dir, tmp_path):
     runtime = lc.prepare_config_dir(config_dir, tmp_path / "work",
                                     env={"TB_GATEWAY_TOKEN": "t", "TB_GATEWAY_HOST": "tb.example",

@@ -233,9 +233,19 @@ class GatewayProcess:
         except OSError:
             return ""
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The directory the launcher builds for the gateway (launcher/runtime_dir.py): what it runs on."""
+        from ..launcher.runtime_dir import NAME
+
+        return self.workdir / NAME
+
     def connector_config(self) -> Any:
-        path = self.config_dir / CONNECTOR_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        """The connector file the gateway runs on (its copy in the work dir; remote changes land there)."""
+        for path in (self.runtime_dir / CONNECTOR_FILE, self.config_dir / CONNECTOR_FILE):
+            if path.exists():
+                return json.loads(path.read_text())
+        return None
 
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None
