@@ -57,7 +57,8 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
                "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
-                   "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation")
+                   "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
+                   "probeTimeoutMs")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
@@ -128,6 +129,8 @@ class ConnectionConfig:
     hdlc: HdlcConfig = HdlcConfig()
     inactivity_timeout_s: float = 180.0
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
+    #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
+    probe_timeout_ms: int | None = None
 
     @property
     def wire_server_address(self) -> int:
@@ -159,6 +162,8 @@ class ConnectionConfig:
             "inactivityTimeoutS": self.inactivity_timeout_s,
             "clockDeviation": self.clock_deviation.value,
         }
+        if self.probe_timeout_ms is not None:
+            out["probeTimeoutMs"] = self.probe_timeout_ms
         if self.serial_number is not None:
             out["serialNumber"] = self.serial_number
         elif sa.physical is not None:
@@ -234,6 +239,7 @@ class DeviceConfig:
             hdlc_window=c.hdlc.window_size,
             inactivity_timeout=c.inactivity_timeout_s,
             clock_deviation=c.clock_deviation,
+            probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
             name=self.name,
         )
 
@@ -568,13 +574,15 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
         hdlc = HdlcConfig(hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7))
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
+    probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
     if len(sec.errors) != before or partial or host is None:
         return None
     return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
                             server_address=server, serial_number=serial, authentication=auth, password=password,
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
-                            retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc, inactivity_timeout_s=inactivity,
-                            clock_deviation=deviation)
+                            retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
+                            inactivity_timeout_s=inactivity, clock_deviation=deviation,
+                            probe_timeout_ms=probe_timeout_ms)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:

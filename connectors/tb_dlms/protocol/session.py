@@ -261,9 +261,7 @@ class MeterSession:
     async def _associate(self, client: GXDLMSClient) -> None:
         await self._open_link()
         if self.settings.interface is Interface.HDLC:
-            reply = await self._exchange(client, [client.snrmRequest()], _UA, NoHdlcResponse,
-                                         "no UA to SNRM (check client and server HDLC address)")
-            client.parseUAResponse(reply.data)
+            client.parseUAResponse((await self._snrm(client)).data)
         reply = await self._exchange(client, client.aarqRequest(), _AARE, NoAssociationResponse,
                                      "no AARE to AARQ (check client address; meter may be busy)")
         try:
@@ -279,6 +277,16 @@ class MeterSession:
                 client.parseApplicationAssociationResponse(reply.data)
             except (GXDLMSException, ValueError) as exc:
                 raise AssociationRejected(f"high-level authentication failed: {exc}", self.settings.label) from exc
+
+    async def _snrm(self, client: GXDLMSClient) -> GXReplyData:
+        """SNRM/UA; to an address that has not answered on its link: once, with the short probe timeout."""
+        s, what = self.settings, "no UA to SNRM (check client and server HDLC address)"
+        if not self._link.first_contact(self._box.address):
+            return await self._exchange(client, [client.snrmRequest()], _UA, NoHdlcResponse, what)
+        reply = GXReplyData()
+        await self._round_trip(client, client.snrmRequest(), reply, _UA, NoHdlcResponse,
+                               what + "; first probe of this address, probeTimeoutMs", 0, s.first_probe_timeout)
+        return reply
 
     async def _read_frame_counter(self) -> int:
         """Real meters reject a ciphered AARQ whose invocation counter is not above their own."""
@@ -556,17 +564,21 @@ class MeterSession:
                                 f"refused and not read further", self.settings.label,
                                 index=axdr.incomplete_result(held))
 
-    async def _round_trip(self, client, frame, reply, expect, timeout_error, what, retries) -> None:
+    async def _round_trip(self, client, frame, reply, expect, timeout_error, what, retries,
+                          timeout: float | None = None) -> None:
         link, box = self._link, self._box
         if link is None or box is None:
             raise LinkClosed("not connected", self.settings.label)
         s = self.settings
         retries = s.retries if retries is None else retries
-        async with link.turn:
-            late = box.drain()
-            if late:
-                self.stats.late_replies += late
-            for attempt in range(retries + 1):
+        timeout = s.timeout if timeout is None else timeout
+        for attempt in range(retries + 1):
+            # One turn per attempt: a resend queues behind the neighbours that waited meanwhile,
+            # so a dead meter holds a shared bus one timeout at a time, not all its resends.
+            async with link.turn:
+                late = box.drain() if attempt == 0 else 0  # after that: the reply to an earlier attempt is ours
+                if late:
+                    self.stats.late_replies += late
                 # Bytes of a frame nobody finished (a reply cut off before we gave up) are not ours.
                 link.drop_partial()
                 if frame is not None:
@@ -576,15 +588,17 @@ class MeterSession:
                     self.stats.round_trips += 1
                     if attempt:
                         self.stats.resends += 1
-                if await self._await_reply(client, box, reply, expect):
+                if await self._await_reply(client, box, reply, expect, timeout):
                     self.stats.bytes_received = box.bytes_received
                     return
-            raise timeout_error(f"{what} within {s.timeout:g} s after {retries + 1} attempt(s)", s.label)
+        link.unconfirm(box.address)
+        raise timeout_error(f"{what} within {timeout:g} s after {retries + 1} attempt(s)", s.label)
 
-    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData, expect: frozenset) -> bool:
+    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData, expect: frozenset,
+                           timeout: float | None = None) -> bool:
         """True once a frame completed the reply; False when the deadline passed."""
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(self.settings.timeout if timeout is None else timeout):
                 while True:
                     item = await box.queue.get()
                     reason = is_closed_notice(item)

@@ -103,6 +103,8 @@ class MeterSettings:
     #: Idle seconds after which the meter drops the association; we keep it alive before that.
     inactivity_timeout: float = 180.0
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
+    #: Seconds the one SNRM to an HDLC address that has not answered yet waits (None: timeout / 4).
+    probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
     extra: dict = field(default_factory=dict, compare=False)
@@ -120,6 +122,13 @@ class MeterSettings:
         if self.physical_address is None:
             return 1
         return 4 if self.server_address > 0x3FFF else 2
+
+    @property
+    def first_probe_timeout(self) -> float:
+        """Why a quarter: UA is the shortest reply a meter gives, while ``timeout`` is sized for its
+        slowest (a long GET); a dead address on a shared bus holds the bus this long per probe."""
+        probe = self.timeout / 4 if self.probe_timeout is None else self.probe_timeout
+        return min(probe, self.timeout)
 
     @property
     def deviation_utc_minus_local(self) -> bool:

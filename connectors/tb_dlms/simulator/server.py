@@ -32,6 +32,9 @@ class Port:
         #: Shared HDLC ports answer one request at a time, like a half-duplex bus.
         self.bus = asyncio.Lock() if len(meters) > 1 else None
         self.links: set[Link] = set()
+        #: Every request task of every connection, until it ends: stop() cancels and awaits them
+        #: all, also those of connections already closed (their task may still sleep or wait).
+        self.tasks: set[asyncio.Task] = set()
         self.server: asyncio.base_events.Server | None = None
 
     def route(self, frame) -> Meter | None:
@@ -46,13 +49,13 @@ class Port:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        workers = []
         for link in list(self.links):
             link.transport.abort()
-            if link.worker is not None:
-                link.worker.cancel()
-                workers.append(link.worker)
-        # A reply being delayed (delay fault) must not outlive the simulator as a pending task.
+        # A reply being delayed (delay fault) or waiting for the bus must not outlive the simulator
+        # as a pending task: the loop closed under it logs "Task was destroyed but it is pending!".
+        workers = list(self.tasks)
+        for worker in workers:
+            worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
@@ -84,6 +87,9 @@ class Link(asyncio.Protocol):
             meter.links.discard(self)
         self.sessions.clear()
         self.pending.clear()
+        if self.worker is not None:
+            # Nobody is left to read the reply: stop waiting (for a delay, for the bus) now.
+            self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -91,6 +97,8 @@ class Link(asyncio.Protocol):
         self.pending.extend(self.reader.feed(data))
         if self.pending and self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._drain())
+            self.port.tasks.add(self.worker)
+            self.worker.add_done_callback(self.port.tasks.discard)
 
     # ---- request handling ---------------------------------------------------------------
     async def _drain(self) -> None:
