@@ -12,7 +12,7 @@ from tools_support import REPO, device, make_config_dir
 
 def run_script(config, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TB_GATEWAY_TOKEN", "NO_COLOR")}
-    return subprocess.run([sys.executable, "test_config.py", "--config-dir", str(config), *args], cwd=REPO,
+    return subprocess.run([sys.executable, "test_config.py", "--config-dir", str(config), "--no-platform", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, env={**base, **(env or {})})
 
 

@@ -33,7 +33,7 @@ def bare_python(tmp_path: Path) -> str:
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "TB_DLMS_TEST_CONFIG_REEXEC")}
-    return {**env, "TB_GATEWAY_TOKEN": "t", **extra}
+    return {**env, "TB_GATEWAY_TOKEN": "t", "TB_DLMS_NO_PLATFORM_CHECK": "1", **extra}
 
 
 def test_system_python_reexecutes_in_the_project_venv(sim, tmp_path):

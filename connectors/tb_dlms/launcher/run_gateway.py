@@ -20,7 +20,9 @@ What it does, in order:
    reports the installed version, never touches the network). ``TB_DLMS_ALLOW_UPDATE_CHECK=1`` keeps it.
 5. Applies :mod:`tb_dlms.launcher.gateway_fixes` (connected_devices.json writes coalesced: the
    gateway rewrites the whole file for every new device, quadratic in fleet size).
-6. Runs ``TBGatewayService(<config dir>/tb_gateway.json)`` in the main thread (so its SIGINT handler is
+6. Watches the gateway's ``getSessionLimits`` request (:mod:`tb_dlms.launcher.platform_watch`): one
+   clear warning when the platform never answers, because the gateway then buffers every reading.
+7. Runs ``TBGatewayService(<config dir>/tb_gateway.json)`` in the main thread (so its SIGINT handler is
    installed: Ctrl-C / SIGINT stops it cleanly and disconnects the devices).
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import gateway_fixes
+from . import gateway_fixes, platform_watch
 from .config import ConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
 
 log = logging.getLogger("tb_dlms.launcher")
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from thingsboard_gateway.gateway.tb_gateway_service import TBGatewayService
 
     gateway_fixes.apply(TBGatewayService)
+    platform_watch.watch_session_limits()
     # Let the gateway's dictConfig(logs.json) own logging from here on.
     logging.getLogger().handlers.clear()
     service = TBGatewayService(str(config_dir / "tb_gateway.json"))  # returns once stopped
