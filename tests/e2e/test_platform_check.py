@@ -128,3 +128,20 @@ def test_no_warning_when_thingsboard_answers(meter, broker, fake_tb):
     finally:
         stop_gateway(gw)
         gw.close()
+
+
+def test_docs_name_the_log_file_the_connector_writes(meter, broker, fake_tb):
+    """Issue 11, item 7: the gateway names the connector's log after the connector."""
+    gw = _gateway(broker.port, meter).start()
+    try:
+        fake_tb.wait_telemetry("Meter 1", {"voltageL1"}, timeout=90)
+        written = wait_until(lambda: [p.name for p in gw.log_files() if p.stat().st_size and "connector" in p.name],
+                             30, "a non-empty connector log")
+    finally:
+        stop_gateway(gw)
+        gw.close()
+    assert written == ["dlms_connector_connector.log"]
+    for doc in ("README.md", "QUICKSTART.md"):
+        text = (REPO / doc).read_text()
+        assert "logs/dlms_connector_connector.log" in text
+        assert "(`logs/connector.log` and" not in text and "connector log (`connector.log`)" not in text
