@@ -32,7 +32,7 @@ RULES: list[tuple[str, str]] = [
     (r"\./setup_gateway\.sh --help", "run"),
     (r"\./setup_gateway\.sh (install|upgrade)", "prefix+venv"),
     (r"\./setup_gateway\.sh (status|uninstall)", "prefix"),
-    (r"python test_config\.py( .*)?", "run"),
+    (r"python3? test_config\.py( .*)?", "run"),
     (r"python -m tb_dlms\.tools\.fleet( .*)?", "run"),
     (r"/opt/tb-dlms/bin/tb-dlms-test-config( .*)?",
      f"{SETUP_TESTS}::test_installed_test_config_runs_from_the_installed_location"),
@@ -88,13 +88,14 @@ def run_documented(command: str, how: str, root: Path, endpoints: dict) -> subpr
     for documented, real in endpoints.items():
         bare = bare.replace(documented, real)
     argv = shlex.split(bare)
-    if argv[0] == "python":
+    if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     if how.startswith("prefix"):
         argv += ["--prefix", str(root / "scratch-root")]
         if how == "prefix+venv":
             argv += ["--venv-from", sys.prefix]
-    env = {**os.environ, "TB_GATEWAY_TOKEN": "docs-test", "PYTHONPATH": str(REPO / "connectors")}
+    env = {**os.environ, "TB_GATEWAY_TOKEN": "docs-test", "PYTHONPATH": str(REPO / "connectors"),
+           "TB_DLMS_NO_PLATFORM_CHECK": "1"}  # no ThingsBoard behind the sandbox's localhost:1883
     env.pop("NO_COLOR", None)
     return subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=180, env=env)
 

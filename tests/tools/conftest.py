@@ -25,4 +25,6 @@ def sim():
 @pytest.fixture()
 def token(monkeypatch):
     monkeypatch.setenv("TB_GATEWAY_TOKEN", "test-token")
+    # No broker behind the shipped localhost:1883; the ThingsBoard side has its own tests.
+    monkeypatch.setenv("TB_DLMS_NO_PLATFORM_CHECK", "1")
     monkeypatch.delenv("NO_COLOR", raising=False)

@@ -7,6 +7,8 @@
     broker.close()                      # stop and remove the temp dir
 
 Also usable as a context manager. The broker listens on 127.0.0.1 only, anonymous, no persistence.
+``MosquittoBroker(users={"token": "secret"})`` refuses every other username (a wrong access token
+gets "not authorised" in its CONNACK, as from ThingsBoard).
 """
 from __future__ import annotations
 
@@ -66,7 +68,9 @@ def wait_port_open(host: str, port: int, timeout: float, proc: subprocess.Popen 
 class MosquittoBroker:
     host = "127.0.0.1"
 
-    def __init__(self, port: int = 0, workdir: str | os.PathLike | None = None, verbose: bool = False) -> None:
+    def __init__(self, port: int = 0, workdir: str | os.PathLike | None = None, verbose: bool = False,
+                 users: dict[str, str] | None = None) -> None:
+        self.users = dict(users or {})
         self.port = port or free_port(self.host)
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tb-dlms-mosquitto-"))
@@ -80,7 +84,7 @@ class MosquittoBroker:
     def _write_config(self) -> None:
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            "allow_anonymous false" if self.users else "allow_anonymous true",
             "persistence false",
             "log_dest stderr",
             "log_type error",
@@ -91,6 +95,17 @@ class MosquittoBroker:
         ]
         if self.verbose:
             lines += ["log_type information", "connection_messages true"]
+        if self.users:
+            passwords = self.workdir / "passwords"
+            passwords.write_text("")
+            for user, password in self.users.items():
+                subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", str(passwords),
+                                user, password], check=True, capture_output=True)
+            lines.append(f"password_file {passwords}")
+            if os.geteuid() == 0:
+                # Started as root, mosquitto would drop to the "mosquitto" user, which cannot read
+                # the file under a private temp dir.
+                lines.append("user root")
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> "MosquittoBroker":

@@ -22,7 +22,9 @@ What it does, in order:
    reports the installed version, never touches the network). ``TB_DLMS_ALLOW_UPDATE_CHECK=1`` keeps it.
 5. Applies :mod:`tb_dlms.launcher.gateway_fixes` (connected_devices.json writes coalesced: the
    gateway rewrites the whole file for every new device, quadratic in fleet size).
-6. Runs ``TBGatewayService(<work dir>/gateway-config/tb_gateway.json)`` in the main thread (so its SIGINT handler is
+6. Watches the gateway's ``getSessionLimits`` request (:mod:`tb_dlms.launcher.platform_watch`): one
+   clear warning when the platform never answers, because the gateway then buffers every reading.
+7. Runs ``TBGatewayService(<work dir>/gateway-config/tb_gateway.json)`` in the main thread (so its SIGINT handler is
    installed: Ctrl-C / SIGINT stops it cleanly and disconnects the devices).
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import gateway_fixes, runtime_dir
+from . import gateway_fixes, platform_watch, runtime_dir
 from .config import ConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
 
 log = logging.getLogger("tb_dlms.launcher")
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     gateway_fixes.apply(TBGatewayService)
     runtime_dir.refresh_before_connector_checks(TBGatewayService, runtime)
+    platform_watch.watch_session_limits()
     # Let the gateway's dictConfig(logs.json) own logging from here on.
     logging.getLogger().handlers.clear()
     service = TBGatewayService(str(runtime.gateway_file))  # returns once stopped

@@ -97,3 +97,26 @@ class ReplyTooLarge(BadReply):
     """The reply passed ``maxReplyBytes`` while it was being received; the rest was not read."""
 
     kind = "reply_too_large"
+
+
+class PduSizeRefused(AssociationRejected):
+    """The AARE negotiated a maximum PDU size no request fits in (0 and 1 seen in the field).
+
+    gurux refuses such an AARE like a rejection; the credentials were fine, the meter's
+    negotiated size is what to look at.
+    """
+
+    kind = "pdu_size"
+
+    def __init__(self, message: str, meter: str = "", negotiated: int | None = None) -> None:
+        super().__init__(message, meter)
+        self.negotiated = negotiated
+
+
+class CipheringFailed(AssociationRejected):
+    """The meter answered an exception-response "deciphering error" (gurux: "Ciphering failed").
+
+    It could not open what we ciphered: the keys or the system title differ from the meter's.
+    """
+
+    kind = "ciphering"

@@ -21,6 +21,8 @@ from gurux_dlms.GXDLMSExceptionResponse import GXDLMSExceptionResponse
 from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
+from gurux_dlms.enums import ExceptionServiceError, Service
+from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import axdr, fast_gcm, gurux_compat, profile, quiet
@@ -28,12 +30,14 @@ from .errors import (
     AccessError,
     AssociationRejected,
     BadReply,
+    CipheringFailed,
     DlmsError,
     InvalidValue,
     LinkClosed,
     MalformedReply,
     NoAssociationResponse,
     NoHdlcResponse,
+    PduSizeRefused,
     ProtocolError,
     ReplyTimeout,
     ReplyTooLarge,
@@ -267,6 +271,13 @@ class MeterSession:
         try:
             client.parseAareResponse(reply.data)
         except GXDLMSException as exc:
+            if _is_pdu_size_error(exc.__context__):
+                negotiated = _negotiated_pdu_size(bytes(reply.data))
+                said = "below 64" if negotiated is None else str(negotiated)
+                raise PduSizeRefused(
+                    f"the meter's AARE negotiated a maximum PDU size of {said} bytes (we proposed "
+                    f"{self.settings.max_pdu_size}); no request fits in it", self.settings.label, negotiated,
+                ) from exc
             raise AssociationRejected(
                 f"association rejected by meter ({_reject_reason(exc)}): check password or keys",
                 self.settings.label,
@@ -620,7 +631,13 @@ class MeterSession:
             # as it came, still ciphered, never our opened copy.
         try:
             complete = client.getData(GXByteBuffer(raw), reply, None)
-        except (GXDLMSConfirmedServiceError, GXDLMSExceptionResponse) as exc:
+        except GXDLMSExceptionResponse as exc:
+            if exc.exceptionServiceError in _CIPHER_ERRORS:
+                raise CipheringFailed(f"the meter could not decipher our request ({exc})",
+                                      self.settings.label) from exc
+            raise ProtocolError(f"meter refused the request ({exc}); re-associating",
+                                self.settings.label) from exc
+        except GXDLMSConfirmedServiceError as exc:
             # The meter understood us and refused: typically it lost our association (reboot).
             raise ProtocolError(f"meter refused the request ({exc}); re-associating",
                                 self.settings.label) from exc
@@ -712,6 +729,27 @@ def _guess_type(value: Any) -> int:
     if isinstance(value, str):
         return DataType.STRING
     raise ValueError(f"cannot infer a DLMS type for {type(value).__name__}; give one")
+
+
+#: exception-response service errors that mean "your ciphering does not match mine".
+_CIPHER_ERRORS = (ExceptionServiceError.DECIPHERING_ERROR, ExceptionServiceError.INVOCATION_COUNTER_ERROR)
+
+
+def _is_pdu_size_error(exc: BaseException | None) -> bool:
+    """gurux refuses an AARE whose negotiated PDU is < 64 with this error, then re-raises it as a
+    bare "permanently rejected" (the original survives only as the context)."""
+    return (isinstance(exc, GXDLMSConfirmedServiceError)
+            and getattr(exc, "serviceError", None) == ServiceError.SERVICE
+            and getattr(exc, "serviceErrorValue", None) == Service.PDU_SIZE)
+
+
+def _negotiated_pdu_size(aare: bytes) -> int | None:
+    """The negotiated max PDU of a plain InitiateResponse (DLMS version 6, 4-byte conformance
+    block, then the size); None when ciphered or not found."""
+    at = aare.find(b"\x06\x5f\x1f\x04\x00")
+    if at < 0 or at + 10 > len(aare):
+        return None
+    return int.from_bytes(aare[at + 8:at + 10], "big")
 
 
 def _reject_reason(exc: GXDLMSException) -> str:

@@ -11,14 +11,18 @@ import random
 import time
 
 from gurux_dlms import GXServerReply
+from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.enums import (
     AccessMode,
     Authentication,
+    Command,
     ErrorCode,
+    ExceptionServiceError,
     InterfaceType,
     MethodAccessMode,
     Security,
     SourceDiagnostic,
+    StateError,
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
@@ -29,6 +33,34 @@ from .profiles import EventLog, LoadProfile, SelectorError
 from .spec import PUBLIC_CLIENT, MeterSpec
 
 gurux_fixes.apply()
+
+_LLC_REPLY = bytes((0xE6, 0xE7, 0x00))
+_parse_user_information = _GXAPDU.parseUserInformation
+
+
+def _recording_parse_user_information(settings, cipher, data, xml):
+    """gurux turns any failure of the AARQ's user-information (a wrong key fails to decipher it)
+    into a bare rejection; a server keeps the cause so that it can answer as a real meter."""
+    try:
+        return _parse_user_information(settings, cipher, data, xml)
+    except Exception as exc:
+        if settings.isServer:
+            settings.user_information_error = exc
+        raise
+
+
+_GXAPDU.parseUserInformation = staticmethod(_recording_parse_user_information)
+
+
+def _announce_pdu_size(reply, start: int, size: int) -> None:
+    """Overwrite the negotiated max PDU of the plain InitiateResponse in the AARE at ``start``."""
+    raw = bytes(reply.subArray(start, len(reply) - start))
+    at = raw.find(b"\x06\x5f\x1f\x04\x00")  # DLMS version 6, then the 4-byte conformance block
+    if at < 0 or at + 10 > len(raw):
+        return  # ciphered: the size is inside the ciphertext
+    patched = raw[:at + 8] + size.to_bytes(2, "big") + raw[at + 10:]
+    reply.size = start
+    reply.set(patched)
 
 _AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high_gmac": Authentication.HIGH_GMAC}
 _LN = lambda text: bytes(int(x) for x in text.split("."))  # noqa: E731
@@ -278,6 +310,23 @@ class MeterServer(gurux_fixes.FixedServerBase):
         )
         self.settings.cipher.invocationCounter = self.meter.invocation_counter
         return True
+
+    def handleAarqRequest(self, data, connectionInfo):
+        spec = self.meter.spec
+        start = len(self.replyData)
+        self.settings.user_information_error = None
+        super().handleAarqRequest(data, connectionInfo)
+        if (spec.deciphering_error_reply and self.settings.user_information_error is not None
+                and spec.clients.get(self.client) == "high_gmac"):
+            # What the AARQ's ciphered user-information failed with; a real meter says so.
+            self.meter.rejected += 1
+            self.replyData.size = start
+            if self.settings.interfaceType == InterfaceType.HDLC:
+                self.replyData.set(_LLC_REPLY)
+            self.replyData.set(bytes((Command.EXCEPTION_RESPONSE, StateError.SERVICE_NOT_ALLOWED,
+                                      ExceptionServiceError.DECIPHERING_ERROR)))
+        elif spec.aare_max_pdu is not None:
+            _announce_pdu_size(self.replyData, start, spec.aare_max_pdu)
 
     def onValidateAuthentication(self, authentication, password):
         meter = self.meter

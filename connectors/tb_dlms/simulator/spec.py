@@ -58,6 +58,12 @@ class MeterSpec:
     max_info: int = 128
     max_window: int = 1
     max_pdu: int = 1024
+    #: Max PDU size the AARE announces whatever the client proposed (broken meters: 0 or 1);
+    #: unciphered associations only. None: gurux's negotiation.
+    aare_max_pdu: int | None = None
+    #: Answer an AARQ it cannot decipher (wrong keys or system title) with an exception-response
+    #: "deciphering error", as many meters do, instead of a rejecting AARE.
+    deciphering_error_reply: bool = False
     #: Idle seconds after which the meter forgets the association (0 = never).
     inactivity_timeout: float = 180.0
     firmware: str = "SIM-1.4.2"
@@ -81,6 +87,8 @@ class MeterSpec:
         self.system_title = _as_bytes(self.system_title)
         self.block_cipher_key = _as_bytes(self.block_cipher_key)
         self.authentication_key = _as_bytes(self.authentication_key)
+        if self.aare_max_pdu is not None and not 0 <= self.aare_max_pdu <= 0xFFFF:
+            raise ValueError(f"{self.name}: aare_max_pdu must be 0..65535")
         if len(self.system_title) != 8:
             raise ValueError(f"{self.name}: system title must be 8 bytes")
         for key in (self.block_cipher_key, self.authentication_key):

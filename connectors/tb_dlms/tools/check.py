@@ -5,7 +5,10 @@ Exit codes (also in docs/operations.md):
   1  configuration invalid (gateway file or a connector file); valid meters are still probed
   2  at least one meter could not be reached or associated (see its diagnosis)
   3  every meter associated, but some mapped points could not be read
+  4  ThingsBoard side: unreachable, token refused, or the broker does not answer like ThingsBoard
   64 usage error (bad command line)
+  69 (test_config.py only) no Python environment with the gateway's packages could be set up
+Precedence: 1, then 4, then 2, then 3.
 With --discover: 0 entry printed, 2 meter failed, 64 usage.
 """
 from __future__ import annotations
@@ -14,16 +17,20 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import IO
 
 from ..launcher import config as launcher_config
 from .configcheck import ConnectorCheck, GatewayCheck, check_connector, check_gateway, service_user_errors
+from .platform_check import PlatformCheck, check_platform
 from .probe import MeterResult, probe_all
 from .render import Painter, table, want_colour
 
-EXIT_OK, EXIT_CONFIG, EXIT_METER, EXIT_POINTS, EXIT_USAGE = 0, 1, 2, 3, 64
+EXIT_OK, EXIT_CONFIG, EXIT_METER, EXIT_POINTS, EXIT_PLATFORM, EXIT_USAGE = 0, 1, 2, 3, 4, 64
+#: Same as --no-platform (CI and tests without a broker).
+NO_PLATFORM_ENV = "TB_DLMS_NO_PLATFORM_CHECK"
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red"}
 
 
@@ -36,13 +43,15 @@ class Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description="Validate the gateway and DLMS connector config, then probe every meter.",
                epilog="Exit codes: 0 all fine, 1 config invalid, 2 a meter failed, 3 some points unreadable, "
-                      "64 usage. See docs/operations.md.", formatter_class=argparse.RawDescriptionHelpFormatter)
+                      "4 ThingsBoard unreachable/token refused/not ThingsBoard, 64 usage. See docs/operations.md.", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-dir", help="config folder (default: $TB_DLMS_CONFIG_DIR, else ./config)")
     p.add_argument("--connector", action="append", metavar="FILE",
                    help="check only this connector file (repeatable); the gateway file is not read")
     p.add_argument("--device", action="append", metavar="NAME", help="probe only this meter (repeatable)")
     p.add_argument("--no-probe", action="store_true", help="validate the files only")
     p.add_argument("--service-user", metavar="USER", help="also check that USER (the service's) can read every file")
+    p.add_argument("--no-platform", action="store_true",
+                   help=f"do not connect to ThingsBoard (also ${NO_PLATFORM_ENV}=1)")
     p.add_argument("--parallel", type=int, default=8, help="meters probed at once (default 8)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
@@ -85,13 +94,17 @@ def main(argv: list[str] | None = None, prog: str = "test_config.py") -> int:
         if missing:
             print(f"{prog}: no such meter in the config: {', '.join(sorted(missing))}", file=sys.stderr)
             return EXIT_USAGE
+    platform = None
+    if gateway is not None and gateway.config is not None and not gateway.errors and not args.no_probe \
+            and not args.no_platform and os.environ.get(NO_PLATFORM_ENV, "") not in ("1", "true", "yes"):
+        platform = check_platform(gateway.config)
     results = [] if args.no_probe else asyncio.run(probe_all(devices, args.parallel))
-    code = exit_code(gateway, connectors, results)
+    code = exit_code(gateway, connectors, results, platform)
     if args.json:
-        json.dump(report(gateway, connectors, results, code), sys.stdout, indent=2)
+        json.dump(report(gateway, connectors, results, code, platform), sys.stdout, indent=2)
         print()
     else:
-        write_text(sys.stdout, paint, gateway, connectors, results, code)
+        write_text(sys.stdout, paint, gateway, connectors, results, code, platform)
     return code
 
 
@@ -109,9 +122,12 @@ def _load(args) -> tuple[GatewayCheck | None, list[ConnectorCheck], str | None]:
     return gateway, [check_connector(name, path) for name, path in gateway.connectors], None
 
 
-def exit_code(gateway: GatewayCheck | None, connectors: list[ConnectorCheck], results: list[MeterResult]) -> int:
+def exit_code(gateway: GatewayCheck | None, connectors: list[ConnectorCheck], results: list[MeterResult],
+              platform: PlatformCheck | None = None) -> int:
     if (gateway is not None and gateway.errors) or any(c.errors for c in connectors) or not connectors:
         return EXIT_CONFIG
+    if platform is not None and not platform.ok:
+        return EXIT_PLATFORM
     if any(r.status == "failed" for r in results):
         return EXIT_METER
     if any(r.status == "partial" for r in results):
@@ -119,17 +135,18 @@ def exit_code(gateway: GatewayCheck | None, connectors: list[ConnectorCheck], re
     return EXIT_OK
 
 
-def report(gateway, connectors, results, code) -> dict:
+def report(gateway, connectors, results, code, platform=None) -> dict:
     return {
         "ok": code == EXIT_OK, "exitCode": code,
         "gatewayConfig": gateway.as_dict() if gateway else None,
+        "thingsboard": platform.as_dict() if platform else None,
         "connectors": [c.as_dict() for c in connectors],
         "meters": [r.as_dict() for r in results],
         "summary": {s: sum(1 for r in results if r.status == s) for s in ("ok", "partial", "failed")},
     }
 
 
-def write_text(out: IO, paint: Painter, gateway, connectors, results, code) -> None:
+def write_text(out: IO, paint: Painter, gateway, connectors, results, code, platform=None) -> None:
     def say(text: str = "") -> None:
         print(text, file=out)
 
@@ -140,6 +157,11 @@ def write_text(out: IO, paint: Painter, gateway, connectors, results, code) -> N
             say(paint(f"  error: {e}", "red"))
         for w in gateway.warnings:
             say(paint(f"  warning: {w}", "yellow"))
+    if platform is not None:
+        verdict = {"thingsboard": paint("OK", "green"), "skipped": paint("not checked", "yellow")}.get(
+            platform.status, paint(platform.status.upper().replace("_", " "), "red", "bold"))
+        say(f"ThingsBoard {platform.endpoint}: {verdict}")
+        say(paint(f"  {platform.message}", *(() if platform.ok else ("red",))))
     for c in connectors:
         count = len(c.config.devices) if c.config else 0
         say(f'Connector "{c.name}" {c.file}: ' + _verdict(paint, not c.errors) + f", {count} valid meter(s)")
@@ -152,7 +174,7 @@ def write_text(out: IO, paint: Painter, gateway, connectors, results, code) -> N
     if not results and any(c.config and c.config.devices for c in connectors):
         say(paint(f"meters not probed (--no-probe); exit code {code}", "bold"))
         return
-    summary = report(gateway, connectors, results, code)["summary"]
+    summary = report(gateway, connectors, results, code, platform)["summary"]
     say(paint(f"{len(results)} meter(s): {summary['ok']} ok, {summary['partial']} partial, "
               f"{summary['failed']} failed; exit code {code}", "bold"))
 

@@ -7,6 +7,7 @@ at start, a check must not.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class GatewayCheck:
     warnings: list[str] = field(default_factory=list)
     #: (connector name, connector file) of every ``dlms`` entry.
     connectors: list[tuple[str, Path]] = field(default_factory=list)
+    #: The effective gateway config (``${VAR}`` substituted) when it loaded without error.
+    config: dict | None = None
 
     def as_dict(self) -> dict:
         return {"file": str(self.file) if self.file else None, "ok": not self.errors, "errors": self.errors,
@@ -52,18 +55,22 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
         result.errors.append(f"{config_dir} has neither {yaml_path.name} nor {json_path.name}")
         return result
     try:
-        if source is yaml_path:
-            config = launcher_config.load_yaml_config(yaml_path)
-        else:
-            config, error = read_gateway_json(json_path, GATEWAY_FILE_CONSEQUENCE)  # as the gateway reads it
-            if error is not None:
-                result.errors.append(str(error))
-                return result
-        result.warnings += launcher_config.validate(config, source)
+        config = _load(source)
     except (launcher_config.ConfigError, ValueError, OSError) as exc:
         result.errors.append(str(exc))
-        return result
-    if source is yaml_path and json_path.exists():
+        # An unset ${VAR} (QUICKSTART runs this before its exports) must not hide the meters:
+        # read the file once more with placeholders, only to find the connector files.
+        config = _load_for_connectors(source)
+        if config is None:
+            return result
+    else:
+        result.config = config
+        try:
+            result.warnings += launcher_config.validate(config, source)
+        except launcher_config.ConfigError as exc:
+            result.errors.append(str(exc))
+    if source is yaml_path and json_path.exists() and not launcher_config.is_generated(json_path):
+        # A JSON the launcher wrote itself carries its mark and is simply regenerated: no news.
         result.warnings.append(f"{json_path.name} is ignored: {yaml_path.name} wins and regenerates it on start")
     for entry in config.get("connectors") or []:
         if not isinstance(entry, dict) or entry.get("type") != DLMS_TYPE:
@@ -77,6 +84,33 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
     if not result.connectors and not result.errors:
         result.errors.append(f"{source.name} has no connector of type '{DLMS_TYPE}'")
     return result
+
+
+def _load(source: Path) -> dict:
+    if source.name == launcher_config.YAML_NAME:
+        return launcher_config.load_yaml_config(source)
+    config, error = read_gateway_json(source, GATEWAY_FILE_CONSEQUENCE)  # as the gateway reads it
+    if error is not None:
+        raise launcher_config.ConfigError(str(error))
+    return config
+
+
+class _Placeholders(dict):
+    """The environment, with a visible stand-in for every unset variable."""
+
+    def get(self, name, default=None):
+        return os.environ.get(name) or f"<{name} unset>"
+
+
+def _load_for_connectors(source: Path) -> dict | None:
+    try:
+        if source.name == launcher_config.YAML_NAME:
+            config = launcher_config.load_yaml_config(source, _Placeholders())
+        else:
+            config = _load(source)
+    except (launcher_config.ConfigError, ValueError, OSError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def check_connector(name: str, path: Path) -> ConnectorCheck:

@@ -55,6 +55,19 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
                          f"usually a wrong address: check the client and server address ({addresses(s)}). "
                          "Otherwise the meter is still busy with an abandoned association: wait for its "
                          "inactivity timeout (often 180 s) and retry. Also check interface 'hdlc' vs 'wrapper'.")
+    if isinstance(exc, errors.CipheringFailed):
+        return Diagnosis("ciphering", 'the meter could not decipher our request ("ciphering failed")',
+                         "wrong keys or system title: check blockCipherKey and authenticationKey against the "
+                         f"meter's keys for client address {s.client_address}, and systemTitle (the client's "
+                         "8-byte title, 16 hex digits; some meters accept only the titles they know). Address "
+                         "and interface are right: the meter answered.")
+    if isinstance(exc, errors.PduSizeRefused):
+        said = "below 64" if exc.negotiated is None else str(exc.negotiated)
+        return Diagnosis("pdu_size", f"the meter's AARE negotiated a maximum PDU size of {said} bytes",
+                         "not a password or key problem: no request fits in that size (a DLMS client needs at "
+                         f"least 64 bytes; we proposed {s.max_pdu_size}). The meter's association or "
+                         "communication setup announces a broken size: check its configuration or firmware "
+                         "with the vendor.")
     if isinstance(exc, errors.AssociationRejected):
         return Diagnosis("rejected", f"the meter rejected the association{_reason(exc)}",
                          f"wrong password or keys: check {_credentials(s)} for client address "
