@@ -17,7 +17,10 @@ WRONG = "A5" * 16
 
 @pytest.fixture(scope="module")
 def meters():
-    with Simulator([MeterSpec("gmac", auth="high_gmac", deciphering_error_reply=True),
+    # One meter per device: two devices on one endpoint and address are a config error (they would
+    # fight over one association).
+    with Simulator([*(MeterSpec(name, auth="high_gmac", deciphering_error_reply=True)
+                      for name in ("gmac", "gmac-b", "gmac-c")),
                     MeterSpec("pdu-0", aare_max_pdu=0), MeterSpec("pdu-1", auth="low", aare_max_pdu=1)]) as s:
         yield s
 
@@ -33,9 +36,9 @@ def gmac(name: str, port: int, key: str = KEY, auth_key: str = AUTH_KEY) -> dict
 
 
 def test_wrong_high_gmac_key_is_diagnosed_as_keys_or_system_title(meters, tmp_path, token, capsys):
-    port = meters.port_of("gmac")
-    config = make_config_dir(tmp_path, [gmac("Right", port), gmac("Wrong key", port, key=WRONG),
-                                        gmac("Wrong auth key", port, auth_key=WRONG)])
+    config = make_config_dir(tmp_path, [gmac("Right", meters.port_of("gmac")),
+                                        gmac("Wrong key", meters.port_of("gmac-b"), key=WRONG),
+                                        gmac("Wrong auth key", meters.port_of("gmac-c"), auth_key=WRONG)])
     code, report = probe(capsys, config)
     assert code == check.EXIT_METER
     meters_ = {m["device"]: m for m in report["meters"]}

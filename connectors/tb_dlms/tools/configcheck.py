@@ -64,11 +64,13 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
         if config is None:
             return result
     else:
-        result.config = config
         try:
             result.warnings += launcher_config.validate(config, source)
         except launcher_config.ConfigError as exc:
             result.errors.append(str(exc))
+        if not isinstance(config, dict):  # a top-level array: nothing more to read from it
+            return result
+        result.config = config
     if source is yaml_path and json_path.exists() and not launcher_config.is_generated(json_path):
         # A JSON the launcher wrote itself carries its mark and is simply regenerated: no news.
         result.warnings.append(f"{json_path.name} is ignored: {yaml_path.name} wins and regenerates it on start")
