@@ -100,7 +100,8 @@ class MeterDataCollector:
     async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
         now_ms = self._meter_now_ms()
         try:
-            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s)
+            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s,
+                                          settled=lambda: self._settled(reader))
         except Exception as exc:  # noqa: BLE001 - the poll goes on; the gap is read next time
             reader.last_error = f"{reader.obis}: {exc or type(exc).__name__}"
             reader.next_due = time.monotonic() + min(reader.config.read_every_s, RETRY_AFTER_S)
@@ -151,6 +152,17 @@ class MeterDataCollector:
                        drift, threshold, result["driftAfterS"])
 
     # -- hand-over -------------------------------------------------------------------------------
+
+    async def _settled(self, reader: ArchiveReader) -> bool:
+        """Wait until the cursor of the rows ``reader`` handed over so far is written; False: gateway stopping."""
+        while True:
+            self.cursors.flush(self._gateway_running())
+            remaining = self.cursors.settles_in(self.name, reader.obis)
+            if remaining is None:
+                return True
+            if not self._gateway_running():
+                return False
+            await asyncio.sleep(max(0.02, remaining))
 
     def deliver_entries(self, entries: list[TelemetryEntry]) -> bool:
         data = ConvertedData(self.name, self.device_type)

@@ -136,6 +136,11 @@ class CursorStore:
             self._write()
         return changed
 
+    def settles_in(self, meter: str, obis: str) -> float | None:
+        """Seconds until the oldest rows of (meter, obis) not yet on disk count as stored; None: all on disk."""
+        marks = self._pending.get((meter, obis))
+        return marks[0][0] + self.settle_s - self._clock() if marks else None
+
     @property
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
