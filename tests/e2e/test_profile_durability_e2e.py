@@ -4,7 +4,8 @@
            the gateway is killed with SIGKILL twice; every interval must arrive, and a kill may
            re-send at most the one window whose cursor was not yet saved.
   Meter J  its clock jumps a day ahead and is set back: the rows it captures after the
-           correction must still arrive although the cursor stood a day ahead.
+           correction must still arrive although the cursor stood a day ahead. Its 48-hour
+           window reaches the rows stamped a day ahead of the gateway's clock.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _connector_config(sim: Simulator) -> dict:
 
     return {"name": "DLMS Connector", "id": "e2e-durability", "logLevel": "DEBUG",
             "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},
-            "devices": [device(K, windowHours=WINDOW_HOURS), device(J, windowHours=24)]}
+            "devices": [device(K, windowHours=WINDOW_HOURS), device(J, windowHours=48)]}
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,29 @@ def test_kill_9_mid_backfill_resends_at_most_one_window(gateway, fake_tb, simula
     assert resent <= 2 * WINDOW_ROWS, f"{resent} rows re-sent after 2 kills (bound {2 * WINDOW_ROWS})"
     assert not set(counts) - want - {max(want) + CAPTURE_PERIOD * 1000}, "rows the meter does not hold"
     print(f"{len(want)} intervals, {resent} re-sent after 2 kills (bound {2 * WINDOW_ROWS})")
+
+
+def held(sim, name) -> set[int]:
+    """The intervals the meter holds now: a clock jump leaves the skipped ones out."""
+    gaps = sim.meter(name).skipped
+    return {t for t in expected(sim, name) if not any(lo < t / 1000 < hi for lo, hi in gaps)}
+
+
+def test_rows_after_a_clock_set_back_are_not_taken_for_delivered(gateway, fake_tb, simulator):
+    gateway.start()  # no-op when the test above left it running
+    before = expected(simulator, J)
+    fake_tb.wait_for(lambda: before <= set(interval_stamps(fake_tb, J)), 60, f"every interval of {J}")
+    simulator.jump_clock(J, 86400)
+    simulator.advance_clock(J, 2 * CAPTURE_PERIOD)  # it captures two intervals a day ahead
+    ahead = int(simulator.meter(J).now() // CAPTURE_PERIOD * CAPTURE_PERIOD) * 1000
+    # The connector delivers the interval stamped a day ahead: its cursor now stands there.
+    wait_until(lambda: (saved_cursor(gateway, J) or 0) >= ahead, 30, f"the cursor of {J} a day ahead")
+    simulator.jump_clock(J, -86400)  # the clock is corrected...
+    simulator.advance_clock(J, 3 * CAPTURE_PERIOD)  # ...and the meter captures on from its own time
+    after = {t for t in held(simulator, J) if max(before) < t < ahead}
+    assert len(after) >= 2, after
+    fake_tb.wait_for(lambda: after <= set(interval_stamps(fake_tb, J)), 30,
+                     f"the {len(after)} intervals {J} captured after its clock was set back")
+    assert "ahead of the meter's clock" in gateway.log_text()
+    counts = Counter(interval_stamps(fake_tb, J))
+    assert all(counts[t] == 1 for t in after | before), "an interval sent twice"

@@ -14,6 +14,7 @@ import asyncio
 import datetime as _dt
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
@@ -34,6 +35,8 @@ EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
 BATCH_ROWS = 96
 #: Entries read per request when the meter refuses ranges and the capture period is unknown.
 ENTRY_CHUNK = 96
+#: Cursors remembered per archive for going back after a meter clock was set back (one per batch).
+HISTORY = 256
 #: Clock flags that make a row's timestamp questionable (daylight saving alone is normal).
 DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
@@ -215,10 +218,27 @@ class ArchiveReader:
         self._empty_before: int | None = None
         self._warned: set[str] = set()
         self._settled: Settled = _always_settled
+        #: Cursors reached lately, oldest first: where to go back to once a meter clock is set back.
+        self._history: deque[Cursor] = deque(maxlen=HISTORY)
 
     @property
     def cursor(self) -> Cursor | None:
         return self.cursors.get(self.meter, self.obis)
+
+    def rewind(self, meter_now_ms: int) -> Cursor | None:
+        """The cursor stands ahead of the meter's clock (it was set back): go back to the newest
+        cursor this connector reached that is not ahead of it, so the rows the meter captures from
+        its corrected time on are read; without one (e.g. after a restart), back to the horizon.
+        Returns where reading resumes (None: the horizon)."""
+        back = next((c for c in reversed(self._history) if c.ts <= meter_now_ms), None)
+        self._history.clear()
+        if back is None:
+            self.cursors.reset(self.meter, self.obis)
+        else:
+            self.cursors.advance(self.meter, self.obis, back)
+            self._history.append(back)
+        self.backlog = True
+        return back
 
     def _floor(self, now_ms: int) -> int:
         horizon = now_ms - int(self.config.horizon_days * 86_400_000)
@@ -333,6 +353,7 @@ class ArchiveReader:
                 return False
             cursor = cursor_after(batch, cursor)
             self.cursors.advance(self.meter, self.obis, cursor)
+            self._history.append(cursor)
             result.delivered += len(entries)
             self.delivered += len(entries)
         return True
