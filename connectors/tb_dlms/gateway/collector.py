@@ -34,6 +34,10 @@ CLOCK_SLACK_S = 60.0
 Deliver = Callable[[ConvertedData], bool]
 
 
+def _iso(cursor) -> str:
+    return to_datetime(cursor.ts).isoformat() if cursor is not None else "the configured horizon"
+
+
 class MeterDataCollector:
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
                  deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
@@ -102,6 +106,7 @@ class MeterDataCollector:
     async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
         await self._cursor_not_ahead_of_meter(reader, session)
         now_ms = self._meter_now_ms()
+        reader.last_error = None  # what goes wrong in this collection sets it again
         try:
             result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s,
                                           settled=lambda: self._settled(reader))
@@ -110,7 +115,6 @@ class MeterDataCollector:
             reader.next_due = time.monotonic() + min(reader.config.read_every_s, RETRY_AFTER_S)
             self._log.warning("%s: %s not collected: %s", self.name, reader.obis, reader.last_error)
             return None
-        reader.last_error = None
         reader.backlog = result.backlog
         reader.next_due = time.monotonic() + reader.config.read_every_s
         if result.delivered:
@@ -181,9 +185,14 @@ class MeterDataCollector:
     # -- hand-over -------------------------------------------------------------------------------
 
     async def _settled(self, reader: ArchiveReader) -> bool:
-        """Wait until the cursor of the rows ``reader`` handed over so far is written; False: gateway stopping."""
+        """Wait until the cursor of the rows ``reader`` handed over so far is written; False: stop
+        collecting (the gateway is stopping, or its storage refused data: read again when due)."""
         while True:
             self.cursors.flush(self._gateway_running())
+            if self.cursors.rolled_back(self.name, reader.obis):
+                reader.last_error = (f"{reader.obis}: the gateway's storage refused data; rows from "
+                                     f"{_iso(reader.cursor)} on are read again from the meter")
+                return False
             remaining = self.cursors.settles_in(self.name, reader.obis)
             if remaining is None:
                 return True

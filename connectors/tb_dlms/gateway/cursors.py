@@ -116,8 +116,13 @@ class CursorStore:
     """Delivered-up-to marks per (meter, OBIS), in memory at once and on disk once settled."""
 
     def __init__(self, path: str | os.PathLike, log: logging.Logger, settle_s: float = SETTLE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 storage_failed_at: Callable[[], float | None] = lambda: None) -> None:
         self.path = Path(path)
+        #: When (same clock) the gateway's storage last refused data (storage_watch.py).
+        self._storage_failed_at = storage_failed_at
+        #: (meter, obis) whose cursor went back because the storage refused data after the hand-over.
+        self._rolled_back: set[tuple[str, str]] = set()
         self._log = log
         self.settle_s = settle_s
         self._clock = clock
@@ -151,6 +156,7 @@ class CursorStore:
             return False
         settled_before = float("inf") if queue_drained else self._clock() - self.settle_s
         changed = False
+        self._drop_refused()
         for (meter, obis), marks in list(self._pending.items()):
             settled = [c for t, c in marks if t <= settled_before]
             if not settled:
@@ -165,6 +171,36 @@ class CursorStore:
         if changed:
             self._write()
         return changed
+
+    def _drop_refused(self) -> None:
+        """Rows handed over before a storage refusal may be the refused ones: no cursor covering
+        them is saved (a later one covers them too), and the cursor goes back to the last one
+        saved, so the rows are read from the meter again (a duplicate at worst, never a gap)."""
+        failed = self._storage_failed_at()
+        if failed is None:
+            return
+        for key, marks in list(self._pending.items()):
+            if marks[0][0] > failed:
+                continue  # all handed over after the latest refusal
+            meter, obis = key
+            back = self._durable.get(meter, {}).get(obis)
+            if back is None:
+                self._current.get(meter, {}).pop(obis, None)
+            else:
+                self._current.setdefault(meter, {})[obis] = back
+            del self._pending[key]
+            self._rolled_back.add(key)
+            self._log.warning("%s: %s: the gateway's storage refused data after rows up to %s were handed over; "
+                              "the cursor goes back to %s and those rows are read from the meter again", meter, obis,
+                              marks[-1][1].ts, back.ts if back is not None else "the configured horizon")
+
+    def rolled_back(self, meter: str, obis: str) -> bool:
+        """True once after the cursor of (meter, obis) went back for a storage refusal."""
+        self._drop_refused()
+        if (meter, obis) in self._rolled_back:
+            self._rolled_back.discard((meter, obis))
+            return True
+        return False
 
     def settles_in(self, meter: str, obis: str) -> float | None:
         """Seconds until the oldest rows of (meter, obis) not yet on disk count as stored; None: all on disk."""

@@ -330,7 +330,7 @@ class ArchiveReader:
             return True
         if await self._settled():
             return True
-        result.backlog = True  # the gateway is stopping: the rest comes after the restart
+        result.backlog = False  # gateway stopping or storage refusing: the rest comes when next due
         return False
 
     def _hand_over(self, data: ProfileData, deliver: Deliver, result: Collected) -> bool:
