@@ -16,7 +16,7 @@ from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
 from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
-from ..config.meter_data import MeterDataConfig
+from ..config.meter_data import ClockConfig, MeterDataConfig
 from .clock import ClockReading, read_clock, sync_clock
 from .cursors import CursorStore
 from .profiles import ArchiveReader, Collected, to_datetime
@@ -28,8 +28,14 @@ AUTO_SYNC_RETRY_S = 3600.0
 MIN_READ_TIMEOUT_S = 30.0
 #: After a failed read, retry no later than this even when the profile is read rarely.
 RETRY_AFTER_S = 60.0
+#: A cursor this far ahead of a clock is ahead of it (clock reads are good to about a second).
+CLOCK_SLACK_S = 60.0
 
 Deliver = Callable[[ConvertedData], bool]
+
+
+def _iso(cursor) -> str:
+    return to_datetime(cursor.ts).isoformat() if cursor is not None else "the configured horizon"
 
 
 class MeterDataCollector:
@@ -98,15 +104,17 @@ class MeterDataCollector:
             self._flush_soon()
 
     async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
+        await self._cursor_not_ahead_of_meter(reader, session)
         now_ms = self._meter_now_ms()
+        reader.last_error = None  # what goes wrong in this collection sets it again
         try:
-            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s)
+            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s,
+                                          settled=lambda: self._settled(reader))
         except Exception as exc:  # noqa: BLE001 - the poll goes on; the gap is read next time
             reader.last_error = f"{reader.obis}: {exc or type(exc).__name__}"
             reader.next_due = time.monotonic() + min(reader.config.read_every_s, RETRY_AFTER_S)
             self._log.warning("%s: %s not collected: %s", self.name, reader.obis, reader.last_error)
             return None
-        reader.last_error = None
         reader.backlog = result.backlog
         reader.next_due = time.monotonic() + reader.config.read_every_s
         if result.delivered:
@@ -115,6 +123,30 @@ class MeterDataCollector:
                            result.delivered, result.reads, to_datetime(cursor.ts).isoformat() if cursor else "-",
                            " (more to read)" if result.backlog else "")
         return result
+
+    async def _cursor_not_ahead_of_meter(self, reader: ArchiveReader, session) -> None:
+        """A cursor ahead of the meter's clock means the clock ran ahead and was set back: every row
+        captured after the correction would be taken for delivered. Checked (one clock read) only
+        while the cursor is ahead of the gateway's own clock, the one case where it can happen."""
+        cursor = reader.cursor
+        if cursor is None or cursor.ts <= (time.time() + CLOCK_SLACK_S) * 1000:
+            return
+        try:
+            reading = await read_clock(session, self.config.clock or ClockConfig(), self.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - not checked now; the collection goes on as before
+            self._log.warning("%s: %s: cursor %s is ahead of the gateway's clock and the meter clock could not "
+                              "be read to check it: %s", self.name, reader.obis, to_datetime(cursor.ts).isoformat(),
+                              exc or type(exc).__name__)
+            return
+        self.clock = reading  # its drift says how far ahead of us the meter's rows may be stamped
+        meter_ms = int(reading.meter_time.timestamp() * 1000)
+        if cursor.ts <= meter_ms + CLOCK_SLACK_S * 1000:
+            return
+        back = reader.rewind(meter_ms)
+        self._log.warning("%s: %s: cursor %s is ahead of the meter's clock (%s): the clock was set back; reading "
+                          "again from %s, rows delivered since then come once more", self.name, reader.obis,
+                          to_datetime(cursor.ts).isoformat(), reading.meter_time.isoformat(),
+                          to_datetime(back.ts).isoformat() if back else "the configured horizon")
 
     def _meter_now_ms(self) -> int:
         """Read up to the meter's own now: a meter running ahead has rows stamped after ours."""
@@ -151,6 +183,22 @@ class MeterDataCollector:
                        drift, threshold, result["driftAfterS"])
 
     # -- hand-over -------------------------------------------------------------------------------
+
+    async def _settled(self, reader: ArchiveReader) -> bool:
+        """Wait until the cursor of the rows ``reader`` handed over so far is written; False: stop
+        collecting (the gateway is stopping, or its storage refused data: read again when due)."""
+        while True:
+            self.cursors.flush(self._gateway_running())
+            if self.cursors.rolled_back(self.name, reader.obis):
+                reader.last_error = (f"{reader.obis}: the gateway's storage refused data; rows from "
+                                     f"{_iso(reader.cursor)} on are read again from the meter")
+                return False
+            remaining = self.cursors.settles_in(self.name, reader.obis)
+            if remaining is None:
+                return True
+            if not self._gateway_running():
+                return False
+            await asyncio.sleep(max(0.02, remaining))
 
     def deliver_entries(self, entries: list[TelemetryEntry]) -> bool:
         data = ConvertedData(self.name, self.device_type)

@@ -7,6 +7,7 @@ so counters survive a session that had to be dropped.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
 import time
 from typing import Any, Callable
@@ -35,6 +36,10 @@ HEALTH_BREAKER = "breakerState"
 Publish = Callable[[ConvertedData], None]
 #: Told when the meter should leave ThingsBoard's list of connected devices (False) or is back (True).
 Presence = Callable[["DLMSDevice", bool], None]
+
+
+def _dt_iso(ts: float | None) -> str:
+    return _dt.datetime.fromtimestamp(ts or 0, _dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -81,6 +86,10 @@ class DLMSDevice:
         self.platform_disconnects = 0
         self._presence = presence
         self._held: dict[str, Any] = {}
+        #: Hand-overs made while the gateway's storage refused data, and what it said (None: it takes data).
+        self.storage_refusals = 0
+        self.storage_error: str | None = None
+        self._storage_refusing_since: float | None = None
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -251,6 +260,28 @@ class DLMSDevice:
             health[HEALTH_LAST_ERROR] = error
         self._send_changed(health)
 
+    def note_storage(self, problem: str | None) -> None:
+        """The gateway's storage refuses data (a full disk, a full memory storage) or takes it again:
+        said once per episode, in the log and in ``lastError``; the counter counts every refusal."""
+        if problem is not None:
+            self.storage_refusals += 1
+            if self.storage_error is not None:
+                return
+            self.storage_error = problem
+            self._storage_refusing_since = time.time()
+            self.last_error = f"gateway storage refuses data: {problem}"
+            self._log.warning("%s: the gateway's storage refuses data (%s): live readings are lost until it takes "
+                              "data again; profile intervals stay in the meter and are read again", self.name, problem)
+            self._send_changed({HEALTH_LAST_ERROR: self.last_error})  # lost too while it refuses
+        elif self.storage_error is not None:
+            since = _dt_iso(self._storage_refusing_since)
+            self._log.info("%s: the gateway's storage takes data again (refusing since %s, %d hand-over(s) "
+                           "refused)", self.name, since, self.storage_refusals)
+            error, self.storage_error = self.storage_error, None
+            # What ThingsBoard could not be told while the storage refused: the gap in the readings.
+            self.last_error = f"gateway storage refused data from {since} to {_dt_iso(time.time())}: {error}"
+            self._send_changed({HEALTH_LAST_ERROR: self.last_error})
+
     def _breaker_changed(self, change: Transition | None) -> None:
         """Log and publish a breaker transition once, whatever the number of failed polls behind it."""
         if change is None:
@@ -384,6 +415,8 @@ class DLMSDevice:
             "onPlatform": self.on_platform,
             "platformDisconnects": self.platform_disconnects,
             "staleReconnects": self.stale.reconnects,
+            "storageRefusals": self.storage_refusals,
+            "storageError": self.storage_error,
         })
         if self.collector is not None:
             out.update(self.collector.report())

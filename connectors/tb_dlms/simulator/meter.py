@@ -78,13 +78,15 @@ class Meter:
     __slots__ = (
         "spec", "load", "clock_offset", "profile_first", "events", "output_state",
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
-        "requests", "replies", "associations", "rejected", "connections", "reboots", "links",
+        "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
         self.spec = spec
         wall = time.time() if now is None else now
         self.clock_offset = 0.0
+        #: (from, to) meter times a clock jump skipped: no interval was captured in between.
+        self.skipped: list[tuple[float, float]] = []
         start = wall - spec.profile_days * 86400
         self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
         self.load = Load.from_seed(spec.seed, origin=start - 86400)
@@ -117,6 +119,17 @@ class Meter:
     def advance_clock(self, seconds: float) -> None:
         """Move the meter clock (e.g. forward a day to get new profile rows at once)."""
         self.clock_offset += seconds
+
+    def jump_clock(self, seconds: float) -> None:
+        """A real clock jump: forward, the skipped intervals are never captured; back (a correction),
+        the meter captures again from its corrected time on (``advance_clock`` then lets time pass)."""
+        before = self.now()
+        self.clock_offset += seconds
+        after = self.now()
+        if seconds > 0:
+            self.skipped.append((before, after))
+        else:
+            self.skipped = [(lo, min(hi, after)) for lo, hi in self.skipped if lo < after]
 
     def log_event(self, code: int, when: float | None = None) -> None:
         self.events.append((self.now() if when is None else when, code))
@@ -181,7 +194,7 @@ class Meter:
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity
             else:
-                n = _LOAD_PROFILE.window(self.profile_first, t)[1] if index == 7 else _LOAD_PROFILE.capacity
+                n = len(_LOAD_PROFILE.row_times(self, t)) if index == 7 else _LOAD_PROFILE.capacity
             return axdr.integer(axdr.UINT32, n)
         return None
 

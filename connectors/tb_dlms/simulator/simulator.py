@@ -183,6 +183,9 @@ class Simulator:
     def advance_clock(self, name: str, seconds: float) -> None:
         self._call(self.meters[name].advance_clock, seconds)
 
+    def jump_clock(self, name: str, seconds: float) -> None:
+        self._call(self.meters[name].jump_clock, seconds)
+
     def stats(self, name: str | None = None) -> dict:
         if name is not None:
             return self._call(self.meters[name].stats)
