@@ -77,8 +77,9 @@ def test_live_readings_refused_are_said_once_per_meter_and_not_counted_as_sent()
     gateway = RefusingGateway()
     factory = FakeFleet(M1=MeterScript(values={"1.0.32.7.0.255": 230.0}),
                         M2=MeterScript(values={"1.0.32.7.0.255": 231.0}))
-    devices = [{"deviceName": n, "pollPeriod": 0.1, "connection": {"host": "127.0.0.1", "port": 1},
-                "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]} for n in ("M1", "M2")]
+    # One endpoint each: two devices on one endpoint and address are a config error.
+    devices = [{"deviceName": n, "pollPeriod": 0.1, "connection": {"host": "127.0.0.1", "port": port},
+                "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]} for port, n in ((1, "M1"), (2, "M2"))]
     connector = DLMSConnector(gateway, {"name": "DLMS Test", "id": "c1", "devices": devices}, "dlms",
                               session_factory=factory)
     connector.open()
