@@ -3,12 +3,14 @@
 Both read the same 10 registers from the same simulated meter (served by a separate process, so
 that CPU time measured here is the client's alone). The plain loop does what the Gurux client
 example does: one GET per value and one per scaler, over a blocking socket. Ours keeps the
-association, caches scalers and batches with GET-with-list.
+association, caches scalers and batches with GET-with-list; it is measured twice, without
+authentication and with High-GMAC (every run, so there is no flag for it).
 
-    python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--auth none,high_gmac]
+    python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--json]
 
 Prints round trips per poll, client CPU microseconds per reading and wall milliseconds per poll
-for both, and the ratios. Wall time is noisy on a shared machine; round trips and CPU are not.
+for each, and the plain/ours ratios (``--json``: the same rows as JSON). Wall time is noisy on a
+shared machine; round trips and CPU are not.
 """
 from __future__ import annotations
 
