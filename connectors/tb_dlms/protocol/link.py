@@ -24,7 +24,7 @@ from .settings import MeterSettings
 Frame = Union[HdlcFrame, WrapperFrame]
 
 
-class _Closed:
+class ClosedNotice:
     """Put in a mailbox when the link dies, so a waiting session wakes up at once."""
 
     def __init__(self, reason: str) -> None:
@@ -32,7 +32,7 @@ class _Closed:
 
 
 #: What a mailbox holds: a frame for its address, or the notice that the link died.
-MailboxItem = Union[HdlcFrame, WrapperFrame, _Closed]
+MailboxItem = Union[HdlcFrame, WrapperFrame, ClosedNotice]
 
 
 @dataclass(eq=False)
@@ -51,7 +51,7 @@ class Mailbox:
                 item = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 return n
-            if isinstance(item, _Closed):
+            if isinstance(item, ClosedNotice):
                 # Keep the death notice for the next reader.
                 self.queue.put_nowait(item)
                 return n
@@ -62,29 +62,24 @@ class Mailbox:
         self.queue.put_nowait(frame)
 
     def notify_closed(self, reason: str) -> None:
-        self.queue.put_nowait(_Closed(reason))
+        self.queue.put_nowait(ClosedNotice(reason))
 
     def drop_closed(self) -> None:
         """Forget death notices of a previous connection, keeping any frame."""
         keep = []
         while not self.queue.empty():
             item = self.queue.get_nowait()
-            if not isinstance(item, _Closed):
+            if not isinstance(item, ClosedNotice):
                 keep.append(item)
         for item in keep:
             self.queue.put_nowait(item)
-
-
-def is_closed_notice(item: object) -> str | None:
-    """The reason a link died, when ``item`` (taken from a mailbox) says so; None for a frame."""
-    return item.reason if isinstance(item, _Closed) else None
 
 
 class Link(Protocol):
     """One line carrying the frames of one or more meters (told apart by server address).
 
     Frames in: the link routes each complete frame to the ``Mailbox`` of its source address; when
-    the line dies, every mailbox gets a closed notice (``is_closed_notice``). Frames out: ``send``,
+    the line dies, every mailbox gets a ``ClosedNotice``. Frames out: ``send``,
     inside ``turn``. Implemented by ``transport.TcpClientLink``.
     """
 

@@ -47,7 +47,7 @@ from .profile import ProfileData
 from .readings import AttributeRef, Reading
 from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
-from .link import Link, LinkProvider, Mailbox, is_closed_notice
+from .link import ClosedNotice, Link, LinkProvider, Mailbox
 from .transport import LinkPool
 from .values import apply_scaler, decode_clock, plain, unit_text
 
@@ -616,10 +616,9 @@ class MeterSession:
             async with asyncio.timeout(self.settings.timeout if timeout is None else timeout):
                 while True:
                     item = await box.queue.get()
-                    reason = is_closed_notice(item)
-                    if reason is not None:
+                    if isinstance(item, ClosedNotice):
                         box.queue.put_nowait(item)
-                        raise LinkClosed(reason, self.settings.label)
+                        raise LinkClosed(item.reason, self.settings.label)
                     if self._accept(client, item.raw, reply, expect):
                         return True
         except TimeoutError:

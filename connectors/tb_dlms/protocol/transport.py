@@ -28,12 +28,12 @@ from typing import Callable, NamedTuple
 
 from .errors import ConnectError, LinkClosed
 from .framing import HdlcFrame, HdlcFrameReader, WrapperFrameReader
-from .link import Frame, Link, Mailbox, is_closed_notice
+from .link import Frame, Link, Mailbox
 from .settings import Interface, MeterSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Endpoint", "LinkPool", "Mailbox", "StreamLink", "TcpClientLink", "endpoint_of", "is_closed_notice"]
+__all__ = ["Endpoint", "LinkPool", "Mailbox", "StreamLink", "TcpClientLink", "endpoint_of"]
 
 _READ_CHUNK = 4096
 
