@@ -82,8 +82,8 @@ def _field_error(error: ConfigError) -> str:
 def same_meter(a: DeviceConfig, b: DeviceConfig) -> bool:
     """One physical meter: one endpoint and one server address (any client, any credentials)."""
     ca, cb = a.connection, b.connection
-    return (ca.host, ca.port, ca.interface, ca.wire_server_address) == \
-        (cb.host, cb.port, cb.interface, cb.wire_server_address)
+    return (ca.host, ca.port, ca.interface, ca.server_address) == \
+        (cb.host, cb.port, cb.interface, cb.server_address)
 
 
 def polled_twin(target: DeviceConfig, devices: Mapping[str, DLMSDevice]) -> DLMSDevice | None:

@@ -119,7 +119,7 @@ class DLMSDevice:
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
-        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        keep_alive_every = self.config.connection.inactivity_timeout / 2
         while (delay := when - time.time()) > 0:
             if delay > keep_alive_every and self.session is not None and self.connected:
                 await asyncio.sleep(keep_alive_every)
