@@ -19,7 +19,6 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
-    Secret,
     Security,
     hdlc_server_address,
 )

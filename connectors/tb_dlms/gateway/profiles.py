@@ -158,7 +158,8 @@ def columns_for(config: Archive, columns: Sequence[CaptureObject]):
 # -- reading ----------------------------------------------------------------------------------
 
 
-async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int, timeout_s: float) -> ProfileData:
+async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int,
+                                timeout_s: float) -> ProfileData:
     """The newest entries, read backwards in chunks until a row at or before ``floor_ms`` (or entry 1)."""
     total = await asyncio.wait_for(session.profile_entries(obis), timeout_s)
     data: ProfileData | None = None
