@@ -102,15 +102,15 @@ def test_defaults_merge_under_each_connection():
     cfg, errors = load_connector_config(raw)
     assert errors == []
     a, b = (d.connection for d in cfg.devices)
-    assert (a.timeout_ms, a.retries, b.timeout_ms, b.retries) == (3000, 1, 900, 1)
-    assert (b.hdlc.max_info_field, b.hdlc.window_size) == (256, 2)
+    assert (a.timeout, a.retries, b.timeout, b.retries) == (3.0, 1, 0.9, 1)
+    assert (b.hdlc_max_info, b.hdlc_window) == (256, 2)
 
 
 def test_serial_number_derives_physical_address():
     cfg, errors = load_connector_config(config(meter(interface="hdlc", serialNumber=12345678)))
     assert errors == []
     c = cfg.devices[0].connection
-    assert (c.server_address.physical, c.server_address.size) == (5678 + 1000, 4)
+    assert (c.physical_address, c.address_size) == (5678 + 1000, 4)
     settings = cfg.devices[0].meter_settings()
     assert settings.server_address == (1 << 14) | 6678
 

@@ -419,7 +419,7 @@ def test_local_minus_utc_meter_read_the_gurux_way_is_two_offsets_off(lmu_sim):
     try:
         reply = device_rpc(connector, gateway, "LMU", "readClock")
         assert 7197 < reply["driftS"] < 7203, reply
-        assert connector.devices["LMU"].config.connection.to_public_dict()["clockDeviation"] == "utc-minus-local"
+        assert connector.devices["LMU"].config.to_public_dict()["connection"]["clockDeviation"] == "utc-minus-local"
     finally:
         connector.close()
 

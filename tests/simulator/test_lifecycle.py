@@ -1,9 +1,9 @@
 """The simulator leaves no task behind: not on stop, not when a client hangs up mid-reply.
 
 A connection closed while its request is being answered (a reply delayed by the meter, or waiting
-for a shared bus) used to leave its ``Link._drain`` task pending; ``stop()`` closed the loop under
-it and the garbage collector later logged "Task was destroyed but it is pending!" into whichever
-test ran next (issue 11, item 10: test_bad_input[poll period wrong type] failed now and then).
+for a shared bus) used to leave its ``AcceptedConnection._drain`` task pending; ``stop()`` closed
+the loop under it and the garbage collector later logged "Task was destroyed but it is pending!"
+into whichever test ran next (issue 11, item 10: test_bad_input[poll period wrong type] failed now and then).
 """
 from __future__ import annotations
 

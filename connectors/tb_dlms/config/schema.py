@@ -19,7 +19,6 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
-    Secret,
     Security,
     hdlc_server_address,
 )
@@ -96,92 +95,44 @@ class ReportStrategySpec:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ServerAddress:
-    logical: int = 1
-    physical: int | None = None
-    #: HDLC address size in bytes (1, 2, 4); 0 chooses from the values.
-    size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class HdlcConfig:
-    max_info_field: int = 128
-    window_size: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionConfig:
-    host: str
-    port: int
-    interface: Interface = Interface.WRAPPER
-    client_address: int = 16
-    server_address: ServerAddress = ServerAddress()
-    serial_number: int | None = None
-    authentication: Authentication = Authentication.NONE
-    password: Secret | None = None
-    security: Security | None = None
-    timeout_ms: int = 5000
-    connect_timeout_ms: int = 10000
-    retries: int = 2
-    max_pdu_size: int = 1024
-    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
-    hdlc: HdlcConfig = HdlcConfig()
-    inactivity_timeout_s: float = 180.0
-    clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
-    #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
-    probe_timeout_ms: int | None = None
-
-    @property
-    def wire_server_address(self) -> int:
-        if self.interface is Interface.WRAPPER:
-            return self.server_address.logical
-        return hdlc_server_address(self.server_address.logical, self.server_address.physical,
-                                   self.server_address.size)
-
-    def worst_case_poll_s(self) -> float:
-        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
-        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
-        return self.connect_timeout_ms / 1000 + exchanges * (self.retries + 1) * self.timeout_ms / 1000
-
-    def to_public_dict(self) -> dict:
-        sa = self.server_address
-        out: dict[str, Any] = {
-            "host": self.host,
-            "port": self.port,
-            "interface": self.interface.value,
-            "clientAddress": self.client_address,
-            "serverAddress": {"logical": sa.logical},
-            "authentication": self.authentication.value,
-            "timeoutMs": self.timeout_ms,
-            "connectTimeoutMs": self.connect_timeout_ms,
-            "retries": self.retries,
-            "maxPduSize": self.max_pdu_size,
-            "maxReplyBytes": self.max_reply_bytes,
-            "hdlc": {"maxInfoField": self.hdlc.max_info_field, "windowSize": self.hdlc.window_size},
-            "inactivityTimeoutS": self.inactivity_timeout_s,
-            "clockDeviation": self.clock_deviation.value,
+def public_connection(c: MeterSettings) -> dict:
+    """A device's ``connection`` section as the file would write it, secrets masked."""
+    out: dict[str, Any] = {
+        "host": c.host,
+        "port": c.port,
+        "interface": c.interface.value,
+        "clientAddress": c.client_address,
+        "serverAddress": {"logical": c.logical_address},
+        "authentication": c.authentication.value,
+        "timeoutMs": round(c.timeout * 1000),
+        "connectTimeoutMs": round(c.connect_timeout * 1000),
+        "retries": c.retries,
+        "maxPduSize": c.max_pdu_size,
+        "maxReplyBytes": c.max_reply_bytes,
+        "hdlc": {"maxInfoField": c.hdlc_max_info, "windowSize": c.hdlc_window},
+        "inactivityTimeoutS": c.inactivity_timeout,
+        "clockDeviation": c.clock_deviation.value,
+    }
+    if c.probe_timeout is not None:
+        out["probeTimeoutMs"] = round(c.probe_timeout * 1000)
+    if c.serial_number is not None:
+        out["serialNumber"] = c.serial_number
+    elif c.physical_address is not None:
+        out["serverAddress"]["physical"] = c.physical_address
+    if c.address_size and c.serial_number is None:
+        out["serverAddress"]["size"] = c.address_size
+    if c.password is not None:
+        out["password"] = MASK
+    if c.security is not None:
+        s = c.security
+        out["security"] = {
+            "systemTitle": s.client_system_title.hex(),
+            "blockCipherKey": MASK,
+            "authenticationKey": MASK,
+            "frameCounterObis": str(s.frame_counter_obis),
+            "frameCounterClient": s.frame_counter_client,
         }
-        if self.probe_timeout_ms is not None:
-            out["probeTimeoutMs"] = self.probe_timeout_ms
-        if self.serial_number is not None:
-            out["serialNumber"] = self.serial_number
-        elif sa.physical is not None:
-            out["serverAddress"]["physical"] = sa.physical
-        if sa.size and self.serial_number is None:
-            out["serverAddress"]["size"] = sa.size
-        if self.password is not None:
-            out["password"] = MASK
-        if self.security is not None:
-            s = self.security
-            out["security"] = {
-                "systemTitle": s.client_system_title.hex(),
-                "blockCipherKey": MASK,
-                "authenticationKey": MASK,
-                "frameCounterObis": str(s.frame_counter_obis),
-                "frameCounterClient": s.frame_counter_client,
-            }
-        return out
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +158,8 @@ class DeviceConfig:
     type: str
     poll_period_s: float
     poll_timeout_s: float
-    connection: ConnectionConfig
+    #: The ``connection`` section, parsed straight into the session's settings (named after the device).
+    connection: MeterSettings
     timeseries: tuple[PointConfig, ...] = ()
     attributes: tuple[PointConfig, ...] = ()
     report_strategy: ReportStrategySpec | None = None
@@ -218,30 +170,8 @@ class DeviceConfig:
     meter_data: MeterDataConfig = MeterDataConfig()
 
     def meter_settings(self) -> MeterSettings:
-        c = self.connection
-        return MeterSettings(
-            host=c.host,
-            port=c.port,
-            interface=c.interface,
-            client_address=c.client_address,
-            logical_address=c.server_address.logical,
-            physical_address=c.server_address.physical,
-            address_size=c.server_address.size,
-            authentication=c.authentication,
-            password=c.password,
-            security=c.security if c.authentication is Authentication.HIGH_GMAC else None,
-            timeout=c.timeout_ms / 1000,
-            retries=c.retries,
-            connect_timeout=c.connect_timeout_ms / 1000,
-            max_pdu_size=c.max_pdu_size,
-            max_reply_bytes=c.max_reply_bytes,
-            hdlc_max_info=c.hdlc.max_info_field,
-            hdlc_window=c.hdlc.window_size,
-            inactivity_timeout=c.inactivity_timeout_s,
-            clock_deviation=c.clock_deviation,
-            probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
-            name=self.name,
-        )
+        """What a session for this meter is made with: the parsed ``connection`` section."""
+        return self.connection
 
     def to_public_dict(self) -> dict:
         out: dict[str, Any] = {
@@ -249,7 +179,7 @@ class DeviceConfig:
             "deviceType": self.type,
             "pollPeriod": self.poll_period_s,
             "pollTimeoutMs": round(self.poll_timeout_s * 1000),
-            "connection": self.connection.to_public_dict(),
+            "connection": public_connection(self.connection),
             "timeseries": [p.to_public_dict() for p in self.timeseries],
             "attributes": [p.to_public_dict() for p in self.attributes],
             "breaker": _breaker_dict(self.breaker),
@@ -403,7 +333,7 @@ def load_connector_file(path: str | Path) -> tuple[ConnectorConfig | None, list[
     return load_connector_config(raw, Path(path).name)
 
 
-def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
+def _association_slot(c: MeterSettings) -> tuple[tuple, str]:
     """What identifies one association on the wire, and how to say it in an error.
 
     WRAPPER: each device opens its own TCP connection, so the meter tells associations apart by the
@@ -413,10 +343,10 @@ def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
     """
     host = c.host.lower()
     if c.interface is Interface.HDLC:
-        return ("hdlc", host, c.port, c.wire_server_address), \
-            f"HDLC server address {c.wire_server_address} on {c.host}:{c.port}"
-    return ("wrapper", host, c.port, c.client_address, c.server_address.logical), \
-        (f"WRAPPER client address {c.client_address} with server address {c.server_address.logical} on "
+        return ("hdlc", host, c.port, c.server_address), \
+            f"HDLC server address {c.server_address} on {c.host}:{c.port}"
+    return ("wrapper", host, c.port, c.client_address, c.logical_address), \
+        (f"WRAPPER client address {c.client_address} with server address {c.logical_address} on "
          f"{c.host}:{c.port}")
 
 
@@ -506,7 +436,7 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: 
     else:
         conn_sec = sec.child(_merge(defaults, conn_raw), "connection")
         conn_sec.reject_unknown(CONNECTION_KEYS)
-        connection = _connection(conn_sec)
+        connection = _connection(conn_sec, name=name or "")
 
     points_before = len(errors)
     timeseries = _points(sec, "timeseries")
@@ -547,7 +477,7 @@ def _breaker_dict(b: BreakerSettings) -> dict:
     return {"failureThreshold": b.failure_threshold, "cooldownS": b.cooldown_s, "maxCooldownS": b.max_cooldown_s}
 
 
-def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
+def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSettings | None:
     before = len(sec.errors)
     host = sec.text("host", required=not partial)
     interface = sec.choice("interface", Interface, Interface.WRAPPER)
@@ -555,7 +485,7 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
     hdlc_mode = interface is Interface.HDLC
     client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
-    server, serial = _server_address(sec, interface)
+    (logical, physical, size), serial = _server_address(sec, interface)
     password = sec.secret_text("password")
     if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
         sec.error("password", "is required when authentication is 'low'")
@@ -567,25 +497,27 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     retries = sec.integer("retries", 2, 0, 10)
     max_pdu = sec.integer("maxPduSize", 1024, 64, 65535)
     max_reply = sec.integer("maxReplyBytes", DEFAULT_MAX_REPLY_BYTES, 1024, 16 * 1024 * 1024)
-    hdlc = HdlcConfig()
+    max_info, window = 128, 1
     hdlc_sec = sec.section("hdlc")
     if hdlc_sec is not None:
         hdlc_sec.reject_unknown(HDLC_KEYS)
-        hdlc = HdlcConfig(hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7))
+        max_info, window = hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7)
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
     if len(sec.errors) != before or partial or host is None:
         return None
-    return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
-                            server_address=server, serial_number=serial, authentication=auth, password=password,
-                            security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
-                            retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
-                            inactivity_timeout_s=inactivity, clock_deviation=deviation,
-                            probe_timeout_ms=probe_timeout_ms)
+    return MeterSettings(host=host, port=port, interface=interface, client_address=client,
+                         logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
+                         authentication=auth, password=password, security=security, timeout=timeout_ms / 1000,
+                         retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
+                         max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
+                         inactivity_timeout=inactivity, clock_deviation=deviation,
+                         probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None, name=name)
 
 
-def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:
+def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int | None, int], int | None]:
+    """(logical, physical, size) of the HDLC or WRAPPER server address, and the serial number."""
     hdlc_mode = interface is Interface.HDLC
     serial = sec.integer("serialNumber", None, lo=0)
     if serial is not None and not hdlc_mode:
@@ -608,7 +540,7 @@ def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, 
             sub.error(None, "physical and size only apply to interface 'hdlc'; WRAPPER uses the logical address")
     else:
         sec.error("serverAddress", f"must be an integer (logical address) or an object, got {show(raw)}")
-        return ServerAddress(), serial
+        return (1, None, 0), serial
     if serial is not None and hdlc_mode:
         if physical is not None:
             sec.error("serialNumber", "conflicts with serverAddress.physical: give one or the other")
@@ -626,7 +558,7 @@ def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, 
                 sec.error("serverAddress", str(exc))
             if size == 2 and physical is not None and (logical > 0x7F or physical > 0x7F):
                 sec.error("serverAddress", "two-byte addressing allows logical and physical 0..127: use size 4")
-    return ServerAddress(logical, physical, size), serial
+    return (logical, physical, size), serial
 
 
 def _security(sec: Section) -> Security | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..config.meter_data import ClockConfig
 from ..protocol.values import encode_datetime
+from .sessions import SessionLike
 
 UNSPECIFIED_DEVIATION = b"\x80\x00"
 DAYLIGHT_SAVING_ACTIVE = 0x80
@@ -39,7 +40,7 @@ class ClockReading:
                 "driftS": self.drift_s}
 
 
-async def read_clock(session, config: ClockConfig, timeout_s: float) -> ClockReading:
+async def read_clock(session: SessionLike, config: ClockConfig, timeout_s: float) -> ClockReading:
     before = time.time()
     reading = await asyncio.wait_for(session.get(config.ref), timeout_s)
     after = time.time()
@@ -69,7 +70,7 @@ def clock_octets(now: _dt.datetime, like: ClockReading, config: ClockConfig,
     return bytes(raw)
 
 
-async def sync_clock(session, config: ClockConfig, timeout_s: float) -> dict:
+async def sync_clock(session: SessionLike, config: ClockConfig, timeout_s: float) -> dict:
     """Set the meter clock to the gateway's time; the reply says how far off it was."""
     before = await read_clock(session, config, timeout_s)
     now = _dt.datetime.now(_dt.timezone.utc)

@@ -23,6 +23,7 @@ from ..protocol.readings import AttributeRef
 from .clock import read_clock, sync_clock
 from .convert import json_value
 from .profiles import columns_for, read_range, to_datetime
+from .sessions import SessionLike
 
 DISCONNECT_CLASS = 70
 REMOTE_DISCONNECT, REMOTE_RECONNECT = 1, 2
@@ -146,7 +147,7 @@ def set_command(params: dict) -> DeviceRun:
     ref = AttributeRef(code, class_id, attribute)
 
     async def run(device) -> dict:
-        await device.open_session().set(ref, value, type_name)
+        await device.shared_session().set(ref, value, type_name)
         return {"success": True, "obis": str(code), "classId": class_id, "attribute": attribute,
                 "value": json_value(params.get("value")), "type": type_name}
 
@@ -156,7 +157,7 @@ def set_command(params: dict) -> DeviceRun:
 # -- disconnect control ---------------------------------------------------------------------------
 
 
-async def relay_state(session, obis: ObisCode) -> dict:
+async def relay_state(session: SessionLike, obis: ObisCode) -> dict:
     refs = [AttributeRef(obis, DISCONNECT_CLASS, a) for a in (OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE)]
     output, control, mode = await session.read(refs)
     for reading in (output, control):
@@ -174,7 +175,7 @@ def _relay_command(method_index: int | None) -> Callable[[dict], DeviceRun]:
         code = _obis(params, name, DISCONNECT_CONTROL_OBIS)
 
         async def run(device) -> dict:
-            session = device.open_session()
+            session = device.shared_session()
             if method_index is not None:
                 await session.action(AttributeRef(code, DISCONNECT_CLASS, method_index), 0, "int8")
             state = await relay_state(session, code)
@@ -195,14 +196,14 @@ def _clock_config(device) -> ClockConfig:
 def sync_clock_command(params: dict) -> DeviceRun:
     async def run(device) -> dict:
         config = _clock_config(device)
-        return await sync_clock(device.open_session(), config, rpc.DEVICE_RPC_TIMEOUT_S)
+        return await sync_clock(device.shared_session(), config, rpc.DEVICE_RPC_TIMEOUT_S)
 
     return run
 
 
 def read_clock_command(params: dict) -> DeviceRun:
     async def run(device) -> dict:
-        reading = await read_clock(device.open_session(), _clock_config(device), rpc.DEVICE_RPC_TIMEOUT_S)
+        reading = await read_clock(device.shared_session(), _clock_config(device), rpc.DEVICE_RPC_TIMEOUT_S)
         return reading.as_dict()
 
     return run
@@ -260,7 +261,7 @@ def read_profile_command(params: dict) -> DeviceRun:
             if reader is not None:
                 reader.by_entry = True
 
-        data = await read_range(device.open_session(), str(code), start, end,
+        data = await read_range(device.shared_session(), str(code), start, end,
                                 by_entry=reader.by_entry if reader is not None else False,
                                 timeout_s=READ_PROFILE_TIMEOUT_S,
                                 local_offset_min=config.range_offset_min if config is not None else None,
@@ -304,7 +305,7 @@ DEVICE_COMMANDS: dict[str, Callable[[dict], DeviceRun]] = {
 
 async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: Any) -> str:
     """Write (or call) what ``mapping`` says for the new value; returns what was done, raises if refused."""
-    session = device.open_session()
+    session = device.shared_session()
     ref = mapping.ref
     if mapping.is_method:
         if mapping.methods:

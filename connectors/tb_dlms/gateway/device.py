@@ -128,7 +128,7 @@ class DLMSDevice:
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
-        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        keep_alive_every = self.config.connection.inactivity_timeout / 2
         while (delay := when - time.time()) > 0:
             if delay > keep_alive_every and self.session is not None and self.connected:
                 await asyncio.sleep(keep_alive_every)
@@ -328,17 +328,15 @@ class DLMSDevice:
 
     # -- session ------------------------------------------------------------------------------
 
-    def open_session(self) -> SessionLike:
-        """The meter's session for RPCs and collections (operations queue on the session)."""
+    def shared_session(self) -> SessionLike:
+        """The meter's one session, shared with the polls, for RPCs and collections: made if there
+        is none, not connected (operations queue on the session and associate on first use)."""
         return self._session()
 
     def _session(self) -> SessionLike:
         if self.session is None:
             session = self._factory(self.config.meter_settings())
-            try:
-                session.stats = self.stats
-            except AttributeError:  # a session that keeps its own counters
-                pass
+            session.stats = self.stats
             self.session = session
         return self.session
 
@@ -353,9 +351,7 @@ class DLMSDevice:
         except TimeoutError:
             self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
             self.session = None
-            abort = getattr(session, "abort", None)
-            if abort is not None:
-                await abort()
+            await session.abort()
         except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None
@@ -366,9 +362,8 @@ class DLMSDevice:
         self._attributes_read_at = None
         if session is None:
             return
-        stop = getattr(session, "abort", None) or session.close
         try:
-            await asyncio.wait_for(stop(), self._close_bound)
+            await asyncio.wait_for(session.abort(), self._close_bound)
         except Exception as exc:  # noqa: BLE001 - the session is gone either way
             self._log.debug("%s: session abort: %s", self.name, describe_error(exc))
 

@@ -28,6 +28,7 @@ from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
 from .convert import json_value
 from .cursors import Cursor, CursorStore
 from .events import event_name
+from .sessions import SessionLike
 
 #: Interval data must reach ThingsBoard even when the connector filters unchanged values.
 EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
@@ -168,7 +169,8 @@ def columns_for(config: Archive, columns: Sequence[CaptureObject]):
 # -- reading ----------------------------------------------------------------------------------
 
 
-async def read_by_entry_back_to(session, obis, floor_ms: int, chunk: int, timeout_s: float) -> ProfileData:
+async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int,
+                                timeout_s: float) -> ProfileData:
     """The newest entries, read backwards in chunks until a row at or before ``floor_ms`` (or entry 1)."""
     total = await asyncio.wait_for(session.profile_entries(obis), timeout_s)
     data: ProfileData | None = None
@@ -252,7 +254,7 @@ class ArchiveReader:
                              self.config.horizon_days, to_datetime(horizon).isoformat())
         return max(cursor.ts, horizon)
 
-    async def collect(self, session, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def collect(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
                       max_reads: int = 8, settled: Settled = _always_settled) -> Collected:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
@@ -275,7 +277,8 @@ class ArchiveReader:
         await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
         return result
 
-    async def _collect_by_range(self, session, deliver, now_ms, timeout_s, max_reads, result) -> None:
+    async def _collect_by_range(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
+                                max_reads: int, result: Collected) -> None:
         start = self._floor(now_ms)
         if self._empty_before is not None and self.cursor is None:
             start = max(start, self._empty_before)
@@ -303,7 +306,8 @@ class ArchiveReader:
                 return
             start = end
 
-    async def _collect_by_entry(self, session, deliver, now_ms, timeout_s, result) -> None:
+    async def _collect_by_entry(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
+                                result: Collected) -> None:
         floor = self._floor(now_ms)
         chunk = ENTRY_CHUNK
         if self.period_s:
@@ -362,7 +366,7 @@ class ArchiveReader:
 # -- on demand (RPC readProfile) --------------------------------------------------------------
 
 
-async def read_range(session, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
+async def read_range(session: SessionLike, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
                      local_offset_min: int | None = None,
                      on_range_refused: Callable[[AccessError], Awaitable[None] | None] | None = None) -> ProfileData:
     """Rows captured in [start, end], by range if the meter allows it, else by entry."""

@@ -47,7 +47,8 @@ from .profile import ProfileData
 from .readings import AttributeRef, Reading
 from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
-from .transport import Link, LinkPool, Mailbox, is_closed_notice
+from .link import ClosedNotice, Link, LinkProvider, Mailbox
+from .transport import LinkPool
 from .values import apply_scaler, decode_clock, plain, unit_text
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,13 @@ def data_type_name(name: str) -> str:
 
 
 class MeterSession:
-    def __init__(self, settings: MeterSettings, links: LinkPool | None = None) -> None:
+    """One association; its frames go over the ``Link`` that ``links`` hands out for its endpoint
+    (a ``transport.LinkPool`` of TCP links unless given), never over a socket of its own."""
+
+    def __init__(self, settings: MeterSettings, links: LinkProvider | None = None) -> None:
         self.settings = settings
         self.stats = SessionStats()
-        self._links = links or LinkPool()
+        self._links: LinkProvider = links or LinkPool()
         self._link: Link | None = None
         self._box: Mailbox | None = None
         self._client: GXDLMSClient | None = None
@@ -612,10 +616,9 @@ class MeterSession:
             async with asyncio.timeout(self.settings.timeout if timeout is None else timeout):
                 while True:
                     item = await box.queue.get()
-                    reason = is_closed_notice(item)
-                    if reason is not None:
+                    if isinstance(item, ClosedNotice):
                         box.queue.put_nowait(item)
-                        raise LinkClosed(reason, self.settings.label)
+                        raise LinkClosed(item.reason, self.settings.label)
                     if self._accept(client, item.raw, reply, expect):
                         return True
         except TimeoutError:

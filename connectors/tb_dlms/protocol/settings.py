@@ -1,8 +1,13 @@
-"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion."""
+"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion.
+
+``MeterSettings`` is also what the config schema makes of a device's ``connection`` section
+(config/schema.py), so each connection option has one field, here. This module imports no gurux:
+``import tb_dlms.config`` must not load it (tests/test_import_hygiene.py).
+"""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .obis import ObisCode
 
@@ -86,6 +91,8 @@ class MeterSettings:
     physical_address: int | None = None
     #: HDLC server address size in bytes: 1, 2, 4, or 0 to choose from the values.
     address_size: int = 0
+    #: The serial number the physical address was derived from, when the config gave one.
+    serial_number: int | None = None
     authentication: Authentication = Authentication.NONE
     password: Secret | None = None
     security: Security | None = None
@@ -107,7 +114,6 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def server_address(self) -> int:
@@ -129,6 +135,11 @@ class MeterSettings:
         slowest (a long GET); a dead address on a shared bus holds the bus this long per probe."""
         probe = self.timeout / 4 if self.probe_timeout is None else self.probe_timeout
         return min(probe, self.timeout)
+
+    def worst_case_poll_s(self) -> float:
+        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
+        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
+        return self.connect_timeout + exchanges * (self.retries + 1) * self.timeout
 
     @property
     def deviation_utc_minus_local(self) -> bool:

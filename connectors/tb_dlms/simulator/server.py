@@ -2,8 +2,9 @@
 
 A ``Port`` is one listening socket: a WRAPPER meter, a single HDLC meter, or several HDLC meters
 behind one port like meters on an RS-485 bus behind a serial server (routed by HDLC destination
-address, one reply at a time, silence for unknown addresses). A ``Link`` is one accepted
-connection; it owns the per-connection gurux servers, so an association ends with its TCP link.
+address, one reply at a time, silence for unknown addresses). An ``AcceptedConnection`` is one
+accepted connection; it owns the per-connection gurux servers, so an association ends with its
+TCP connection.
 asyncio Protocols (not streams) keep an idle connection down to a few objects.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Port:
         self.by_address = {m.spec.server_address: m for m in meters}
         #: Shared HDLC ports answer one request at a time, like a half-duplex bus.
         self.bus = asyncio.Lock() if len(meters) > 1 else None
-        self.links: set[Link] = set()
+        self.links: set[AcceptedConnection] = set()
         #: Every request task of every connection, until it ends: stop() cancels and awaits them
         #: all, also those of connections already closed (their task may still sleep or wait).
         self.tasks: set[asyncio.Task] = set()
@@ -42,7 +43,7 @@ class Port:
 
     async def start(self) -> None:
         self.server = await asyncio.get_running_loop().create_server(
-            lambda: Link(self), self.host, self.port, reuse_address=True, backlog=64
+            lambda: AcceptedConnection(self), self.host, self.port, reuse_address=True, backlog=64
         )
         self.port = self.server.sockets[0].getsockname()[1]
 
@@ -61,8 +62,8 @@ class Port:
             await self.server.wait_closed()
 
 
-class Link(asyncio.Protocol):
-    """One accepted TCP connection."""
+class AcceptedConnection(asyncio.Protocol):
+    """One TCP connection a client opened to a simulated port (not the client side's link)."""
 
     def __init__(self, port: Port) -> None:
         self.port = port
