@@ -15,6 +15,7 @@ import re
 from typing import Any, Iterable, TypeVar
 
 from ..protocol.obis import ObisCode, ObisError
+from ..protocol.readings import CLASS_NAMES
 from ..protocol.settings import Secret
 from .errors import ConfigError
 
@@ -181,6 +182,21 @@ class Section:
         except ObisError as exc:
             self.error(key, f"is not an OBIS code: {exc}")
             return default
+
+    def class_id(self, default: int = 3) -> int:
+        """``classId``: a COSEM class id or its name (``Register``, ``Clock`` ...)."""
+        value = self.data.get("classId")
+        if value is None:
+            return default
+        if isinstance(value, str):
+            by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
+            if value.strip().lower() in by_name:
+                return by_name[value.strip().lower()]
+            self.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
+                                  f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
+            return default
+        number = self.integer("classId", default, 1, 0xFFFF)
+        return default if number is None else number
 
     def secret_text(self, key: str) -> Secret | None:
         """A password: literal or ``${ENV_VAR}``; its value never reaches an error message."""
