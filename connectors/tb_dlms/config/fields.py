@@ -10,19 +10,17 @@ import difflib
 import enum
 import json
 import math
-import os
 import re
 from typing import Any, Iterable, TypeVar
 
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import CLASS_NAMES
 from ..protocol.settings import Secret
+from . import env
 from .errors import ConfigError
 
 E = TypeVar("E", bound=enum.Enum)
 
-#: Secrets may name an environment variable instead of holding the value: ``"${METER1_PASSWORD}"``.
-ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 #: Keys starting with these are comments (JSON has none) and are ignored everywhere.
 COMMENT_PREFIXES = ("_", "//")
 
@@ -199,7 +197,7 @@ class Section:
         return default if number is None else number
 
     def secret_text(self, key: str) -> Secret | None:
-        """A password: literal or ``${ENV_VAR}``; its value never reaches an error message."""
+        """A password: literal, ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; its value never reaches an error message."""
         value = self._secret_raw(key)
         if value is None:
             return None
@@ -230,12 +228,17 @@ class Section:
         if not isinstance(value, str) or not value:
             self.error(key, f"must be a non-empty string, got {kind_of(value)}")
             return None
-        ref = ENV_REFERENCE.match(value)
+        ref = env.reference(value)
         if ref is None:
             return value
-        resolved = os.environ.get(ref.group(1))
+        try:
+            resolved = ref.resolve()
+        except env.UnsetVariable:
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty")
+            return None
         if not resolved:
-            self.error(key, f"refers to environment variable {ref.group(1)}, which is not set or empty")
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty, "
+                            "and its default is empty")
             return None
         return resolved
 
