@@ -29,12 +29,13 @@ MIN_READ_TIMEOUT_S = 30.0
 #: After a failed read, retry no later than this even when the profile is read rarely.
 RETRY_AFTER_S = 60.0
 
-Deliver = Callable[[ConvertedData], bool]
+#: Hands one batch of converted data to the gateway (its storage); False: refused, keep it.
+DeliverConverted = Callable[[ConvertedData], bool]
 
 
 class MeterDataCollector:
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
-                 deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
+                 deliver: DeliverConverted, gateway_running: Callable[[], bool], log: logging.Logger,
                  read_timeout_s: float = MIN_READ_TIMEOUT_S,
                  queue_drained: Callable[[], bool] = lambda: False) -> None:
         self.name = name

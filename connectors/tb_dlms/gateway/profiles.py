@@ -36,7 +36,8 @@ ENTRY_CHUNK = 96
 DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
-Deliver = Callable[[list[TelemetryEntry]], bool]
+#: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
+DeliverEntries = Callable[[list[TelemetryEntry]], bool]
 
 
 def to_datetime(ms: int) -> _dt.datetime:
@@ -223,7 +224,7 @@ class ArchiveReader:
                              self.config.horizon_days, to_datetime(horizon).isoformat())
         return max(cursor.ts, horizon)
 
-    async def collect(self, session, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def collect(self, session, deliver: DeliverEntries, now_ms: int, timeout_s: float,
                       max_reads: int = 8) -> Collected:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
@@ -286,7 +287,7 @@ class ArchiveReader:
         self._hand_over(data, deliver, result)
         result.backlog = False
 
-    def _hand_over(self, data: ProfileData, deliver: Deliver, result: Collected) -> bool:
+    def _hand_over(self, data: ProfileData, deliver: DeliverEntries, result: Collected) -> bool:
         """Deliver the new rows batch by batch; the cursor follows each accepted batch. False: stop."""
         cursor = self.cursor
         fresh = after_cursor(data.rows, cursor)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .obis import ObisCode
 
@@ -107,7 +107,6 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def server_address(self) -> int:
