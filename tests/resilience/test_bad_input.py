@@ -9,7 +9,7 @@ import support  # noqa: F401 - puts tests/gateway on the path
 from gateway_fakes import FakeFleet, FakeGateway, MeterScript
 
 from tb_dlms.config.schema import parse_connector_json
-from tb_dlms.gateway import rpc, rpc_work
+from tb_dlms.gateway import rpc_work
 from tb_dlms.gateway.connector import CONNECTOR_RPC_TIMEOUT_S, DLMSConnector
 
 KEY = "000102030405060708090a0b0c0d0e0f"
