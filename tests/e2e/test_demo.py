@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from e2e_support import REPO
 
 # The gateway loads this class by name: a missing module or a rename fails here, not as a skip.
