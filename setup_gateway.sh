@@ -340,13 +340,14 @@ install_config() {
 }
 
 # The ${VAR}s of the installed config: the launcher's rule for tb_gateway.yaml (any ${VAR} or
-# ${VAR:-default} outside comment lines), the connector's for JSON files (a whole value "${VAR}").
+# ${VAR:-default} outside comment lines), the connector's for JSON files (a whole value "${VAR}" or
+# "${VAR:-default}"; a JSON default is a secret and is not copied into the env file).
 # Prints NAME<TAB>DEFAULT<TAB>FILE, one line per variable.
 config_vars() {
     "$(stage_python)" - "$CONFIG_DIR" <<'PY'
 import json, pathlib, re, sys
-var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # tb_dlms.launcher.config._VAR
-whole = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # tb_dlms.config.fields.ENV_REFERENCE
+var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # tb_dlms.config.env.REFERENCE
+whole = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}$")  # tb_dlms.config.env.REFERENCE, the whole value
 found = {}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tb_dlms.config import schema
+from tb_dlms.config import meter_data, schema
 from tb_dlms.gateway import commissioning, rpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,13 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 def schema_keys() -> set[str]:
     names = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEYS", "SECURITY_KEYS", "HDLC_KEYS",
              "POINT_KEYS", "REPORT_KEYS", "BREAKER_KEYS"]
-    keys = {k for n in names for k in getattr(schema, n, ())}
-    try:
-        from tb_dlms.config import meter_data
-    except ImportError:
-        return keys
+    # getattr without a default: a renamed key list fails here instead of silently checking nothing.
+    keys = {k for n in names for k in getattr(schema, n)}
     for n in ("PROFILE_KEYS", "EVENT_LOG_KEYS", "CLOCK_KEYS", "ATTRIBUTE_UPDATE_KEYS", "DEVICE_SECTIONS"):
-        keys |= set(getattr(meter_data, n, ()))
+        keys |= set(getattr(meter_data, n))
     return keys
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 
@@ -336,7 +337,9 @@ def test_shared_hdlc_port_serves_meters_fairly(sim):
         await long.connect()
         n = await long.profile_entries("1.0.99.1.0.255")
         transfer = asyncio.create_task(long.read_profile("1.0.99.1.0.255", entries=(1, n)))
-        while long.stats.round_trips < 3:  # the transfer is under way
+        deadline = time.monotonic() + 60  # generous: a shared 2-core machine
+        while long.stats.round_trips < 3 and not transfer.done():  # until the transfer is under way
+            assert time.monotonic() < deadline, "the profile transfer never got past 3 round trips"
             await asyncio.sleep(0)
         got = await short.read(REGISTERS[:2])
         still_running = not transfer.done()

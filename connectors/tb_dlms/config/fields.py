@@ -10,18 +10,17 @@ import difflib
 import enum
 import json
 import math
-import os
 import re
 from typing import Any, Iterable, TypeVar
 
 from ..protocol.obis import ObisCode, ObisError
+from ..protocol.readings import CLASS_NAMES
 from ..protocol.settings import Secret
+from . import env
 from .errors import ConfigError
 
 E = TypeVar("E", bound=enum.Enum)
 
-#: Secrets may name an environment variable instead of holding the value: ``"${METER1_PASSWORD}"``.
-ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 #: Keys starting with these are comments (JSON has none) and are ignored everywhere.
 COMMENT_PREFIXES = ("_", "//")
 
@@ -182,8 +181,23 @@ class Section:
             self.error(key, f"is not an OBIS code: {exc}")
             return default
 
+    def class_id(self, default: int = 3) -> int:
+        """``classId``: a COSEM class id or its name (``Register``, ``Clock`` ...)."""
+        value = self.data.get("classId")
+        if value is None:
+            return default
+        if isinstance(value, str):
+            by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
+            if value.strip().lower() in by_name:
+                return by_name[value.strip().lower()]
+            self.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
+                                  f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
+            return default
+        number = self.integer("classId", default, 1, 0xFFFF)
+        return default if number is None else number
+
     def secret_text(self, key: str) -> Secret | None:
-        """A password: literal or ``${ENV_VAR}``; its value never reaches an error message."""
+        """A password: literal, ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; its value never reaches an error message."""
         value = self._secret_raw(key)
         if value is None:
             return None
@@ -214,12 +228,17 @@ class Section:
         if not isinstance(value, str) or not value:
             self.error(key, f"must be a non-empty string, got {kind_of(value)}")
             return None
-        ref = ENV_REFERENCE.match(value)
+        ref = env.reference(value)
         if ref is None:
             return value
-        resolved = os.environ.get(ref.group(1))
+        try:
+            resolved = ref.resolve()
+        except env.UnsetVariable:
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty")
+            return None
         if not resolved:
-            self.error(key, f"refers to environment variable {ref.group(1)}, which is not set or empty")
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty, "
+                            "and its default is empty")
             return None
         return resolved
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.data_types import data_type_code
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .fields import Section, kind_of, show
@@ -279,21 +280,17 @@ def _clock(sec: Section) -> ClockConfig | None:
 
 
 def _attribute_update(sub: Section) -> AttributeUpdateConfig | None:
-    from .schema import _class_id  # the schema's class-id reader (names or numbers)
-
     before = len(sub.errors)
     sub.reject_unknown(ATTRIBUTE_UPDATE_KEYS)
     key = sub.text("key", required=True)
     obis = sub.obis("obis", required=True)
     method_raw = sub.data.get("method")
     is_method = method_raw is not None
-    class_id = _class_id(sub, 70 if is_method else 3)
+    class_id = sub.class_id(70 if is_method else 3)
     type_name = sub.text("type", None)
     if type_name is not None:
         try:
-            from ..protocol.session import data_type
-
-            data_type(type_name)
+            data_type_code(type_name)
         except ValueError as exc:
             sub.error("type", str(exc))
     methods: tuple[tuple[str, int], ...] | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..protocol.readings import CLASS_NAMES, AttributeRef
+from ..protocol.readings import AttributeRef
 from ..protocol.settings import (
     DEFAULT_PORTS,
     FRAME_COUNTER_OBIS,
@@ -577,20 +577,6 @@ def _security(sec: Section) -> Security | None:
     return Security(title, bck, ak, fc_obis, fc_client)
 
 
-def _class_id(sec: Section, default: int = 3) -> int:
-    value = sec.data.get("classId")
-    if value is None:
-        return default
-    if isinstance(value, str):
-        by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
-        if value.strip().lower() in by_name:
-            return by_name[value.strip().lower()]
-        sec.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
-                             f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
-        return default
-    return sec.integer("classId", default, 1, 0xFFFF)
-
-
 def _points(sec: Section, key: str) -> list[PointConfig]:
     items = sec.sections(key)
     points: list[PointConfig] = []
@@ -604,7 +590,7 @@ def _points(sec: Section, key: str) -> list[PointConfig]:
         sub.reject_unknown(POINT_KEYS)
         name = sub.text("key", required=True, max_chars=MAX_NAME_CHARS)
         obis = sub.obis("obis", required=True)
-        class_id = _class_id(sub)
+        class_id = sub.class_id()
         attribute = sub.integer("attribute", 2, 1, 127)
         report = _report_strategy(sub, "reportStrategy")
         if name is not None and name in seen:

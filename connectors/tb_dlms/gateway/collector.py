@@ -32,7 +32,8 @@ RETRY_AFTER_S = 60.0
 #: A cursor this far ahead of a clock is ahead of it (clock reads are good to about a second).
 CLOCK_SLACK_S = 60.0
 
-Deliver = Callable[[ConvertedData], bool]
+#: Hands one batch of converted data to the gateway (its storage); False: refused, keep it.
+DeliverConverted = Callable[[ConvertedData], bool]
 
 
 def _iso(cursor) -> str:
@@ -41,7 +42,7 @@ def _iso(cursor) -> str:
 
 class MeterDataCollector:
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
-                 deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
+                 deliver: DeliverConverted, gateway_running: Callable[[], bool], log: logging.Logger,
                  read_timeout_s: float = MIN_READ_TIMEOUT_S,
                  queue_drained: Callable[[], bool] = lambda: False) -> None:
         self.name = name

@@ -211,9 +211,6 @@ class CursorStore:
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
-    def durable(self, meter: str, obis: str) -> Cursor | None:
-        return self._durable.get(meter, {}).get(obis)
-
     # -- file ---------------------------------------------------------------------------------
 
     def _load(self) -> dict[str, dict[str, Cursor]]:

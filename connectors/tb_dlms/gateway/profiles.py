@@ -42,7 +42,8 @@ HISTORY = 256
 DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
-Deliver = Callable[[list[TelemetryEntry]], bool]
+#: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
+DeliverEntries = Callable[[list[TelemetryEntry]], bool]
 #: Waits until the rows handed over so far are in the gateway's storage; False: stop collecting.
 Settled = Callable[[], Awaitable[bool]]
 
@@ -254,7 +255,7 @@ class ArchiveReader:
                              self.config.horizon_days, to_datetime(horizon).isoformat())
         return max(cursor.ts, horizon)
 
-    async def collect(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def collect(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
                       max_reads: int = 8, settled: Settled = _always_settled) -> Collected:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
@@ -277,7 +278,7 @@ class ArchiveReader:
         await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
         return result
 
-    async def _collect_by_range(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def _collect_by_range(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
                                 max_reads: int, result: Collected) -> None:
         start = self._floor(now_ms)
         if self._empty_before is not None and self.cursor is None:
@@ -306,7 +307,7 @@ class ArchiveReader:
                 return
             start = end
 
-    async def _collect_by_entry(self, session: SessionLike, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def _collect_by_entry(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
                                 result: Collected) -> None:
         floor = self._floor(now_ms)
         chunk = ENTRY_CHUNK
@@ -337,7 +338,7 @@ class ArchiveReader:
         result.backlog = False  # gateway stopping or storage refusing: the rest comes when next due
         return False
 
-    def _hand_over(self, data: ProfileData, deliver: Deliver, result: Collected) -> bool:
+    def _hand_over(self, data: ProfileData, deliver: DeliverEntries, result: Collected) -> bool:
         """Deliver the new rows batch by batch; the cursor follows each accepted batch. False: stop."""
         cursor = self.cursor
         fresh = after_cursor(data.rows, cursor)

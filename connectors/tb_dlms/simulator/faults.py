@@ -74,7 +74,7 @@ class FaultState:
 
     __slots__ = ("active", "_rng")
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self) -> None:
         self.active: dict[str, Fault] = {}
         self._rng = None
 

@@ -7,7 +7,7 @@ keys) so a test names only what it cares about.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from ..protocol.settings import hdlc_server_address, server_address_from_serial
 from . import dlmstime
@@ -67,7 +67,6 @@ class MeterSpec:
     #: Idle seconds after which the meter forgets the association (0 = never).
     inactivity_timeout: float = 180.0
     firmware: str = "SIM-1.4.2"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.interface = self.interface.lower()

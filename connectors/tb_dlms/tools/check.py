@@ -113,7 +113,7 @@ def _load(args) -> tuple[GatewayCheck | None, list[ConnectorCheck], str | None]:
         return None, [check_connector(Path(f).name, Path(f)) for f in args.connector], None
     try:
         config_dir = launcher_config.resolve_config_dir(args.config_dir)
-    except launcher_config.ConfigError as exc:
+    except launcher_config.GatewayConfigError as exc:
         return None, [], str(exc)
     gateway = check_gateway(config_dir)
     if args.service_user:
