@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import ConnectionConfig, load_connector_config
-from ..protocol.settings import DEFAULT_PORTS, Authentication, Interface
+from ..config import load_connector_config
+from ..protocol.settings import DEFAULT_PORTS, Authentication, Interface, MeterSettings
 from .mosquitto import free_port
 
 
@@ -30,13 +30,13 @@ def _endpoint(conn: dict) -> tuple[str, int]:
     return conn.get("host", "127.0.0.1"), int(conn.get("port") or DEFAULT_PORTS[interface])
 
 
-def _spec(name: str, c: ConnectionConfig, shared_hdlc: bool) -> dict[str, Any]:
+def _spec(name: str, c: MeterSettings, shared_hdlc: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": name, "interface": c.interface.value, "port": c.port,
-                            "auth": c.authentication.value, "logical_address": c.server_address.logical}
-    if c.server_address.physical is not None:
-        spec["physical_address"] = c.server_address.physical
-    if c.server_address.size:
-        spec["address_size"] = c.server_address.size
+                            "auth": c.authentication.value, "logical_address": c.logical_address}
+    if c.physical_address is not None:
+        spec["physical_address"] = c.physical_address
+    if c.address_size:
+        spec["address_size"] = c.address_size
     if shared_hdlc:
         spec["hdlc_group"] = f"{c.host}:{c.port}"
     if c.authentication is not Authentication.NONE:
@@ -47,8 +47,8 @@ def _spec(name: str, c: ConnectionConfig, shared_hdlc: bool) -> dict[str, Any]:
         spec["block_cipher_key"] = bytes(c.security.block_cipher_key).hex()
         spec["authentication_key"] = bytes(c.security.authentication_key).hex()
     if c.interface is Interface.HDLC:
-        spec["max_info"] = c.hdlc.max_info_field
-        spec["max_window"] = c.hdlc.window_size
+        spec["max_info"] = c.hdlc_max_info
+        spec["max_window"] = c.hdlc_window
     return spec
 
 

@@ -211,6 +211,10 @@ class CursorStore:
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
+    def durable(self, meter: str, obis: str) -> Cursor | None:
+        """The cursor on disk (what a restart resumes from), as opposed to the one in memory."""
+        return self._durable.get(meter, {}).get(obis)
+
     # -- file ---------------------------------------------------------------------------------
 
     def _load(self) -> dict[str, dict[str, Cursor]]:
