@@ -17,10 +17,10 @@ import os
 import re
 from pathlib import Path
 
+from ..protocol.settings import default_port
 from .mosquitto import free_port
 
 _ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-DEFAULT_PORTS = {"wrapper": 4059, "hdlc": 3333}
 
 
 def _secret(value):
@@ -32,8 +32,7 @@ def _secret(value):
 
 
 def _endpoint(conn: dict) -> tuple[str, int]:
-    interface = str(conn.get("interface", "wrapper")).lower()
-    return conn.get("host", "127.0.0.1"), int(conn.get("port") or DEFAULT_PORTS.get(interface, 4059))
+    return conn.get("host", "127.0.0.1"), int(conn.get("port") or default_port(str(conn.get("interface", "wrapper"))))
 
 
 def simulator_specs(connector_config: dict) -> list[dict]:

@@ -26,6 +26,7 @@ from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import axdr, fast_gcm, gurux_compat, profile, quiet
+from .axdr import data_type
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -79,28 +80,6 @@ _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
 _GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
-_DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
-
-
-def data_type(name: str | None) -> int:
-    """A DLMS data type by name (``uint16``, ``octet_string``, ``bool`` ...)."""
-    if name is None:
-        return DataType.NONE
-    key = name.strip().lower().replace("-", "_")
-    aliases = {"bool": "boolean", "string": "string", "int": "int32", "uint": "uint32", "float": "float32",
-               "double": "float64", "datetime": "datetime", "octets": "octet_string"}
-    key = aliases.get(key, key)
-    if key not in _DATA_TYPES:
-        raise ValueError(f"unknown DLMS data type {name!r}; one of: {', '.join(sorted(_DATA_TYPES))}")
-    return _DATA_TYPES[key]
-
-
-def data_type_name(name: str) -> str:
-    """The canonical name of a DLMS data type given by name or alias (``bool`` -> ``boolean``)."""
-    code = data_type(name)
-    return next(k for k, v in _DATA_TYPES.items() if v == code)
-
-
 class MeterSession:
     def __init__(self, settings: MeterSettings, links: LinkPool | None = None) -> None:
         self.settings = settings

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 
+from ..protocol.settings import DEFAULT_PORTS, Interface
 from .simulator import Simulator
 from .spec import MeterSpec
 
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--meters", type=int, default=1, help="WRAPPER (or --interface) meters")
     p.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--base-port", type=int, default=4059, help="first port; 0 = free ports")
+    p.add_argument("--base-port", type=int, default=DEFAULT_PORTS[Interface.WRAPPER], help="first port; 0 = free ports")
     p.add_argument("--auth", choices=("none", "low", "high_gmac"), default="none")
     p.add_argument("--password", default="12345678")
     p.add_argument("--client-address", type=int, default=None)
