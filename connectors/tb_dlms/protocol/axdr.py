@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Any, Callable, Final, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 GET_REQUEST = 0xC0
 GET_RESPONSE = 0xC4
