@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.data_types import data_type_code
+from ..protocol.axdr import data_type
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .fields import Section, kind_of, show
@@ -290,7 +290,7 @@ def _attribute_update(sub: Section) -> AttributeUpdateConfig | None:
     type_name = sub.text("type", None)
     if type_name is not None:
         try:
-            data_type_code(type_name)
+            data_type(type_name)
         except ValueError as exc:
             sub.error("type", str(exc))
     methods: tuple[tuple[str, int], ...] | None = None

@@ -21,6 +21,7 @@ from ..protocol.settings import (
     MeterSettings,
     Security,
     hdlc_server_address,
+    physical_address_from_serial,
 )
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
@@ -545,7 +546,7 @@ def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int 
         if physical is not None:
             sec.error("serialNumber", "conflicts with serverAddress.physical: give one or the other")
         else:
-            physical, size = serial % 10000 + 1000, size or 4
+            physical, size = physical_address_from_serial(serial), size or 4
     if hdlc_mode:
         if size == 1 and physical is not None:
             sec.error("serverAddress.size", "1 cannot carry a physical address: use 2 or 4")

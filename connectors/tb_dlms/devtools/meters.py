@@ -17,17 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_connector_config
-from ..protocol.settings import DEFAULT_PORTS, Authentication, Interface, MeterSettings
+from ..protocol.settings import Authentication, Interface, MeterSettings, default_port
 from .mosquitto import free_port
 
 
 def _endpoint(conn: dict) -> tuple[str, int]:
     """host:port of a raw ``connection`` (with_free_ports rewrites the raw JSON, valid or not)."""
-    try:
-        interface = Interface(str(conn.get("interface", "wrapper")).lower())
-    except ValueError:
-        interface = Interface.WRAPPER
-    return conn.get("host", "127.0.0.1"), int(conn.get("port") or DEFAULT_PORTS[interface])
+    return conn.get("host", "127.0.0.1"), int(conn.get("port") or default_port(str(conn.get("interface", "wrapper"))))
 
 
 def _spec(name: str, c: MeterSettings, shared_hdlc: bool) -> dict[str, Any]:

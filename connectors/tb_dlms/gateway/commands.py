@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..config.meter_data import DISCONNECT_CONTROL_OBIS, AttributeUpdateConfig, ClockConfig, ProfileConfig
-from ..protocol.data_types import data_type_name
+from ..protocol.axdr import INTEGER_RANGES, data_type_name
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .clock import read_clock, sync_clock
@@ -37,15 +37,10 @@ CONTROL_STATES = {0: "disconnected", 1: "connected", 2: "ready_for_reconnection"
 READ_PROFILE_TIMEOUT_S = 60.0
 READ_PROFILE_MAX_DAYS = 31
 READ_PROFILE_MAX_ROWS = 2000
-_INT_RANGES = {
-    "int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
-    "int64": (-2**63, 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
-    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255), "bcd": (0, 255),
-}
 #: Container types: a JSON list does not say the type of each element, so they are not written.
 _UNWRITABLE = ("array", "structure", "compact_array", "none")
-WRITABLE_TYPES = tuple(_INT_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
-                                       "bitstring", "datetime", "date", "time")
+WRITABLE_TYPES = tuple(INTEGER_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
+                                          "bitstring", "datetime", "date", "time")
 
 def _obis(params: dict, method: str, default: ObisCode | None = None) -> ObisCode:
     raw = params.get("obis")
@@ -87,10 +82,10 @@ def _typed_value(value: Any, type_name: str) -> Any:
     """
     if value is None:
         raise RpcError("params.value is required")
-    if type_name in _INT_RANGES:
+    if type_name in INTEGER_RANGES:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
-        lo, hi = _INT_RANGES[type_name]
+        lo, hi = INTEGER_RANGES[type_name]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
     elif type_name == "boolean":

@@ -26,7 +26,7 @@ from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import axdr, fast_gcm, gurux_compat, profile, quiet
-from .data_types import data_type_code
+from .axdr import data_type
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -81,13 +81,6 @@ _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
 _GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
-
-
-def data_type(name: str | None) -> DataType:
-    """A DLMS data type by name (``uint16``, ``octet_string``, ``bool`` ...), as gurux's enum."""
-    return DataType(data_type_code(name))
-
-
 class MeterSession:
     """One association; its frames go over the ``Link`` that ``links`` hands out for its endpoint
     (a ``transport.LinkPool`` of TCP links unless given), never over a socket of its own."""

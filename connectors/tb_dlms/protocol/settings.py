@@ -44,7 +44,18 @@ class Secret(bytes):
     __str__ = __repr__
 
 
+#: The usual TCP port of each interface: 4059 is the IANA port of DLMS/COSEM (WRAPPER); serial
+#: servers that carry raw HDLC are often set to 3333 (the field meter this was built for).
 DEFAULT_PORTS = {Interface.WRAPPER: 4059, Interface.HDLC: 3333}
+
+
+def default_port(interface: Interface | str | None) -> int:
+    """The usual port for an interface given by name (any case); WRAPPER's for an unknown one."""
+    if isinstance(interface, str) and interface.lower() == Interface.HDLC.value:
+        return DEFAULT_PORTS[Interface.HDLC]
+    return DEFAULT_PORTS[Interface.WRAPPER]
+
+
 FRAME_COUNTER_OBIS = ObisCode(0, 0, 43, 1, 0, 255)
 
 
@@ -76,9 +87,14 @@ def hdlc_server_address(logical: int, physical: int | None, size: int = 0) -> in
     raise ValueError(f"HDLC address out of range: logical {logical}, physical {physical}")
 
 
+def physical_address_from_serial(serial_number: int) -> int:
+    """The HDLC physical address a meter derives from its serial number (Green Book: SN % 10000 + 1000)."""
+    return serial_number % 10000 + 1000
+
+
 def server_address_from_serial(serial_number: int, logical: int = 1, size: int = 4) -> int:
-    """Physical address derived from the serial number (DLMS UA Green Book formula SN % 10000 + 1000)."""
-    return hdlc_server_address(logical, serial_number % 10000 + 1000, size)
+    """Server address with the physical part derived from the serial number."""
+    return hdlc_server_address(logical, physical_address_from_serial(serial_number), size)
 
 
 @dataclass(frozen=True, slots=True)

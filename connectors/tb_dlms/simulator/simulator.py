@@ -12,9 +12,9 @@ import concurrent.futures
 import threading
 from typing import Iterable
 
+from ..protocol.quiet import silence_gurux
 from .faults import Fault
 from .meter import Meter
-from .quiet import silence
 from .server import Port
 from .spec import MeterSpec
 
@@ -22,7 +22,7 @@ from .spec import MeterSpec
 class Simulator:
     def __init__(self, specs: Iterable[MeterSpec], host: str = "127.0.0.1",
                  control_port: int | None = None) -> None:
-        silence()
+        silence_gurux("tb_dlms.simulator.gurux")  # the CLI prints a table people parse: keep stdout clean
         self.host = host
         self.meters: dict[str, Meter] = {}
         for spec in specs:

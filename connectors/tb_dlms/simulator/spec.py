@@ -9,8 +9,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, fields
 
-from ..protocol.settings import hdlc_server_address, server_address_from_serial
-from . import dlmstime
+from ..protocol import cosem_datetime
+from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
 AUTH_LEVELS = ("none", "low", "high_gmac")
 DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
@@ -34,7 +34,7 @@ class MeterSpec:
     hdlc_group: str | None = None
     logical_address: int = 1
     physical_address: int | None = None
-    #: Derive the physical address from the serial number (SN % 10000 + 1000, 4-byte addressing).
+    #: Derive the physical address from the serial number (settings.physical_address_from_serial, 4-byte addressing).
     address_from_serial: bool = False
     #: HDLC server address size on the wire (1, 2, 4; 0 = from the values).
     address_size: int = 0
@@ -106,20 +106,20 @@ class MeterSpec:
     @property
     def wire_deviation(self) -> int:
         """The clock's time zone (attribute 3) as this meter signs it on the wire."""
-        return dlmstime.wire_deviation(self.utc_offset_minutes, self.deviation_local_minus_utc)
+        return cosem_datetime.wire_deviation(self.utc_offset_minutes, not self.deviation_local_minus_utc)
 
     def encode_time(self, ts: float) -> bytes:
         """A date-time as this meter writes it: its local time, its deviation sign."""
-        return dlmstime.encode(ts, self.utc_offset_minutes, local_minus_utc=self.deviation_local_minus_utc)
+        return cosem_datetime.from_timestamp(ts, self.utc_offset_minutes, not self.deviation_local_minus_utc)
 
     def decode_time(self, raw: bytes) -> float | None:
         """A date-time a client sent (selector bounds, a clock write), read this meter's way."""
-        return dlmstime.decode(raw, self.utc_offset_minutes, self.deviation_local_minus_utc)
+        return cosem_datetime.to_timestamp(raw, self.utc_offset_minutes, not self.deviation_local_minus_utc)
 
     @property
     def effective_physical_address(self) -> int | None:
         if self.address_from_serial:
-            return self.serial_number % 10000 + 1000
+            return physical_address_from_serial(self.serial_number)
         return self.physical_address
 
     @property

@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..config import env, load_connector_config
+from ..protocol.settings import default_port
 from .known_obis import PROFILES, profile_points
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 64
@@ -125,7 +126,7 @@ def validate(connector: dict, lines: list[int]) -> list[str]:
 
 def endpoint(device: dict) -> str:
     c = device["connection"]
-    port = c.get("port", 3333 if c.get("interface") == "hdlc" else 4059)
+    port = c.get("port", default_port(c.get("interface")))
     return f"{c['host']}:{port}"
 
 
