@@ -9,7 +9,7 @@ unciphered GET-Response, normal or with-list, in one frame) is simple enough to 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Callable
 
 GET_REQUEST = 0xC0
 GET_RESPONSE = 0xC4
@@ -66,7 +66,8 @@ class AccessResult:
         return ACCESS_RESULTS.get(self.code, f"data-access-result {self.code}")
 
 
-_FIXED = {
+#: Fixed-size A-XDR types by tag: (size in bytes, decoder of the value at offset i).
+_FIXED: dict[int, tuple[int, Callable[[bytes, int], Any]]] = {
     3: (1, lambda b, i: b[i] != 0),
     5: (4, lambda b, i: struct.unpack_from(">i", b, i)[0]),
     6: (4, lambda b, i: struct.unpack_from(">I", b, i)[0]),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 from dataclasses import dataclass, field
 
 from .obis import ObisCode
@@ -107,7 +108,7 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def server_address(self) -> int:

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Union
 
 from .errors import ConnectError, LinkClosed
 from .framing import HdlcFrame, HdlcFrameReader, WrapperFrame, WrapperFrameReader
@@ -28,7 +27,7 @@ from .settings import Interface, MeterSettings
 
 log = logging.getLogger(__name__)
 
-Frame = Union[HdlcFrame, WrapperFrame]
+Frame = HdlcFrame | WrapperFrame
 _READ_CHUNK = 4096
 
 
@@ -44,7 +43,7 @@ class Mailbox:
     """Frames addressed to one meter, plus its share of the link counters."""
 
     address: int
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Frame | _Closed] = field(default_factory=asyncio.Queue)
     bytes_received: int = 0
 
     def drain(self) -> int:
@@ -74,7 +73,7 @@ class Link:
         self._mailboxes: dict[int, Mailbox] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock = asyncio.Lock()
         self._framer: HdlcFrameReader | WrapperFrameReader = (
             HdlcFrameReader() if interface is Interface.HDLC else WrapperFrameReader()

@@ -115,9 +115,10 @@ def _decode_datetime(b: bytes, deviation_utc_minus_local: bool = True) -> dict[s
 
 def encode_datetime(when: _dt.datetime, deviation_utc_minus_local: bool = True) -> bytes:
     """COSEM date-time (12 bytes) for an aware datetime; deviation by default in gurux's UTC-minus-local."""
-    if when.tzinfo is None:
+    utc_offset = when.utcoffset()  # None for a naive datetime (or a tzinfo that does not know)
+    if utc_offset is None:
         raise ValueError("clock value needs a time zone")
-    offset = int(when.utcoffset().total_seconds() // 60)
+    offset = int(utc_offset.total_seconds() // 60)
     return bytes(
         [when.year >> 8, when.year & 0xFF, when.month, when.day, when.isoweekday(), when.hour,
          when.minute, when.second, when.microsecond // 10_000]
