@@ -140,7 +140,8 @@ def parse_meter_data(sec: Section) -> MeterDataConfig:
     keys: dict[str, int] = {}
     for i, update in enumerate(updates):
         if update.key in keys:
-            sec.error(f"attributeUpdates[{i}].key", f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
+            sec.error(f"attributeUpdates[{i}].key",
+                      f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
         keys[update.key] = i
     return MeterDataConfig(profiles, event_logs, clock, updates)
 

@@ -352,7 +352,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
                            loop_stall_s=loop_stall, data_dir=data_dir), errors
 
 
-def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig], errors: list[ConfigError]) -> list[DeviceConfig]:
+def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig],
+                           errors: list[ConfigError]) -> list[DeviceConfig]:
     clear = clear_secrets(raw)
     errors.extend(clear)
     inherited = {e.path.split(".")[1] for e in clear if e.device_index is None}
@@ -477,7 +478,7 @@ def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 
 
 def _device(index: int, item: Any, defaults: dict[str, Any], poll_default: float, errors: list[ConfigError],
-            breaker_default: BreakerSettings = BreakerSettings(),
+            breaker_default: BreakerSettings = BreakerSettings(),  # noqa: B008 - frozen: shared safely
             stale_default: float | None = None) -> DeviceConfig | None:
     if not isinstance(item, dict):
         errors.append(ConfigError("", f"must be an object, got {kind_of(item)}", index))

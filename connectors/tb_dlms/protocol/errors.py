@@ -76,7 +76,8 @@ class InvalidValue(DlmsError):
 class BadReply(ProtocolError):
     """A reply refused for what it holds; ``refs`` are the attributes it answered (when known)."""
 
-    def __init__(self, message: str, meter: str = "", refs: tuple[AttributeRef, ...] = (), index: int | None = None) -> None:
+    def __init__(self, message: str, meter: str = "", refs: tuple[AttributeRef, ...] = (),
+                 index: int | None = None) -> None:
         super().__init__(message, meter)
         self.detail = message
         self.refs = tuple(refs)

@@ -362,7 +362,8 @@ class MeterSession:
         key = (ref.class_id, str(ref.obis))
         obj = self._objects.get(key)
         if obj is None:
-            obj = GXDLMSClient.createObject(ObjectType(ref.class_id) if ref.class_id in ObjectType._value2member_map_ else ref.class_id)
+            known = ref.class_id in ObjectType._value2member_map_
+            obj = GXDLMSClient.createObject(ObjectType(ref.class_id) if known else ref.class_id)
             obj.logicalName = str(ref.obis)
             self._objects[key] = obj
         return obj
@@ -385,9 +386,9 @@ class MeterSession:
         ]
         wanted = list(refs) + scaler_refs
         raw = await self._get_raw(wanted)
-        for sref, value in zip(scaler_refs, raw[len(refs):]):
+        for sref, value in zip(scaler_refs, raw[len(refs):], strict=True):  # _get_raw: one per ref
             self._remember_scaler(sref, value)
-        readings = [self._decode(ref, value) for ref, value in zip(refs, raw)]
+        readings = [self._decode(ref, value) for ref, value in zip(refs, raw[:len(refs)], strict=True)]
         self.stats.readings += sum(1 for r in readings if r.ok)
         return readings
 
@@ -464,7 +465,7 @@ class MeterSession:
             registers = [AttributeRef(c.ref.obis, c.ref.class_id, 3) for c in columns
                          if c.ref.has_scaler and c.ref not in self._scalers]
             if registers:
-                for sref, value in zip(registers, await self._get_raw(registers)):
+                for sref, value in zip(registers, await self._get_raw(registers), strict=True):
                     self._remember_scaler(sref, value)
             layout = self._profiles[code] = (columns, period if isinstance(period, int) else 0)
         return layout
@@ -501,7 +502,8 @@ class MeterSession:
         values: list[Any] = []
         ts: int | None = None
         status: tuple[str, ...] = ()
-        for col, value in zip(columns, raw_row):
+        # A row that does not match the capture objects (a meter's odd row) keeps what pairs up.
+        for col, value in zip(columns, raw_row, strict=False):
             if col.is_clock:
                 clock = decode_clock(value, self.settings.deviation_utc_minus_local)
                 if clock is None:
@@ -545,7 +547,8 @@ class MeterSession:
                                f"{type_name or 'value'}: {exc}", self.settings.label) from exc
         reply = await self._exchange(client, frames, _SET)
         if reply.error:
-            raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+            raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}",
+                              self.settings.label)
 
     async def _action(self, ref: AttributeRef, value: Any, type_name: str | None) -> Any:
         await self._ensure_associated()
@@ -558,7 +561,8 @@ class MeterSession:
                                self.settings.label) from exc
         reply = await self._exchange(client, frames, _METHOD)
         if reply.error:
-            raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+            raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}",
+                              self.settings.label)
         return plain(reply.value)
 
     # -- request/reply ------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class Link:
                 self._reader, self._writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), self.connect_timeout
                 )
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 raise ConnectError(
                     f"no TCP connection to {self.host}:{self.port} within {self.connect_timeout:g} s"
                 ) from exc

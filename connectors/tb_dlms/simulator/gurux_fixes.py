@@ -53,6 +53,8 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from gurux_dlms import GXDLMSServer, GXServerReply, ValueEventArgs
 from gurux_dlms.GXCiphering import GXCiphering
 from gurux_dlms.GXDLMS import GXDLMS
@@ -293,7 +295,7 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
     """
 
     #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights (fix 14).
-    owner = None
+    owner: Any = None  # the MeterServer this association belongs to
 
     def getAssociationStatus(self):
         return self.associationStatus

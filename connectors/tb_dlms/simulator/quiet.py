@@ -19,10 +19,10 @@ def silence() -> None:
     try:
         from ..protocol.quiet import silence_gurux
     except ImportError:
-        silence_gurux = None
-    if silence_gurux is not None:
+        pass
+    else:
         silence_gurux("tb_dlms.simulator.gurux")
         return
     for name, module in list(sys.modules.items()):
         if name.startswith("gurux_dlms") and module is not None:
-            module.print = _to_log
+            vars(module)["print"] = _to_log
