@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(tempfile.mkdtemp(prefix="tb-dlms-soak-"))  # the gateway's logger writes its file into the cwd
     print(f"connector log: {Path.cwd()}", flush=True)
 
-    def progress(elapsed, connector, last=[0.0]):
+    def progress(elapsed, connector, last=[0.0]):  # noqa: B006 - the list is the state between calls
         if elapsed - last[0] >= 60:
             last[0] = elapsed
             ok = sum(d.stats.polls_ok for d in connector.devices.values())

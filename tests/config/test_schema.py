@@ -193,7 +193,8 @@ BROKEN = [
     ("unknown authentication", _set("connection.authentication", "high"),
      "devices[0] \"Meter 1\": connection.authentication must be one of 'none', 'low', 'high_gmac', got \"high\""),
     ("unknown clock deviation", _set("connection.clockDeviation", "+60"),
-     "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', got \"+60\""),
+     "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', "
+     "got \"+60\""),
     ("low without password", _set("connection.authentication", "low"),
      "devices[0] \"Meter 1\": connection.password is required when authentication is 'low'"),
     ("high without security", _set("connection.authentication", "high_gmac"),
@@ -328,7 +329,8 @@ def test_all_errors_are_collected_not_just_the_first():
 
 
 def test_a_wrong_default_is_reported_once_at_defaults():
-    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060), defaults={"timeoutMs": -1, "retries": 1}))
+    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060),
+                                               defaults={"timeoutMs": -1, "retries": 1}))
     assert [str(e) for e in errors] == ["defaults.timeoutMs must be an integer 1..600000, got -1"]
     assert [d.connection.retries for d in cfg.devices] == [1, 1]
 

@@ -143,7 +143,7 @@ def test_meters_behind_one_hdlc_port_share_one_connection(sim):
     expected = [f"{sim.meter(n).spec.serial_number}" for n in names]
     assert [s.lstrip("SIM").lstrip("0") if isinstance(s, str) else s for s in serials] != [None] * 4
     assert len(set(serials)) == 4, serials  # each meter answered for itself
-    for got, want in zip(serials, expected):
+    for got, want in zip(serials, expected, strict=True):
         assert want in got
 
 
@@ -183,7 +183,6 @@ def test_data_types_decoded(sim, meter):
 
 
 def test_single_gets_when_meter_lacks_multiple_references(sim, monkeypatch):
-    from tb_dlms.protocol import session as session_mod
     from gurux_dlms.enums import Conformance
 
     async def go():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
 from support import TIMESERIES, make_device, wait_until
@@ -122,7 +123,7 @@ def test_breaker_opens_on_a_dead_meter_and_closes_after_it_returns(sim):
     assert report["breaker"]["skippedPolls"] >= 2
     states = [d.attributes.to_dict()["breakerState"] for d in sent if "breakerState" in d.attributes.to_dict()]
     assert states[0] == "closed" and "open" in states and states[-1] == "closed"
-    assert all(a != b for a, b in zip(states, states[1:])), states  # sent on change only
+    assert all(a != b for a, b in pairwise(states)), states  # sent on change only
 
 
 def test_breaker_transitions_logged_once_not_per_failed_poll(sim, caplog):

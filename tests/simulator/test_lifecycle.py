@@ -51,7 +51,7 @@ def _hang_up_mid_reply(sim: Simulator) -> None:
         sock = socket.create_connection(("127.0.0.1", sim.port_of(name)), timeout=5)
         sock.sendall(_first_request(sim, name))
         socks.append(sock)
-        _wait(lambda: sim.stats(name)["requests"] >= 1, f"{name} to receive its request")
+        _wait(lambda name=name: sim.stats(name)["requests"] >= 1, f"{name} to receive its request")
     for sock in socks:
         sock.close()
     _wait(lambda: all(not p.links for p in sim.ports), "the simulator to see the connections closed")

@@ -11,7 +11,7 @@ import enum
 import json
 import math
 import re
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Literal, TypeVar, overload
 
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import CLASS_NAMES
@@ -57,7 +57,7 @@ def is_comment(key: str) -> bool:
 class Section:
     """One JSON object being read, with its path and where its errors go."""
 
-    def __init__(self, data: dict, path: str, errors: list[ConfigError],
+    def __init__(self, data: dict[str, Any], path: str, errors: list[ConfigError],
                  device_index: int | None = None, device_name: str | None = None) -> None:
         self.data = data
         self.path = path
@@ -85,7 +85,7 @@ class Section:
             self.error(key, "is required")
         return value
 
-    def child(self, data: dict, key: str | int) -> "Section":
+    def child(self, data: dict[str, Any], key: str | int) -> "Section":
         return Section(data, self.at(key), self.errors, self.device_index, self.device_name)
 
     def reject_unknown(self, known: Iterable[str]) -> None:
@@ -118,6 +118,14 @@ class Section:
             return None
         return list(enumerate(value))
 
+    # Each getter returns its default when the value is missing or wrong: given a default, the result
+    # is never None (the overloads tell mypy so; a wrong value is then only in the error list).
+    @overload
+    def text(self, key: str, default: str, required: bool = False, max_chars: int | None = None) -> str: ...
+    @overload
+    def text(self, key: str, default: None = None, required: bool = False,
+             max_chars: int | None = None) -> str | None: ...
+
     def text(self, key: str, default: str | None = None, required: bool = False,
              max_chars: int | None = None) -> str | None:
         value = self._raw(key, required)
@@ -132,6 +140,13 @@ class Section:
             return default
         return value.strip()
 
+    @overload
+    def integer(self, key: str, default: int, lo: int | None = None, hi: int | None = None,
+                required: bool = False) -> int: ...
+    @overload
+    def integer(self, key: str, default: None = None, lo: int | None = None, hi: int | None = None,
+                required: bool = False) -> int | None: ...
+
     def integer(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
                 required: bool = False) -> int | None:
         value = self._raw(key, required)
@@ -144,6 +159,13 @@ class Section:
             self.error(key, f"must be an integer{_range(lo, hi)}, got {value}")
             return default
         return value
+
+    @overload
+    def number(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
+               positive: bool = False) -> float: ...
+    @overload
+    def number(self, key: str, default: None = None, lo: float | None = None, hi: float | None = None,
+               positive: bool = False) -> float | None: ...
 
     def number(self, key: str, default: float | None = None, lo: float | None = None,
                hi: float | None = None, positive: bool = False) -> float | None:
@@ -159,6 +181,11 @@ class Section:
             return default
         return value
 
+    @overload
+    def choice(self, key: str, enum_cls: type[E], default: E, required: bool = False) -> E: ...
+    @overload
+    def choice(self, key: str, enum_cls: type[E], default: None = None, required: bool = False) -> E | None: ...
+
     def choice(self, key: str, enum_cls: type[E], default: E | None = None, required: bool = False) -> E | None:
         value = self._raw(key, required)
         if value is None:
@@ -170,6 +197,11 @@ class Section:
                     return member
         self.error(key, f"must be one of {', '.join(map(repr, names))}, got {show(value)}")
         return default
+
+    @overload
+    def obis(self, key: str, default: ObisCode, required: bool = False) -> ObisCode: ...
+    @overload
+    def obis(self, key: str, default: None = None, required: bool = False) -> ObisCode | None: ...
 
     def obis(self, key: str, default: ObisCode | None = None, required: bool = False) -> ObisCode | None:
         value = self._raw(key, required)
@@ -202,6 +234,12 @@ class Section:
         if value is None:
             return None
         return Secret(value.encode("utf-8"))
+
+    @overload
+    def hex_bytes(self, key: str, length: int, secret: Literal[False] = False,
+                  required: bool = False) -> bytes | None: ...
+    @overload
+    def hex_bytes(self, key: str, length: int, secret: Literal[True], required: bool = False) -> Secret | None: ...
 
     def hex_bytes(self, key: str, length: int, secret: bool = False, required: bool = False) -> bytes | None:
         value = self._secret_raw(key, required) if secret else self._raw(key, required)

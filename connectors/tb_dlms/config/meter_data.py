@@ -7,12 +7,14 @@ left out rather than collecting the wrong columns under the wrong keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..protocol.axdr import data_type
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .fields import Section, kind_of, show
+
+T = TypeVar("T")
 
 PROFILE_KEYS = ("obis", "columns", "windowHours", "horizonDays", "readEvery", "localTimeRange",
                 "utcOffsetMinutes", "statusKey")
@@ -108,7 +110,7 @@ class MeterDataConfig:
     def archives(self) -> tuple[Archive, ...]:
         return self.profiles + self.event_logs
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.profiles:
             out["profiles"] = [{"obis": str(p.obis), "windowHours": p.window_hours, "horizonDays": p.horizon_days,
@@ -139,7 +141,8 @@ def parse_meter_data(sec: Section) -> MeterDataConfig:
     keys: dict[str, int] = {}
     for i, update in enumerate(updates):
         if update.key in keys:
-            sec.error(f"attributeUpdates[{i}].key", f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
+            sec.error(f"attributeUpdates[{i}].key",
+                      f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
         keys[update.key] = i
     return MeterDataConfig(profiles, event_logs, clock, updates)
 
@@ -147,8 +150,8 @@ def parse_meter_data(sec: Section) -> MeterDataConfig:
 # -- sections ---------------------------------------------------------------------------------
 
 
-def _list(sec: Section, key: str, build) -> list:
-    out = []
+def _list(sec: Section, key: str, build: Callable[[Section], T]) -> list[T]:
+    out: list[T] = []
     for i, item in sec.sections(key) or ():
         if not isinstance(item, dict):
             sec.error(f"{key}[{i}]", f"must be an object, got {kind_of(item)}")
@@ -157,7 +160,7 @@ def _list(sec: Section, key: str, build) -> list:
     return out
 
 
-def _archive_fields(sub: Section, window_default: float, read_default: float) -> dict | None:
+def _archive_fields(sub: Section, window_default: float, read_default: float) -> dict[str, Any] | None:
     obis = sub.obis("obis", required=True)
     window = sub.number("windowHours", window_default, positive=True)
     horizon = sub.number("horizonDays", 7.0, positive=True)

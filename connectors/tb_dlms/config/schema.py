@@ -87,7 +87,7 @@ class ReportStrategySpec:
     report_period_ms: int | None = None
     ttl_s: int | None = None
 
-    def as_gateway_dict(self) -> dict:
+    def as_gateway_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type.value.upper()}
         if self.report_period_ms is not None:
             out["reportPeriod"] = self.report_period_ms
@@ -144,7 +144,7 @@ class PointConfig:
     ref: AttributeRef
     report_strategy: ReportStrategySpec | None = None
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "obis": str(self.ref.obis), "classId": self.ref.class_id,
                                "attribute": self.ref.attribute}
         if self.report_strategy is not None:
@@ -174,7 +174,7 @@ class DeviceConfig:
         """What a session for this meter is made with: the parsed ``connection`` section."""
         return self.connection
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "deviceName": self.name,
             "deviceType": self.type,
@@ -207,7 +207,7 @@ class ConnectorConfig:
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "logLevel": self.log_level, "pollPeriod": self.poll_period_s,
                                "loopStallS": self.loop_stall_s,
                                "devices": [d.to_public_dict() for d in self.devices]}
@@ -257,7 +257,7 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     if items is not None and not items:
         top.error("devices", "must list at least one meter, got an empty list")
     names: dict[str, int] = {}
-    associations: dict[tuple, DeviceConfig] = {}
+    associations: dict[tuple[Any, ...], DeviceConfig] = {}
     for index, item in items or ():
         device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
@@ -283,7 +283,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
                            loop_stall_s=loop_stall, data_dir=data_dir), errors
 
 
-def _without_clear_secrets(raw: dict, devices: list[DeviceConfig], errors: list[ConfigError]) -> list[DeviceConfig]:
+def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig],
+                           errors: list[ConfigError]) -> list[DeviceConfig]:
     clear = clear_secrets(raw)
     errors.extend(clear)
     inherited = {e.path.split(".")[1] for e in clear if e.device_index is None}
@@ -383,7 +384,7 @@ def _report_strategy(sec: Section, key: str, allow_disabled: bool = False) -> Re
     return ReportStrategySpec(rtype, period if rtype.periodic else None, ttl)
 
 
-def _defaults(top: Section) -> dict:
+def _defaults(top: Section) -> dict[str, Any]:
     """Connection options shared by all devices; a wrong one is reported once, here, and dropped."""
     sub = top.section("defaults")
     if sub is None:
@@ -397,7 +398,7 @@ def _defaults(top: Section) -> dict:
     return {k: v for k, v in sub.data.items() if k not in bad}
 
 
-def _merge(defaults: dict, own: dict) -> dict:
+def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     for key, value in own.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -407,8 +408,8 @@ def _merge(defaults: dict, own: dict) -> dict:
     return merged
 
 
-def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: list[ConfigError],
-            breaker_default: BreakerSettings = BreakerSettings(),
+def _device(index: int, item: Any, defaults: dict[str, Any], poll_default: float, errors: list[ConfigError],
+            breaker_default: BreakerSettings = BreakerSettings(),  # noqa: B008 - frozen: shared safely
             stale_default: float | None = None) -> DeviceConfig | None:
     if not isinstance(item, dict):
         errors.append(ConfigError("", f"must be an object, got {kind_of(item)}", index))
@@ -474,7 +475,7 @@ def _breaker(sec: Section, default: BreakerSettings) -> BreakerSettings:
     return BreakerSettings(threshold, cooldown, cap)
 
 
-def _breaker_dict(b: BreakerSettings) -> dict:
+def _breaker_dict(b: BreakerSettings) -> dict[str, Any]:
     return {"failureThreshold": b.failure_threshold, "cooldownS": b.cooldown_s, "maxCooldownS": b.max_cooldown_s}
 
 
@@ -573,7 +574,7 @@ def _security(sec: Section) -> Security | None:
     ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
-    if len(sub.errors) != before:
+    if len(sub.errors) != before or title is None or bck is None or ak is None:  # None: its error is recorded
         return None
     return Security(title, bck, ak, fc_obis, fc_client)
 

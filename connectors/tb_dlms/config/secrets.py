@@ -21,7 +21,7 @@ WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on, without a :-
        "configuration is sent to ThingsBoard, where a clear value would be readable)")
 
 
-def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
+def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """(path, the dict holding the last key) of every secret field holding a clear value."""
     if not isinstance(section, dict):
         return
@@ -38,7 +38,7 @@ def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
         yield path, holder
 
 
-def _sections(raw: Any) -> Iterator[tuple[str, int | None, str | None, dict]]:
+def _sections(raw: Any) -> Iterator[tuple[str, int | None, str | None, dict[str, Any]]]:
     """(path prefix, device index, device name, section) of every place a secret can be written."""
     if not isinstance(raw, dict):
         return

@@ -141,8 +141,9 @@ async def discover(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice],
     if reading.error is not None:
         return {"error": f"dlms_discover: object list (0.0.40.0.0.255) not readable: {reading.error}"}
     objects = parse_object_list(reading.value)
-    name = params.get("deviceName") if isinstance(params.get("deviceName"), str) else "New meter"
-    device_type = params.get("deviceType") if isinstance(params.get("deviceType"), str) else "dlms-meter"
+    name, device_type = params.get("deviceName"), params.get("deviceType")
+    name = name if isinstance(name, str) else "New meter"
+    device_type = device_type if isinstance(device_type, str) else "dlms-meter"
     entry = device_entry(name, redact(params["connection"]), objects, device_type)
     return {"device": entry, "objects": len(objects), "timeseries": len(entry["timeseries"]),
             "attributes": len(entry["attributes"]), "polledAs": twin.name if twin else None}

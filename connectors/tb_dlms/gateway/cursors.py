@@ -265,7 +265,8 @@ class CursorStore:
     def _write(self) -> None:
         """Atomic: a temp file in the same directory, fsync, rename; a crash leaves old or new, never half."""
         data = {"version": FORMAT_VERSION,
-                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())} for m, cs in sorted(self._durable.items())}}
+                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())}
+                           for m, cs in sorted(self._durable.items())}}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

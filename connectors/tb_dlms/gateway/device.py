@@ -22,6 +22,7 @@ from ..protocol.stats import SessionStats
 from ..resilience.breaker import BreakerState, CircuitBreaker, Transition
 from ..resilience.stale import StaleTimer
 from ..resilience.watchdog import guard_task
+from .collector import MeterDataCollector
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
@@ -78,7 +79,7 @@ class DLMSDevice:
         #: Polls that outlived their deadline plus grace and were cancelled from outside.
         self.stuck_polls = 0
         #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
-        self.collector = None
+        self.collector: MeterDataCollector | None = None
         #: Connected at ThingsBoard (the gateway connects a device with its first data). False once the
         #: breaker opened: the device is then disconnected, and nothing is published for it (every
         #: message is device activity to ThingsBoard) until it answers again; health held meanwhile.
@@ -230,7 +231,7 @@ class DLMSDevice:
         if self._units_sent_at != self.stats.associations:
             # Units come with the scalers, read once per association: publish them then, as one
             # attribute, so dashboards can label values without a unit on every reading.
-            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings) if r.ok and r.unit}
+            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings, strict=True) if r.ok and r.unit}
             if units:
                 data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
             self._units_sent_at = self.stats.associations

@@ -72,13 +72,15 @@ def after_cursor(rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[Prof
                 if at_cursor <= cursor.at_ts:
                     continue
         fresh.append(row)
-    fresh.sort(key=lambda r: r.timestamp_ms)
+    fresh.sort(key=lambda r: r.timestamp_ms or 0)  # every row here has one (checked above)
     return fresh
 
 
 def cursor_after(rows: Sequence[ProfileRow], cursor: Cursor | None) -> Cursor:
     """Where the cursor stands once ``rows`` (from ``after_cursor``) are delivered."""
     last = rows[-1].timestamp_ms
+    if last is None:
+        raise ValueError("cursor_after() takes rows from after_cursor(), which all have a timestamp")
     same = sum(1 for r in rows if r.timestamp_ms == last)
     if cursor is not None and cursor.ts == last:
         same += cursor.at_ts
@@ -97,11 +99,11 @@ class ProfileColumns:
             elif not columns[index].is_clock:
                 self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
         for obis, key in config.columns_by_obis:
-            index = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
-            if index is None:
+            found = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
+            if found is None:
                 self.missing.append(f"{obis} ({key}) is not captured")
             else:
-                self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
+                self.mapped.append((found, DatapointKey(key, EVERY_ROW)))
         self.status_key = DatapointKey(config.status_key, EVERY_ROW) if config.status_key else None
 
     def entries(self, rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[TelemetryEntry]:
@@ -149,6 +151,8 @@ class EventColumns:
         previous, same = (cursor.ts, cursor.at_ts) if cursor is not None else (None, 0)
         for row in rows:
             ts = row.timestamp_ms
+            if ts is None:  # after_cursor() already dropped these
+                continue
             same = same + 1 if ts == previous else 1
             previous = ts
             code = row.values[self.index] if self.index < len(row.values) else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
@@ -29,7 +29,8 @@ from .rpc_work import DeviceMethod, DeviceRun, DeviceWork, RpcError, int_param
 @dataclass(frozen=True, slots=True)
 class RpcRequest:
     method: str
-    params: dict
+    #: As ThingsBoard sent them (an object, nothing, or JSON in a string): parse_params() reads them.
+    params: Any
     req_id: Any
     device: str | None = None
 
@@ -145,9 +146,10 @@ DEVICE_METHODS: dict[str, DeviceMethod] = {
 }
 
 
-def prepare_device_call(request: RpcRequest, devices: Mapping[str, DLMSDevice]) -> Callable[[], Awaitable[dict]]:
+def prepare_device_call(request: RpcRequest,
+                        devices: Mapping[str, DLMSDevice]) -> Callable[[], Coroutine[Any, Any, dict]]:
     """Check a device request; the returned coroutine function does the work, bounded in time."""
-    device = devices.get(request.device)
+    device = devices.get(request.device) if request.device is not None else None
     if device is None:
         raise RpcError(f"unknown meter {request.device!r}: not configured in this connector")
     build = DEVICE_METHODS.get(request.method)
@@ -212,7 +214,7 @@ CONNECTOR_METHODS: dict[str, ConnectorRun] = {
 
 
 def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice],
-                           connector_type: str) -> Callable[[], Awaitable[dict]]:
+                           connector_type: str) -> Callable[[], Coroutine[Any, Any, dict]]:
     run = CONNECTOR_METHODS.get(request.method)
     if run is None:
         known = ", ".join(f"{connector_type}_{m}" for m in (*CONNECTOR_METHODS, "probe", "discover"))

@@ -1,6 +1,6 @@
 """Gateway configuration directory handling: YAML -> JSON, env substitution, logs.json.
 
-Users edit ``tb_gateway.yaml``; the gateway 3.8 reads ``tb_gateway.json``. Rule (also in README):
+Users edit ``tb_gateway.yaml``; the gateway 3.8 reads ``tb_gateway.json``. Rule (also in docs/configuration.md):
 
 * **YAML wins.** If ``tb_gateway.yaml`` exists, the gateway's ``tb_gateway.json`` is generated from it
   on every start (``${VAR}`` / ``${VAR:-default}`` substituted from the environment first).
@@ -112,7 +112,8 @@ def validate(config: dict, source: Path) -> list[str]:
     if "storage" not in config or "type" not in config.get("storage", {}):
         raise GatewayConfigError(f"{source}: storage.type is required (sqlite, file or memory)")
     token = (tb.get("security") or {}).get("accessToken")
-    if (tb.get("security") or {}).get("type", "accessToken") == "accessToken" and token in (None, "", TOKEN_PLACEHOLDER):
+    token_auth = (tb.get("security") or {}).get("type", "accessToken") == "accessToken"
+    if token_auth and token in (None, "", TOKEN_PLACEHOLDER):
         # Refuse rather than connect somewhere with a placeholder token.
         raise GatewayConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
                           "to the gateway device's access token")

@@ -262,7 +262,7 @@ def parse_get_response(apdu: bytes) -> tuple[int, list[Any]]:
             if count > len(apdu) - i:
                 raise Malformed(f"reply claims {count} results, holds {len(apdu) - i} bytes")
             values = []
-            for pos in range(count):
+            for _ in range(count):
                 v, i = _result(apdu, i)
                 values.append(v)
             return invoke, values

@@ -10,7 +10,7 @@ import string
 from decimal import Decimal
 from typing import Any
 
-from gurux_dlms import GXBitString, GXDateTime, GXEnum
+from gurux_dlms import GXBitString, GXDateTime
 
 from . import cosem_datetime
 
@@ -120,7 +120,7 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return float(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (int, float)):
+    if hasattr(value, "value") and isinstance(value.value, (int, float)):
         return value.value  # GXInt8/GXUInt16 ... wrappers
     return str(value)
 

@@ -76,7 +76,7 @@ class FaultState:
 
     def __init__(self) -> None:
         self.active: dict[str, Fault] = {}
-        self._rng = None
+        self._rng: random.Random | None = None
 
     def inject(self, fault: Fault) -> None:
         self.active[fault.kind] = dataclasses.replace(fault)

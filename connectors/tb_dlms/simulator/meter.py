@@ -91,8 +91,8 @@ class Meter:
         self.skipped: list[tuple[float, float]] = []
         start = wall - spec.profile_days * 86400
         self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
-        self.load = Load.from_seed(spec.seed, origin=start - 86400)
-        rnd = random.Random(spec.seed ^ 0x5EED)
+        self.load = Load.from_seed(spec.rng_seed, origin=start - 86400)
+        rnd = random.Random(spec.rng_seed ^ 0x5EED)
         cut = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         adj = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         self.events: list[tuple[float, int]] = sorted([
@@ -174,7 +174,7 @@ class Meter:
             if ln == cosem.SERIAL:
                 return axdr.octets(str(spec.serial_number).encode())
             if ln == cosem.SERIAL_RAW:
-                return axdr.octets(b"\x00\x9f" + spec.serial_number.to_bytes(4, "big") + b"\xff\x7f")
+                return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:
                 return axdr.octets(spec.firmware.encode())
             if ln == cosem.FRAME_COUNTER:
@@ -272,7 +272,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def __init__(self, meter: Meter, interface: str) -> None:
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
-        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window)
+        super().__init__(itype, spec.title, spec.max_info, spec.max_window)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0

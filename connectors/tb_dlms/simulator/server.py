@@ -51,7 +51,8 @@ class Port:
         if self.server is not None:
             self.server.close()
         for link in list(self.links):
-            link.transport.abort()
+            if link.transport is not None:
+                link.transport.abort()
         # A reply being delayed (delay fault) or waiting for the bus must not outlive the simulator
         # as a pending task: the loop closed under it logs "Task was destroyed but it is pending!".
         workers = list(self.tasks)
@@ -73,6 +74,10 @@ class AcceptedConnection(asyncio.Protocol):
         self.pending: collections.deque = collections.deque()
         self.worker: asyncio.Task | None = None
         self.closed = False
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None:  # set by connection_made(), before any frame arrives
+            self.transport.write(data)
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -128,10 +133,10 @@ class AcceptedConnection(asyncio.Protocol):
                 self._reset()
                 return
             endless = faults.peek("endless_blocks")
-            if endless is not None and self.port.interface == "wrapper":
+            if endless is not None and endless.obis is not None and self.port.interface == "wrapper":
                 block = _endless_block(frame.raw, endless.obis)
                 if block is not None:
-                    self.transport.write(block)
+                    self._write(block)
                     meter.replies += 1
                     return
         reply = self._session(meter).handle(frame.raw)
@@ -155,13 +160,13 @@ class AcceptedConnection(asyncio.Protocol):
         if faults.active:
             junk = faults.take("garbage")
             if junk is not None:
-                self.transport.write(faults.garbage(len(reply)))
+                self._write(faults.garbage(len(reply)))
                 if not junk.before:
                     return
             if faults.take("half_frame"):
-                self.transport.write(reply[: len(reply) // 2])
+                self._write(reply[: len(reply) // 2])
                 return
-        self.transport.write(reply)
+        self._write(reply)
         meter.replies += 1
 
     def _session(self, meter: Meter) -> MeterServer:

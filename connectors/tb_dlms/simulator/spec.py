@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from ..protocol import cosem_datetime
 from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
+T = TypeVar("T")
 AUTH_LEVELS = ("none", "low", "high_gmac")
 DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
 PUBLIC_CLIENT = 16
@@ -100,7 +101,7 @@ class MeterSpec:
         if self.interface == "wrapper":
             return self.logical_address
         if self.address_from_serial:
-            return server_address_from_serial(self.serial_number, self.logical_address, 4)
+            return server_address_from_serial(self.serial, self.logical_address, 4)
         return hdlc_server_address(self.logical_address, self.physical_address, self.address_size)
 
     @property
@@ -115,6 +116,20 @@ class MeterSpec:
     def decode_time(self, raw: bytes) -> float | None:
         """A date-time a client sent (selector bounds, a clock write), read this meter's way."""
         return cosem_datetime.to_timestamp(raw, self.utc_offset_minutes, not self.deviation_local_minus_utc)
+
+    # seed, serial_number and system_title are optional arguments that __post_init__ always fills in;
+    # these read them as the definite values they then are.
+    @property
+    def serial(self) -> int:
+        return _derived(self.serial_number, self.name, "serial number")
+
+    @property
+    def rng_seed(self) -> int:
+        return _derived(self.seed, self.name, "seed")
+
+    @property
+    def title(self) -> bytes:
+        return _derived(self.system_title, self.name, "system title")
 
     @property
     def effective_physical_address(self) -> int | None:
@@ -137,3 +152,9 @@ class MeterSpec:
         if unknown:
             raise ValueError(f"unknown meter settings: {sorted(unknown)}")
         return cls(**data)
+
+
+def _derived(value: T | None, name: str, what: str) -> T:
+    if value is None:  # pragma: no cover - MeterSpec.__post_init__ always sets it
+        raise ValueError(f"{name}: no {what}")
+    return value

@@ -60,9 +60,10 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
         result.errors.append(str(exc))
         # An unset ${VAR} (QUICKSTART runs this before its exports) must not hide the meters:
         # read the file once more with placeholders, only to find the connector files.
-        config = _load_for_connectors(source)
-        if config is None:
+        fallback = _load_for_connectors(source)
+        if fallback is None:
             return result
+        config = fallback
     else:
         try:
             result.warnings += launcher_config.validate(config, source)

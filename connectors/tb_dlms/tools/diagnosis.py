@@ -2,7 +2,7 @@
 
 Meters say almost nothing when something is wrong: a wrong address gives silence, a wrong
 password a bare reject code. The mapping below encodes what those symptoms usually mean in the
-field (see README.md, "Troubleshooting real meters"), naming the very settings that were used.
+field (see docs/troubleshooting.md), naming the very settings that were used.
 """
 from __future__ import annotations
 

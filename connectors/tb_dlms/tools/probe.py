@@ -109,7 +109,7 @@ async def probe_session(device: DeviceConfig, session: SessionLike, connector: s
             started = time.perf_counter()
             readings = await session.read([p.ref for _, p in sections])
             result.read_ms = _ms_since(started)
-        for (section, point), reading in zip(sections, readings):
+        for (section, point), reading in zip(sections, readings, strict=True):
             result.points.append(PointResult(section, point, reading.value, reading.unit, reading.scaler,
                                              reading.error))
     except (DlmsError, TimeoutError, OSError) as exc:
