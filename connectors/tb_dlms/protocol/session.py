@@ -398,7 +398,7 @@ class MeterSession:
         multiple = bool(client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
         values: list[Any] = []
         if multiple and len(refs) > 1:
-            for chunk in _chunks(refs, MAX_LIST):
+            for chunk in _chunks(refs, _list_size(client)):
                 self._next_invoke_id(client)
                 messages = self._list_request(client, chunk)
                 for message in messages:
@@ -431,6 +431,7 @@ class MeterSession:
             settings.resetBlockIndex()
             frames = gurux_compat.frames_for_pdu(client, pdu, Command.GET_REQUEST)
             if frames is not None:
+                gurux_compat.record_get_with_list(client)  # for a reply that comes in data blocks
                 return [frames]
         messages: list[list[bytes]] = client.readList([(self._object(r), r.attribute) for r in chunk])
         return messages
@@ -665,7 +666,12 @@ class MeterSession:
             return False
         if command == Command.GET_RESPONSE and not reply.isMoreData() and reply.data is not None:
             try:
-                axdr.check_value(bytes(reply.data.array()))
+                held = bytes(reply.data.array())
+                values = gurux_compat.list_result_from_blocks(client, held)
+                if values is not None:
+                    reply.value = values
+                else:
+                    axdr.check_value(held)
             except axdr.Malformed as exc:
                 raise MalformedReply(f"reply does not decode: {exc}", self.settings.label, index=exc.index) from None
         return True
@@ -718,6 +724,20 @@ class MeterSession:
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def _list_size(client: GXDLMSClient) -> int:
+    """Attributes per GET-with-list request: MAX_LIST, fewer when the negotiated PDU cannot carry
+    that many descriptors in one request (a GET request has no blocks). A descriptor takes 11
+    bytes after a 12-byte allowance for the header, ciphering 22 more. gurux 1.0.203's readList
+    splits a longer list itself, with a float count that fails (TypeError) below 112 bytes."""
+    overhead = _CIPHERING_OVERHEAD if gurux_compat.is_ciphered(client) else 0
+    room = (client.settings.maxPduSize or 0xFFFF) - 12 - overhead
+    return max(1, min(MAX_LIST, room // 11))
+
+
+#: What gurux adds to a ciphered APDU (GXDLMS.__CIPHERING_HEADER_SIZE in 1.0.203).
+_CIPHERING_OVERHEAD = 22
 
 
 def _guess_type(value: Any) -> DataType:

@@ -29,7 +29,7 @@ from gurux_dlms.ConnectionState import ConnectionState
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction
 from gurux_dlms.AesGcmParameter import AesGcmParameter
-from gurux_dlms.enums import Command, RequestTypes
+from gurux_dlms.enums import Command, Conformance, ErrorCode, RequestTypes, Security
 from gurux_dlms._HDLCInfo import _HDLCInfo
 from gurux_dlms.objects import GXDLMSAssociationLogicalName
 from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
@@ -250,6 +250,39 @@ def get_with_list_results() -> None:
 
 
 @server_fix("1.0.203")
+def get_with_list_in_blocks() -> None:
+    """A GET-with-list reply larger than the negotiated PDU went out as
+    ``c4 03 <invoke> <last-block> <block-number> <length> <data>``: ``GXDLMS.getLNPdu`` turns only
+    a Get-Response-Normal (type 1) into a Get-Response-With-Datablock (type 2), and the list's
+    status 0xFF left out the raw-data choice byte, so no client could read it; nor was the rest
+    kept for the next-block requests. Sent now as IEC 62056-5-3 says: type 2, ``00`` (raw-data)
+    before the octet string, whose bytes are the list result (count, then a Get-Data-Result each);
+    ``_get_request_with_list`` keeps the unsent rest as the long-get transaction."""
+    original_get_ln_pdu = GXDLMS.getLNPdu
+
+    def get_ln_pdu(cls: Any, p: Any, reply: Any) -> Any:
+        if (p.command == Command.GET_RESPONSE and p.requestType == _GET_WITH_LIST and p.data is not None
+                and (p.settings.negotiatedConformance & Conformance.GENERAL_BLOCK_TRANSFER) == 0):
+            size = len(p.data) - p.data.position + (_CIPHERING_HEADER_SIZE if _is_ciphered(p.settings) else 0)
+            # The test getLNPdu applies (GXDLMS.multipleBlocks): tag, type, invoke id, the data.
+            if 3 + size > p.settings.maxPduSize:
+                p.requestType, p.status, p.multipleBlocks = _GET_WITH_DATABLOCK, ErrorCode.OK, True
+        return original_get_ln_pdu(p, reply)
+
+    GXDLMS.getLNPdu = classmethod(get_ln_pdu)
+
+
+_GET_WITH_LIST = 3
+_GET_WITH_DATABLOCK = 2
+#: What gurux adds to a ciphered PDU when it sizes blocks (GXDLMS.__CIPHERING_HEADER_SIZE).
+_CIPHERING_HEADER_SIZE = 7 + 12 + 3
+
+
+def _is_ciphered(settings: Any) -> bool:
+    return bool(settings.cipher and settings.cipher.security != Security.NONE)
+
+
+@server_fix("1.0.203")
 def segmented_ciphered_request() -> None:
     """A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
     index that was never set, and fails to decrypt: parse the completed PDU from its first byte."""
@@ -297,6 +330,9 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
             obj = settings.objects.findByLN(ObjectType(ci), name) or server.onFindObject(ObjectType(ci), 0, name)
         arg = Args(server, obj, index, selector, parameters)
         arg.invokeId = invokeID
+        # Whole values: a value cut at the PDU size (the object list) is continued by gurux's
+        # next-block handler as if it were the only one, after the other results.
+        arg.skipMaxPduSize = True
         if obj is None:
             arg.error = ErrorCode.UNDEFINED_OBJECT
         elif server.onGetAttributeAccess(arg) == AccessMode.NO_ACCESS:
@@ -312,6 +348,8 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
             continue
         try:
             value = arg.value if arg.handled else arg.target.getValue(settings, arg)
+            settings.setIndex(0)  # the object list counts its entries here; the next value starts afresh
+            settings.setCount(0)
             if arg.error:
                 bb.setUInt8(1)
                 bb.setUInt8(arg.error)
@@ -330,6 +368,8 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
         server.onPostRead(readable)
     p = GXDLMSLNParameters(settings, invokeID, Command.GET_RESPONSE, 3, None, bb, 0xFF)
     GXDLMS.getLNPdu(p, replyData)
+    if bb.position != len(bb):  # sent in blocks (get_with_list_in_blocks): the rest is asked for next
+        server.setTransaction(GXDLMSLongTransaction(items, Command.GET_REQUEST, bb))
 
 
 def _handle_glo_ded_request(cls, settings, data):
