@@ -153,17 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-env", default="",
                    help="environment variable holding the meter password, for rows without password_env")
     p.add_argument("--device-type", default="dlms-meter", help="for rows without a device_type column")
-    p.add_argument("--connector-name", default="DLMS Connector")
-    p.add_argument("--poll-period", type=float, default=30)
-    p.add_argument("--timeout-ms", type=int, default=5000)
-    p.add_argument("--retries", type=int, default=2)
+    fleet.add_connector_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")  # type: ignore
-    args = parser.parse_args(argv)
+    args = fleet.parse_args(parser, argv)
     if args.phase < 1:
         parser.error("--phase must be 1 or more")
     defaults = {"profile": args.profile, "interface": args.interface, "client": str(args.client),
