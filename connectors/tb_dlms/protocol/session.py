@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import logging
+import os
 import time
 from typing import Any, Iterable, Sequence
 
@@ -19,16 +20,18 @@ from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
 from gurux_dlms.GXDLMSConfirmedServiceError import GXDLMSConfirmedServiceError
 from gurux_dlms.GXDLMSExceptionResponse import GXDLMSExceptionResponse
 from gurux_dlms.GXDLMS import GXDLMS
+from gurux_dlms.ConnectionState import ConnectionState
 from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
 from gurux_dlms.enums import ExceptionServiceError, Service
 from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, profile, quiet
+from . import axdr, fast_gcm, gurux_compat, profile, quiet, security_fixes
 from .errors import (
     AccessError,
     AssociationRejected,
+    AuthenticationFailed,
     BadReply,
     CipheringFailed,
     DlmsError,
@@ -45,7 +48,7 @@ from .errors import (
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
-from .settings import Authentication, Interface, MeterSettings
+from .settings import Authentication, Interface, MeterSettings, Security, SecurityPolicy
 from .stats import SessionStats
 from .transport import Link, LinkPool, Mailbox, is_closed_notice
 from .values import apply_scaler, decode_clock, plain, unit_text
@@ -55,10 +58,12 @@ quiet.silence_gurux()
 # gurux's AES-GCM is pure Python: High-GMAC reads cost 15x a plain one without this.
 fast_gcm.install()
 
-_GX_AUTH = {
-    Authentication.NONE: GxAuthentication.NONE,
-    Authentication.LOW: GxAuthentication.LOW,
-    Authentication.HIGH_GMAC: GxAuthentication.HIGH_GMAC,
+_GX_AUTH = {auth: GxAuthentication(auth.mechanism_id) for auth in Authentication}
+_GX_POLICY = {
+    SecurityPolicy.NONE: GxSecurity.NONE,
+    SecurityPolicy.AUTHENTICATION: GxSecurity.AUTHENTICATION,
+    SecurityPolicy.ENCRYPTION: GxSecurity.ENCRYPTION,
+    SecurityPolicy.AUTHENTICATION_ENCRYPTION: GxSecurity.AUTHENTICATION_ENCRYPTION,
 }
 _GX_INTERFACE = {Interface.WRAPPER: InterfaceType.WRAPPER, Interface.HDLC: InterfaceType.HDLC}
 #: gurux splits GET-with-list requests at 10 attributes; we chunk the same way so that each
@@ -66,6 +71,8 @@ _GX_INTERFACE = {Interface.WRAPPER: InterfaceType.WRAPPER, Interface.HDLC: Inter
 MAX_LIST = 10
 #: Object read as a keep-alive: the current association's logical name is always readable.
 _KEEPALIVE = AttributeRef.of("0.0.40.0.0.255", 15, 1)
+#: Method 1 (reply_to_HLS_authentication) of the current association carries HLS pass 3.
+_CURRENT_ASSOCIATION = AttributeRef.of("0.0.40.0.0.255", 15, 1)
 #: Seconds we wait for the meter to acknowledge a release (RLRQ) or disconnect (DISC).
 RELEASE_TIMEOUT = 1.0
 _RESPONSES = (Command.GET_RESPONSE, Command.SET_RESPONSE, Command.METHOD_RESPONSE)
@@ -115,6 +122,7 @@ class MeterSession:
         self._objects: dict[tuple[int, str], Any] = {}
         self._profiles: dict[ObisCode, tuple[list[profile.CaptureObject], int]] = {}
         self._invoke_id = 0
+        self._ecdsa: tuple[Any, Any] | None = None
         self.last_activity = 0.0
         self.multiple_references = False
 
@@ -223,7 +231,7 @@ class MeterSession:
         await self._teardown(release=False)
         s = self.settings
         counter = None
-        if s.authentication is Authentication.HIGH_GMAC:
+        if s.security is not None and s.security.policy.ciphered or s.authentication is Authentication.HIGH_GMAC:
             counter = await self._read_frame_counter()
         self._client = self._new_client(s.client_address, s.authentication, s.password)
         if counter is not None:
@@ -238,19 +246,30 @@ class MeterSession:
 
     def _new_client(self, client_address: int, auth: Authentication, password: bytes | None) -> GXDLMSClient:
         s = self.settings
-        if auth is Authentication.HIGH_GMAC:
-            if s.security is None:
-                raise ValueError(f"{s.label}: High-GMAC needs security keys")
-            client = GXDLMSSecureClient(True, client_address, s.server_address, _GX_AUTH[auth], None,
-                                        _GX_INTERFACE[s.interface])
+        sec = s.security if auth is not Authentication.NONE else None
+        if auth in (Authentication.HIGH_GMAC, Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA) and sec is None:
+            raise ValueError(f"{s.label}: {auth.title} needs security settings (systemTitle, keys)")
+        if sec is None and auth.is_high:
+            # gurux's pass 3 reads the invocation counter of a cipher only its secure client has.
+            sec = Security(b"\0" * 8, None, None, policy=SecurityPolicy.NONE)
+        if sec is not None:
+            client = GXDLMSSecureClient(True, client_address, s.server_address, _GX_AUTH[auth],
+                                        bytes(password) if password else None, _GX_INTERFACE[s.interface])
             c = client.ciphering
-            c.security = GxSecurity.AUTHENTICATION_ENCRYPTION
-            c.systemTitle = bytearray(s.security.client_system_title)
-            c.blockCipherKey = bytearray(s.security.block_cipher_key)
-            c.authenticationKey = bytearray(s.security.authentication_key)
-            # Service-specific glo-ciphering (glo-get-request ...) is what suite-0 meters in the
-            # field speak; general-glo-ciphering is newer and not universally implemented.
-            client.proposedConformance &= ~Conformance.GENERAL_PROTECTION
+            c.security = _GX_POLICY[sec.policy]
+            c.securitySuite = sec.suite
+            c.systemTitle = bytearray(sec.client_system_title)
+            if sec.block_cipher_key is not None:
+                c.blockCipherKey = bytearray(sec.block_cipher_key)
+            if sec.authentication_key is not None:
+                c.authenticationKey = bytearray(sec.authentication_key)
+            if sec.dedicated_key and sec.policy.ciphered:
+                # A fresh key per association (general-ded ciphering), sent inside the ciphered AARQ.
+                c.dedicatedKey = bytearray(os.urandom(sec.key_size))
+            elif sec.suite == 0:
+                # Service-specific glo-ciphering (glo-get-request ...) is what suite-0 meters in the
+                # field speak; general-glo-ciphering is newer and not universally implemented.
+                client.proposedConformance &= ~Conformance.GENERAL_PROTECTION
         else:
             client = GXDLMSClient(True, client_address, s.server_address, _GX_AUTH[auth],
                                   bytes(password) if password else None, _GX_INTERFACE[s.interface])
@@ -283,11 +302,54 @@ class MeterSession:
                 self.settings.label,
             ) from exc
         if client.getIsAuthenticationRequired():
-            reply = await self._exchange(client, client.getApplicationAssociationRequest(), _METHOD)
+            await self._hls_passes(client)
+
+    async def _hls_passes(self, client: GXDLMSClient) -> None:
+        """HLS passes 3 and 4: our f(StoC) to the meter, its f(CtoS) checked.
+
+        gurux computes and checks them, except for HLS-ECDSA (security_fixes W1, W2). Any
+        failure is an AuthenticationFailed naming the mechanism: the meter either answers pass 3
+        with nothing or with a proof that does not match, both "not the same secret".
+        """
+        s = self.settings
+        auth = s.authentication
+        check = _WHAT_TO_CHECK.get(auth, "the secret")
+        failed = f"{auth.title} authentication failed: check {check}"
+        # The method reply is matched on its invoke id, like any other (the AARQ carries none).
+        self._next_invoke_id(client)
+        if auth is Authentication.HIGH_ECDSA:
+            signing, meter_key = self._ecdsa_keys()
+            st = client.settings
+            proof = security_fixes.ecdsa_proof(signing, bytes(st.cipher.systemTitle), bytes(st.sourceSystemTitle or b""),
+                                               bytes(st.stoCChallenge), bytes(st.ctoSChallenge))
+            frames = client.method(self._object(_CURRENT_ASSOCIATION), 1, proof, DataType.OCTET_STRING)
+            reply = await self._exchange(client, frames, _METHOD)
+            answer = reply.value
+            if not isinstance(answer, (bytes, bytearray)) or not security_fixes.verify_meter_proof(
+                    meter_key, bytes(answer), bytes(st.cipher.systemTitle), bytes(st.sourceSystemTitle or b""),
+                    bytes(st.stoCChallenge), bytes(st.ctoSChallenge)):
+                raise AuthenticationFailed(failed, s.label, auth.title, check)
+            st.connected |= ConnectionState.DLMS
+            return
+        reply = await self._exchange(client, client.getApplicationAssociationRequest(), _METHOD)
+        try:
+            client.parseApplicationAssociationResponse(reply.data)
+        except Exception as exc:  # noqa: BLE001 - gurux raises a bare Exception for "do not match"
+            raise AuthenticationFailed(failed, s.label, auth.title, check) from exc
+
+    def _ecdsa_keys(self) -> tuple[Any, Any]:
+        """The client's signing key and the meter's public key, parsed once per session."""
+        if self._ecdsa is None:
+            sec = self.settings.security
+            if sec is None or sec.signing_key is None or sec.meter_public_key is None:
+                raise AssociationRejected("HLS-ECDSA needs security.signingKey and security.meterPublicKey",
+                                          self.settings.label)
             try:
-                client.parseApplicationAssociationResponse(reply.data)
-            except (GXDLMSException, ValueError) as exc:
-                raise AssociationRejected(f"high-level authentication failed: {exc}", self.settings.label) from exc
+                self._ecdsa = (security_fixes.load_private_key(sec.signing_key, sec.suite),
+                               security_fixes.load_public_key(sec.meter_public_key, sec.suite))
+            except ValueError as exc:
+                raise AssociationRejected(f"HLS-ECDSA keys: {exc}", self.settings.label) from None
+        return self._ecdsa
 
     async def _snrm(self, client: GXDLMSClient) -> GXReplyData:
         """SNRM/UA; to an address that has not answered on its link: once, with the short probe timeout."""
@@ -730,6 +792,13 @@ def _guess_type(value: Any) -> int:
         return DataType.STRING
     raise ValueError(f"cannot infer a DLMS type for {type(value).__name__}; give one")
 
+
+#: What a failed HLS pass 3/4 points at, per mechanism (the diagnosis repeats it).
+_WHAT_TO_CHECK = {
+    Authentication.HIGH_GMAC: "the keys (authenticationKey, blockCipherKey) and systemTitle",
+    Authentication.HIGH_ECDSA: "signingKey, meterPublicKey and systemTitle",
+    Authentication.HIGH_SHA256: "the secret (password) and systemTitle",
+}
 
 #: exception-response service errors that mean "your ciphering does not match mine".
 _CIPHER_ERRORS = (ExceptionServiceError.DECIPHERING_ERROR, ExceptionServiceError.INVOCATION_COUNTER_ERROR)

@@ -47,6 +47,13 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
     ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
     every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
     object) not at all.
+19. ``_GXAPDU.generateAARE`` sends the responding AP title (the meter's system title) only with
+    High-GMAC or ciphering, but HLS-SHA256 and HLS-ECDSA compute their proofs over both system
+    titles even unciphered: the client had no title to use. ``fixed_generate_aare`` adds it.
+20. ``GXDLMSAssociationLogicalName.invoke`` answers pass 3 only through ``GXSecure``, whose
+    mechanisms 2/3/4/6/7 are the client's own code: ``FixedAssociationLN`` checks and answers
+    each mechanism with its own implementation (hashlib, ``cryptography``), so the simulator is
+    a second implementation to test the client against, not the same code twice.
 18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
     ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
     (undefined object) carried a stale invoke id and the client rightly dropped it.
@@ -69,6 +76,8 @@ from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
 from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
+
+from . import hls
 
 _applied = False
 
@@ -135,9 +144,14 @@ def apply() -> None:
         raw = bytes(data.subArray(offset, len(data) - offset))
         bad = bytes((0xA4, len(title), 0x04)) + title
         i = raw.find(bad)
-        if i < 0:
+        if i >= 0:
+            good = bytearray(raw[:i] + bytes((0xA4, len(title) + 2, 0x04, len(title))) + title + raw[i + len(bad):])
+        elif settings.authentication in (Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA):  # fix 19
+            good = _with_responding_title(raw, title)
+            if good is None:
+                return
+        else:
             return
-        good = bytearray(raw[:i] + bytes((0xA4, len(title) + 2, 0x04, len(title))) + title + raw[i + len(bad):])
         good[1] = len(good) - 2
         data.size = offset
         data.set(good)
@@ -286,6 +300,17 @@ def _handle_glo_ded_request(cls, settings, data):
     data.command = Command(data.data.getUInt8())
 
 
+def _with_responding_title(aare: bytes, title: bytes) -> bytearray | None:
+    """Fix 19: the AARE with a responding-AP-title element (A4) put in tag order."""
+    if len(aare) < 2 or aare[0] != 0x61 or aare[1] >= 0x80:
+        return None
+    i = 2
+    while i + 1 < len(aare) and aare[i] < 0xA4 and aare[i + 1] < 0x80:
+        i += 2 + aare[i + 1]
+    element = bytes((0xA4, len(title) + 2, 0x04, len(title))) + title
+    return bytearray(aare[:i] + element + aare[i:])
+
+
 class FixedAssociationLN(GXDLMSAssociationLogicalName):
     """Fix 5: reply_to_HLS_authentication with the client's answer handled as bytes.
 
@@ -312,6 +337,13 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
         if e.index != 1:
             return super().invoke(settings, e)
         answer = bytes(e.parameters or b"")
+        if settings.authentication in hls.SERVER_MECHANISMS:  # fix 20
+            expected = hls.client_proof(settings, self, answer)
+            if expected is None:
+                self.associationStatus = AssociationStatus.NON_ASSOCIATED
+                return None
+            self.associationStatus = AssociationStatus.ASSOCIATED
+            return hls.server_proof(settings, self)
         if settings.authentication == Authentication.HIGH_GMAC:
             secret = settings.sourceSystemTitle
             ic = int.from_bytes(answer[1:5], "big") if len(answer) >= 5 else 0

@@ -26,7 +26,7 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
-from . import axdr, gurux_fixes, objects as cosem
+from . import axdr, gurux_fixes, keys, objects as cosem
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -62,7 +62,12 @@ def _announce_pdu_size(reply, start: int, size: int) -> None:
     reply.size = start
     reply.set(patched)
 
-_AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high_gmac": Authentication.HIGH_GMAC}
+_AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high": Authentication.HIGH,
+         "high_md5": Authentication.HIGH_MD5, "high_sha1": Authentication.HIGH_SHA1,
+         "high_gmac": Authentication.HIGH_GMAC, "high_sha256": Authentication.HIGH_SHA256,
+         "high_ecdsa": Authentication.HIGH_ECDSA}
+_POLICY = {"none": Security.NONE, "authentication": Security.AUTHENTICATION, "encryption": Security.ENCRYPTION,
+           "authentication_encryption": Security.AUTHENTICATION_ENCRYPTION}
 _LN = lambda text: bytes(int(x) for x in text.split("."))  # noqa: E731
 _LOAD_PROFILE = LoadProfile(
     (_LN(cosem.CLOCK), _LN(cosem.ENERGY_IMPORT), _LN(cosem.ENERGY_EXPORT)),
@@ -268,11 +273,16 @@ class MeterServer(gurux_fixes.FixedServerBase):
         cipher.authenticationKey = spec.authentication_key
         cipher.invocationCounter = meter.invocation_counter
         cipher.security = Security.NONE
+        cipher.securitySuite = spec.security_suite
         self.listing = False
         association = gurux_fixes.FixedAssociationLN()
         association.owner = self
         association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
         association.secret = spec.password.encode()
+        if spec.security_suite:
+            association.signing_key = keys.private_key(spec.signing_key_label, spec.security_suite)
+            association.client_public_key = keys.private_key(spec.client_key_label, spec.security_suite).public_key()
+            association.bad_signature = bool(spec.extra.get("bad_signature"))
         self.install_objects(association, cosem.shared_objects())
 
     def handle(self, frame: bytes) -> bytes | None:
@@ -305,9 +315,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if self.settings.interfaceType == InterfaceType.HDLC and serverAddress != spec.server_address:
             return False
         self.client = clientAddress
-        self.settings.cipher.security = (
-            Security.AUTHENTICATION_ENCRYPTION if level == "high_gmac" else Security.NONE
-        )
+        self.settings.cipher.security = Security.NONE if level == "none" else _POLICY[spec.security_policy]
         self.settings.cipher.invocationCounter = self.meter.invocation_counter
         return True
 
@@ -317,7 +325,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         self.settings.user_information_error = None
         super().handleAarqRequest(data, connectionInfo)
         if (spec.deciphering_error_reply and self.settings.user_information_error is not None
-                and spec.clients.get(self.client) == "high_gmac"):
+                and spec.clients.get(self.client) not in (None, "none")):
             # What the AARQ's ciphered user-information failed with; a real meter says so.
             self.meter.rejected += 1
             self.replyData.size = start
