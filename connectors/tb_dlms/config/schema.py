@@ -21,6 +21,7 @@ from ..protocol.settings import (
     MeterSettings,
     Secret,
     Security,
+    SecurityPolicy,
     hdlc_server_address,
 )
 from ..resilience.breaker import BreakerSettings
@@ -33,7 +34,7 @@ from .secrets import clear_secrets
 DEFAULT_CONNECTOR_NAME = "DLMS Connector"
 DEFAULT_POLL_PERIOD_S = 30.0
 #: Usual client addresses per authentication level (public client, reading client, management client).
-DEFAULT_CLIENT_ADDRESS = {Authentication.NONE: 16, Authentication.LOW: 32, Authentication.HIGH_GMAC: 1}
+DEFAULT_CLIENT_ADDRESS = {auth: 1 for auth in Authentication} | {Authentication.NONE: 16, Authentication.LOW: 32}
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE")
 MASK = "***"
 #: A device with no good reading for this many poll periods (at least MIN_STALE_AFTER_S) is reconnected.
@@ -60,7 +61,8 @@ CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress"
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
                    "probeTimeoutMs")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
-SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
+SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
+                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey")
 HDLC_KEYS = ("maxInfoField", "windowSize")
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
@@ -141,7 +143,8 @@ class ConnectionConfig:
 
     def worst_case_poll_s(self) -> float:
         """How long a poll may take when every request needs all its resends (the poll's deadline)."""
-        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
+        ciphered = self.security is not None and self.security.policy.ciphered
+        exchanges = 4 + (3 if ciphered else 0) + (1 if self.authentication.is_high else 0)
         return self.connect_timeout_ms / 1000 + exchanges * (self.retries + 1) * self.timeout_ms / 1000
 
     def to_public_dict(self) -> dict:
@@ -176,11 +179,18 @@ class ConnectionConfig:
             s = self.security
             out["security"] = {
                 "systemTitle": s.client_system_title.hex(),
-                "blockCipherKey": MASK,
-                "authenticationKey": MASK,
                 "frameCounterObis": str(s.frame_counter_obis),
                 "frameCounterClient": s.frame_counter_client,
+                "suite": s.suite,
+                "policy": s.policy.value,
+                "dedicatedKey": s.dedicated_key,
             }
+            for key, value in (("blockCipherKey", s.block_cipher_key), ("authenticationKey", s.authentication_key),
+                               ("signingKey", s.signing_key), ("masterKey", s.master_key)):
+                if value is not None:
+                    out["security"][key] = MASK
+            if s.meter_public_key is not None:
+                out["security"]["meterPublicKey"] = "(PEM)"
         return out
 
 
@@ -229,7 +239,7 @@ class DeviceConfig:
             address_size=c.server_address.size,
             authentication=c.authentication,
             password=c.password,
-            security=c.security if c.authentication is Authentication.HIGH_GMAC else None,
+            security=c.security if c.authentication is not Authentication.NONE else None,
             timeout=c.timeout_ms / 1000,
             retries=c.retries,
             connect_timeout=c.connect_timeout_ms / 1000,
@@ -559,9 +569,13 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     password = sec.secret_text("password")
     if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
         sec.error("password", "is required when authentication is 'low'")
-    security = _security(sec)
-    if auth is Authentication.HIGH_GMAC and security is None and not partial and not sec.has("security"):
-        sec.error("security", "is required when authentication is 'high_gmac'")
+    if auth.uses_secret and auth is not Authentication.LOW and password is None and not partial \
+            and not sec.has("password"):
+        sec.error("password", f"is required when authentication is '{auth.value}' (the {auth.title} secret)")
+    security = _security(sec, auth)
+    needs = auth in (Authentication.HIGH_GMAC, Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA)
+    if needs and security is None and not partial and not sec.has("security"):
+        sec.error("security", f"is required when authentication is '{auth.value}'")
     timeout_ms = sec.integer("timeoutMs", 5000, 1, 600_000)
     connect_timeout_ms = sec.integer("connectTimeoutMs", 10_000, 1, 600_000)
     retries = sec.integer("retries", 2, 0, 10)
@@ -629,20 +643,75 @@ def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, 
     return ServerAddress(logical, physical, size), serial
 
 
-def _security(sec: Section) -> Security | None:
+def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> Security | None:
     sub = sec.section("security")
     if sub is None:
         return None
     sub.reject_unknown(SECURITY_KEYS)
     before = len(sub.errors)
+    suite = sub.integer("suite", 0, 0, 2)
+    default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION if auth in (
+        Authentication.HIGH_GMAC, Authentication.HIGH_ECDSA) else SecurityPolicy.NONE
+    if sub.has("blockCipherKey") and not sub.has("policy"):
+        default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION  # keys given: they are for ciphering
+    policy = sub.choice("policy", SecurityPolicy, default_policy)
+    size = 32 if suite == 2 else 16
+    keys_needed = policy.ciphered or auth is Authentication.HIGH_GMAC
     title = sub.hex_bytes("systemTitle", 8, required=True)
-    bck = sub.hex_bytes("blockCipherKey", 16, secret=True, required=True)
-    ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
+    bck = sub.hex_bytes("blockCipherKey", size, secret=True, required=keys_needed)
+    ak = sub.hex_bytes("authenticationKey", size, secret=True, required=keys_needed)
+    master = sub.hex_bytes("masterKey", size, secret=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
+    dedicated = sub.data.get("dedicatedKey", False)
+    if not isinstance(dedicated, bool):
+        sub.error("dedicatedKey", f"must be true or false, got {show(dedicated)}")
+        dedicated = False
+    signing = meter_key = None
+    if auth is Authentication.HIGH_ECDSA:
+        if suite == 0:
+            sub.error("suite", "must be 1 (P-256) or 2 (P-384) for authentication 'high_ecdsa'")
+        else:
+            signing = _pem(sub, "signingKey", suite, private=True)
+            meter_key = _pem(sub, "meterPublicKey", suite, private=False)
     if len(sub.errors) != before:
         return None
-    return Security(title, bck, ak, fc_obis, fc_client)
+    return Security(title, bck, ak, fc_obis, fc_client, suite=suite, policy=policy, dedicated_key=dedicated,
+                    signing_key=Secret(signing) if signing is not None else None, meter_public_key=meter_key,
+                    master_key=master)
+
+
+def _pem(sub: Section, key: str, suite: int, private: bool) -> bytes | None:
+    """A PEM key: a file path on the gateway, or ``${VAR}`` (or a literal) holding the PEM itself.
+
+    Checked here (curve, kind) so that a wrong key is a config error naming the field, not a
+    failed association later; the key's bytes never appear in a message.
+    """
+    from ..protocol import security_fixes
+
+    value = sub._secret_raw(key, required=True)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        sub.error(key, f"must be a PEM file path or \"${{ENV_VAR}}\" holding the PEM, got {kind_of(value)}")
+        return None
+    if "-----BEGIN" in value:
+        data = value.encode()
+    else:
+        try:
+            data = Path(value).expanduser().read_bytes()
+        except OSError as exc:
+            sub.error(key, f"cannot read the key file {value!r}: {exc.strerror or exc}")
+            return None
+    try:
+        if private:
+            security_fixes.load_private_key(data, suite)
+        else:
+            security_fixes.load_public_key(data, suite)
+    except ValueError as exc:
+        sub.error(key, str(exc))
+        return None
+    return data
 
 
 def _class_id(sec: Section, default: int = 3) -> int:

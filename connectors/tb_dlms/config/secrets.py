@@ -15,7 +15,10 @@ from .fields import ENV_REFERENCE
 
 MASK = "***"
 #: Secret fields of a ``connection`` (or ``defaults``) section, as key paths.
-SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"))
+SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"),
+                 ("security", "masterKey"), ("security", "signingKey"))
+#: Fields whose value may be a file path on the gateway (not a secret) instead of the secret itself.
+PATH_FIELDS = (("security", "signingKey"),)
 WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on (the configuration is sent to "
        "ThingsBoard, where a clear value would be readable)")
 
@@ -33,6 +36,8 @@ def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
         value = holder.get(path[-1])
         if value is None or (isinstance(value, str) and ENV_REFERENCE.match(value)):
             continue
+        if path in PATH_FIELDS and isinstance(value, str) and "-----BEGIN" not in value:
+            continue  # a key file on the gateway: its path is no secret
         yield path, holder
 
 

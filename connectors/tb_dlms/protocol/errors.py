@@ -135,3 +135,10 @@ class AuthenticationFailed(AssociationRejected):
         super().__init__(message, meter)
         self.mechanism = mechanism
         self.check = check
+
+
+class KeysChangedButUnusable(DlmsError):
+    """The meter took new global keys but no association with them worked: neither key set is
+    known to work, so this is reported loudly rather than retried with the old keys."""
+
+    kind = "key_change"

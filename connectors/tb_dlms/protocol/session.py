@@ -14,6 +14,7 @@ import datetime as _dt
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
@@ -27,7 +28,7 @@ from gurux_dlms.enums import ExceptionServiceError, Service
 from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, profile, quiet, security_fixes
+from . import axdr, fast_gcm, gurux_compat, key_transfer, profile, quiet, security_fixes
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -36,6 +37,7 @@ from .errors import (
     CipheringFailed,
     DlmsError,
     InvalidValue,
+    KeysChangedButUnusable,
     LinkClosed,
     MalformedReply,
     NoAssociationResponse,
@@ -48,7 +50,7 @@ from .errors import (
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
-from .settings import Authentication, Interface, MeterSettings, Security, SecurityPolicy
+from .settings import Authentication, Interface, MeterSettings, Secret, Security, SecurityPolicy
 from .stats import SessionStats
 from .transport import Link, LinkPool, Mailbox, is_closed_notice
 from .values import apply_scaler, decode_clock, plain, unit_text
@@ -189,6 +191,18 @@ class MeterSession:
             await self._guard(self._get_raw([_KEEPALIVE]))
         return True
 
+    async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
+                          security_setup: ObisCode = key_transfer.DEFAULT_SECURITY_SETUP) -> None:
+        """Transfer new global keys (wrapped with the master key), then associate with them.
+
+        Returns only once an association with the new keys works; from then on this session uses
+        them. A refused transfer raises AccessError and the old keys stay in use (the meter
+        keeps them too). Raises KeysChangedButUnusable when the meter took the keys but the new
+        association failed: the caller must not go back to the old keys.
+        """
+        async with self._busy:
+            await self._guard(self._change_keys(bytes(block_cipher_key), bytes(authentication_key), security_setup))
+
     async def close(self) -> None:
         """Release the association and close the transport. Never raises."""
         async with self._busy:
@@ -197,6 +211,34 @@ class MeterSession:
     async def abort(self) -> None:
         """Drop everything at once, without a word to the meter (a stuck operation, a watchdog)."""
         await self._teardown(release=False, close_link=True)
+
+    async def _change_keys(self, bck: bytes, ak: bytes, setup: ObisCode) -> None:
+        s = self.settings
+        sec = s.security
+        if sec is None or not sec.policy.ciphered or sec.master_key is None:
+            raise InvalidValue("a key change needs ciphering and security.masterKey (the KEK)", s.label)
+        if len(bck) != sec.key_size or len(ak) != sec.key_size:
+            raise InvalidValue(f"new keys must be {sec.key_size} bytes for security suite {sec.suite}", s.label)
+        await self._ensure_associated()
+        client = self._client
+        self._next_invoke_id(client)
+        param = key_transfer.transfer_parameter(sec.master_key, {key_transfer.KeyId.GLOBAL_UNICAST_ENCRYPTION: bck,
+                                                                 key_transfer.KeyId.AUTHENTICATION: ak})
+        ref = AttributeRef(setup, key_transfer.SECURITY_SETUP_CLASS, key_transfer.GLOBAL_KEY_TRANSFER)
+        reply = await self._exchange(client, client.method(self._object(ref), ref.attribute, param, DataType.ARRAY),
+                                     _METHOD)
+        if reply.error:
+            raise AccessError(f"key transfer refused ({gurux_compat.AccessResult(reply.error).name}); "
+                              "the old keys stay in use", s.label)
+        # From the meter's reply on, only the new keys open an association.
+        await self._teardown(release=False, close_link=False)
+        self.settings = replace(s, security=replace(sec, block_cipher_key=Secret(bck), authentication_key=Secret(ak)))
+        try:
+            await self._ensure_associated()
+        except DlmsError as exc:
+            raise KeysChangedButUnusable(f"the meter accepted the new keys but an association with them failed "
+                                         f"({exc}); the old keys no longer work", s.label) from exc
+        log.info("%s: global keys changed; associated with the new keys", s.label)
 
     # -- association --------------------------------------------------------------------------
 
@@ -704,6 +746,10 @@ class MeterSession:
             raise ProtocolError(f"meter refused the request ({exc}); re-associating",
                                 self.settings.label) from exc
         except Exception as exc:  # noqa: BLE001 - gurux raises bare Exception too (foreign addresses)
+            if security_fixes.is_decrypt_defect(exc):  # W3: not a stray frame, a reply we cannot open
+                raise CipheringFailed("the meter's reply could not be deciphered (general-ciphering with a key "
+                                      "agreement we did not make: check security.suite and the keys)",
+                                      self.settings.label) from None
             # A frame that does not belong to this exchange (an old reply, a corrupted one).
             self.stats.late_replies += 1
             log.debug("%s: dropped frame %s: %s", self.settings.label, raw[:16].hex(), exc)

@@ -24,6 +24,8 @@ KINDS = (
     "huge_value",        # attribute 2 of ``obis`` is a legal octet string of ``size`` bytes (block transfer)
     "endless_blocks",    # a GET of ``obis`` (WRAPPER) starts a block transfer whose last block never comes
     "malformed_value",   # attribute 2 of ``obis`` is bad A-XDR: ``shape`` short_octets or huge_array
+    "refuse_key_transfer",  # global_key_transfer answered read-write-denied; the old keys stay
+    "general_ciphering",  # WRAPPER: the reply comes as a general-ciphering APDU with a key the client lacks
 )
 MALFORMED_SHAPES = {
     # An octet string claiming 65535 bytes with two present.

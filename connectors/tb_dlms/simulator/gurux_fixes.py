@@ -54,6 +54,11 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
     mechanisms 2/3/4/6/7 are the client's own code: ``FixedAssociationLN`` checks and answers
     each mechanism with its own implementation (hashlib, ``cryptography``), so the simulator is
     a second implementation to test the client against, not the same code twice.
+21. ``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
+    a global_key_transfer even when the server handled the method, and before the reply is
+    ciphered: the reply that accepts new keys went out ciphered with them (the client, rightly,
+    could not read it). Disabled; ``Meter.transfer_keys`` unwraps (RFC 3394, ``cryptography``)
+    and ``MeterServer`` applies the keys after the reply, as the Blue Book says.
 18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
     ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
     (undefined object) carried a stale invoke id and the client rightly dropped it.
@@ -157,6 +162,11 @@ def apply() -> None:
         data.set(good)
 
     _GXAPDU.generateAARE = staticmethod(fixed_generate_aare)
+
+    # 21 (server only: a client never calls applyKeys)
+    from gurux_dlms.objects import GXDLMSSecuritySetup
+
+    GXDLMSSecuritySetup.applyKeys = classmethod(lambda cls, settings, e: None)
 
     # 14
     if not hasattr(ValueEventArgs, "isSkipMaxPduSize"):

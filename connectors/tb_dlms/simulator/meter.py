@@ -84,6 +84,7 @@ class Meter:
         "spec", "load", "clock_offset", "profile_first", "events", "output_state",
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
         "requests", "replies", "associations", "rejected", "connections", "reboots", "links",
+        "pending_keys", "key_changes",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
@@ -110,6 +111,9 @@ class Meter:
         self.connections = self.reboots = 0
         #: Live links (connections) serving this meter; notified on reboot.
         self.links: set = set()
+        #: Keys accepted by global_key_transfer, taken into use once the reply is sent (Blue Book).
+        self.pending_keys: dict[int, bytes] = {}
+        self.key_changes = 0
 
     @property
     def name(self) -> str:
@@ -142,6 +146,7 @@ class Meter:
         return {
             "requests": self.requests, "replies": self.replies, "associations": self.associations,
             "rejected": self.rejected, "connections": self.connections, "reboots": self.reboots,
+            "key_changes": self.key_changes,
             "invocation_counter": self.invocation_counter,
             "faults": {k: f.count for k, f in self.faults.active.items()},
         }
@@ -238,8 +243,40 @@ class Meter:
             return ErrorCode.OK
         return ErrorCode.READ_WRITE_DENIED
 
-    def action(self, ln: str, method: int) -> int | None:
+    def transfer_keys(self, parameters) -> int:
+        """Security Setup method 2 (global_key_transfer): [{key_id, wrapped key}], each unwrapped
+        with the master key (RFC 3394, written apart from gurux's own key wrap). All or nothing."""
+        from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
+        if self.faults.take("refuse_key_transfer"):
+            return ErrorCode.READ_WRITE_DENIED
+        new: dict[int, bytes] = {}
+        try:
+            for key_id, wrapped in parameters or ():
+                new[int(key_id)] = aes_key_unwrap(self.spec.master_key, bytes(wrapped))
+        except (InvalidUnwrap, ValueError, TypeError):
+            return ErrorCode.OTHER_REASON
+        size = len(self.spec.block_cipher_key)
+        if not new or set(new) - {0, 2, 3} or any(len(k) != size for k in new.values()):
+            return ErrorCode.OTHER_REASON
+        self.pending_keys = new
+        return ErrorCode.OK
+
+    def apply_pending_keys(self) -> bool:
+        if not self.pending_keys:
+            return False
+        keys_, self.pending_keys = self.pending_keys, {}
+        spec = self.spec
+        spec.block_cipher_key = keys_.get(0, spec.block_cipher_key)
+        spec.authentication_key = keys_.get(2, spec.authentication_key)
+        spec.master_key = keys_.get(3, spec.master_key)
+        self.key_changes += 1
+        return True
+
+    def action(self, ln: str, method: int, parameters=None) -> int | None:
         """Run a method we implement; None if gurux should (association methods)."""
+        if ln == cosem.SECURITY_SETUP and method == 2:
+            return self.transfer_keys(parameters)
         if ln != cosem.DISCONNECT:
             return None
         if method == 1:
@@ -254,6 +291,15 @@ class Meter:
 
     def new_server(self, interface: str) -> "MeterServer":
         return MeterServer(self, interface)
+
+
+def _general_ciphering(frame: bytes, title: bytes) -> bytes:
+    """A WRAPPER frame whose APDU is general-ciphering with an agreed key (static unified model)
+    the client never agreed on: what a suite 1/2 meter that insists on key agreement sends."""
+    body = bytes((0x30,)) + (1).to_bytes(4, "big") + bytes(frame[8:]) + bytes(12)
+    apdu = (bytes((0xDD, 8)) + (1).to_bytes(8, "big") + bytes((8,)) + title + bytes((8,)) + b"\0" * 8
+            + bytes((0, 0, 1, 0x02, 0x01, 0x02, 0x00)) + axdr.length(len(body)) + body)
+    return frame[:6] + len(apdu).to_bytes(2, "big") + apdu
 
 
 class MeterServer(gurux_fixes.FixedServerBase):
@@ -297,7 +343,18 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if cipher.invocationCounter > self.meter.invocation_counter:
             self.meter.invocation_counter = cipher.invocationCounter
         out = reply.reply
+        if out and self.settings.interfaceType == InterfaceType.WRAPPER and self.meter.faults.take("general_ciphering"):
+            out = _general_ciphering(bytes(out), spec.system_title)
+        self._apply_new_keys()
         return bytes(out) if out else None
+
+    def _apply_new_keys(self) -> None:
+        """New global keys take effect after the reply that accepted them (ciphered with the old)."""
+        if self.meter.apply_pending_keys():
+            cipher = self.settings.cipher
+            cipher.blockCipherKey = self.meter.spec.block_cipher_key
+            cipher.authenticationKey = self.meter.spec.authentication_key
+            self.settings.kek = self.meter.spec.master_key
 
     def reset(self, connect=False):
         """gurux zeroes the cipher's invocation counter on every AARQ/SNRM; the meter's persists."""
@@ -379,7 +436,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         ln = arg.target.logicalName
         if ln.startswith("0.0.40.0."):
             return MethodAccessMode.ACCESS
-        if ln == cosem.DISCONNECT and self.client != PUBLIC_CLIENT:
+        if ln in (cosem.DISCONNECT, cosem.SECURITY_SETUP) and self.client != PUBLIC_CLIENT:
             return MethodAccessMode.ACCESS
         return MethodAccessMode.NO_ACCESS
 
@@ -392,7 +449,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
 
     def onPreAction(self, args):
         for e in args:
-            result = self.meter.action(e.target.logicalName, e.index)
+            result = self.meter.action(e.target.logicalName, e.index, e.parameters)
             if result is not None:
                 e.handled, e.value, e.error = True, 0, result
 
