@@ -77,7 +77,8 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
                          f"not its): the two sides do not share {exc.check} for client address "
                          f"{s.client_address}. Addresses and interface are right: the meter answered.")
     if isinstance(exc, errors.AssociationRejected):
-        return Diagnosis("rejected", f"the meter rejected the association{_reason(exc)}",
+        mechanism = f" ({s.authentication.title})" if s.authentication.is_high else ""
+        return Diagnosis("rejected", f"the meter rejected the association{mechanism}{_reason(exc)}",
                          f"wrong password or keys: check {_credentials(s)} for client address "
                          f"{s.client_address} (authentication '{s.authentication.value}'); some meters also "
                          "reject a client address that is not allowed this authentication level.")
