@@ -7,6 +7,8 @@ whole fleet offline. Secrets (password, keys) may be written as ``"${ENV_VAR}"``
 from __future__ import annotations
 
 import enum
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from ..protocol.settings import (
 )
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
-from .fields import Section, kind_of, show
+from .fields import ENV_REFERENCE, Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
@@ -62,7 +64,7 @@ CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress"
                    "probeTimeoutMs")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
-                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey")
+                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
 HDLC_KEYS = ("maxInfoField", "windowSize")
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
@@ -658,8 +660,14 @@ def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> 
     size = 32 if suite == 2 else 16
     keys_needed = policy.ciphered or auth is Authentication.HIGH_GMAC
     title = sub.hex_bytes("systemTitle", 8, required=True)
-    bck = sub.hex_bytes("blockCipherKey", size, secret=True, required=keys_needed)
-    ak = sub.hex_bytes("authenticationKey", size, secret=True, required=keys_needed)
+    source = key_source(sub.data)
+    if sub.has("keyFile"):
+        if sub.has("blockCipherKey") or sub.has("authenticationKey"):
+            sub.error("keyFile", "replaces blockCipherKey and authenticationKey: give one or the other")
+        bck, ak = _key_file(sub, size)
+    else:
+        bck = sub.hex_bytes("blockCipherKey", size, secret=True, required=keys_needed)
+        ak = sub.hex_bytes("authenticationKey", size, secret=True, required=keys_needed)
     master = sub.hex_bytes("masterKey", size, secret=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
@@ -678,7 +686,57 @@ def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> 
         return None
     return Security(title, bck, ak, fc_obis, fc_client, suite=suite, policy=policy, dedicated_key=dedicated,
                     signing_key=Secret(signing) if signing is not None else None, meter_public_key=meter_key,
-                    master_key=master)
+                    master_key=master, key_source=source)
+
+
+def key_source(security: dict) -> str | None:
+    """Where a ``security`` section takes its global keys from: "file:<path>", "env:<BCK>,<AK>"."""
+    path = security.get("keyFile")
+    if isinstance(path, str):
+        ref = ENV_REFERENCE.match(path)
+        path = os.environ.get(ref.group(1), "") if ref else path
+        return "file:" + str(Path(path).expanduser().resolve()) if path else None
+    refs = [ENV_REFERENCE.match(v) if isinstance(v, str) else None
+            for v in (security.get("blockCipherKey"), security.get("authenticationKey"))]
+    if all(refs):
+        return "env:" + ",".join(r.group(1) for r in refs)  # type: ignore[union-attr]
+    return None
+
+
+def read_key_file(path: str | Path, size: int) -> tuple[Secret, Secret]:
+    """A key file: JSON {"blockCipherKey": hex, "authenticationKey": hex}; ValueError naming the
+    file and the field, never a key."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read key file {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ValueError(f"key file {str(path)!r} is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"key file {str(path)!r} must hold a JSON object")
+    out = []
+    for name in ("blockCipherKey", "authenticationKey"):
+        value = data.get(name)
+        try:
+            raw = bytes.fromhex(value) if isinstance(value, str) else None
+        except ValueError:
+            raw = None
+        if raw is None or len(raw) != size:
+            raise ValueError(f"key file {str(path)!r}: {name} must be {size} bytes hex ({2 * size} hex digits)")
+        out.append(Secret(raw))
+    return out[0], out[1]
+
+
+def _key_file(sub: Section, size: int) -> tuple[Secret | None, Secret | None]:
+    """A path (or ``${VAR}`` holding one); the path is no secret, the file's keys are."""
+    path = sub._secret_raw("keyFile")
+    if path is None:
+        return None, None
+    try:
+        return read_key_file(path, size)
+    except ValueError as exc:
+        sub.error("keyFile", str(exc))
+        return None, None
 
 
 def _pem(sub: Section, key: str, suite: int, private: bool) -> bytes | None:

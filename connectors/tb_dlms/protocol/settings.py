@@ -116,6 +116,9 @@ class Security:
     meter_public_key: bytes | None = None
     #: Master key (KEK) that wraps new global keys in a key change (Security Setup method 2).
     master_key: Secret | None = None
+    #: Where the configuration took the global keys from ("env:BCK_VAR,AK_VAR", "file:/path"), so
+    #: a key change can tell whether a restart will find the new keys there.
+    key_source: str | None = field(default=None, compare=False)
 
     @property
     def key_size(self) -> int:
