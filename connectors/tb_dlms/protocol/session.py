@@ -87,6 +87,9 @@ _GET = frozenset({Command.GET_RESPONSE})
 _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
 _GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
+#: Ciphered replies the C-backed GCM opens itself: glo-get-response (suite 0 service-specific) and
+#: general-glo/general-ded ciphering (suites 1/2, dedicated key), which otherwise cost 2x High-GMAC.
+_FAST_CIPHERED = frozenset({Command.GLO_GET_RESPONSE, Command.GENERAL_GLO_CIPHERING, Command.GENERAL_DED_CIPHERING})
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
 _DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
 
@@ -727,7 +730,7 @@ class MeterSession:
 
     def _accept(self, client, raw: bytes, reply: GXReplyData, expect: frozenset) -> bool:
         if expect is _GET and self.settings.interface is Interface.WRAPPER and not reply.isMoreData():
-            opened = self._decipher_glo_get(client, raw) if len(raw) > 9 and raw[8] == _GLO_GET_RESPONSE else raw
+            opened = self._decipher_glo_get(client, raw) if len(raw) > 9 and raw[8] in _FAST_CIPHERED else raw
             fast = self._accept_plain_get(client, opened, reply) if opened is not None else None
             if fast is not None:
                 return fast
@@ -777,19 +780,29 @@ class MeterSession:
 
 
     def _decipher_glo_get(self, client, raw: bytes) -> bytes | None:
-        """A glo-get-response (suite 0, authenticated and encrypted) opened with the C-backed GCM.
+        """A ciphered get-response (authenticated and encrypted) opened with the C-backed GCM.
 
-        Returns the frame with its plain APDU, for the plain fast path; None leaves the frame to
-        gurux (other security policies, a bad tag: gurux then reports it as it always did).
+        glo-get-response (suite 0), or general-glo / general-ded ciphering, which carry the
+        meter's system title and any suite (ded: the association's dedicated key). Returns the
+        frame with its plain APDU, for the plain fast path; None leaves the frame to gurux (other
+        security policies, a bad tag: gurux then reports it as it always did).
         """
         try:
-            length, i = axdr._length(raw, 9)
-            body = raw[i:i + length]
-            if len(body) < 17 or body[0] != 0x30 or client.settings.sourceSystemTitle is None:
-                return None
+            command, i = raw[8], 9
             cipher = client.settings.cipher
-            iv = bytes(client.settings.sourceSystemTitle) + body[1:5]
-            plain = fast_gcm.open_sealed(bytes(cipher.blockCipherKey), iv, body[:1] + bytes(cipher.authenticationKey),
+            key = cipher.blockCipherKey
+            title = client.settings.sourceSystemTitle
+            if command != _GLO_GET_RESPONSE:
+                title = raw[10:10 + raw[9]]
+                i = 10 + raw[9]
+                if command == Command.GENERAL_DED_CIPHERING:
+                    key = cipher.dedicatedKey
+            length, i = axdr._length(raw, i)
+            body = raw[i:i + length]
+            if len(body) < 17 or body[0] & 0xF0 != 0x30 or title is None or len(title) != 8 or not key:
+                return None
+            iv = bytes(title) + body[1:5]
+            plain = fast_gcm.open_sealed(bytes(key), iv, body[:1] + bytes(cipher.authenticationKey),
                                          body[5:-12], body[-12:])
         except Exception:  # noqa: BLE001 - anything unusual goes the gurux way
             return None
