@@ -13,7 +13,7 @@ import signal
 import sys
 
 from .simulator import Simulator
-from .spec import MeterSpec
+from .spec import AUTH_LEVELS, POLICIES, MeterSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--base-port", type=int, default=4059, help="first port; 0 = free ports")
-    p.add_argument("--auth", choices=("none", "low", "high_gmac"), default="none")
+    p.add_argument("--auth", choices=AUTH_LEVELS, default="none")
+    p.add_argument("--suite", type=int, choices=(0, 1, 2), default=0,
+                   help="security suite (high_ecdsa: 1 or 2; keys from simulator/keys.py)")
+    p.add_argument("--policy", choices=POLICIES, default=None, help="APDU protection (default by --auth)")
     p.add_argument("--password", default="12345678")
     p.add_argument("--client-address", type=int, default=None)
     p.add_argument("--block-cipher-key", default=None, help="hex, 16 bytes")
@@ -42,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_specs(args) -> list[MeterSpec]:
     specs: list[MeterSpec] = []
-    common = dict(auth=args.auth, password=args.password, delay=args.delay,
-                  profile_days=args.profile_days, reject_range=args.reject_range)
+    common = dict(auth=args.auth, password=args.password, delay=args.delay, security_suite=args.suite,
+                  security_policy=args.policy, profile_days=args.profile_days, reject_range=args.reject_range)
     if args.client_address is not None:
         common["client_address"] = args.client_address
     if args.block_cipher_key:

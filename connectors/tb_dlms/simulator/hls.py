@@ -46,11 +46,11 @@ def _digest(mechanism: int, challenge: bytes, secret: bytes, own: bytes, peer: b
     return hashlib.sha256(secret + own + peer + first + second).digest()
 
 
-def _hash_of(key: Any) -> hashes.HashAlgorithm:
+def _hash_of(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
     return hashes.SHA384() if key.curve.key_size == 384 else hashes.SHA256()
 
 
-def client_proof(settings, association, answer: bytes) -> bool | None:
+def client_proof(settings: Any, association: Any, answer: bytes) -> bool | None:
     """True when ``answer`` is the client's correct f(StoC); None otherwise."""
     mech = settings.authentication
     stoc, ctos = bytes(settings.stoCChallenge), bytes(settings.ctoSChallenge)
@@ -72,7 +72,7 @@ def client_proof(settings, association, answer: bytes) -> bool | None:
     return True if hmac.compare_digest(expected, answer) else None
 
 
-def server_proof(settings, association) -> bytes:
+def server_proof(settings: Any, association: Any) -> bytes:
     """The meter's f(CtoS), or for HLS-ECDSA its signature (r || s) over the two titles and challenges."""
     mech = settings.authentication
     stoc, ctos = bytes(settings.stoCChallenge), bytes(settings.ctoSChallenge)
