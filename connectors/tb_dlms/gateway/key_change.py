@@ -19,7 +19,6 @@ from ..protocol.errors import KeysChangedButUnusable
 from ..protocol.key_transfer import DEFAULT_SECURITY_SETUP
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.settings import Secret
-from . import rpc
 
 #: A key change is a transfer plus a new association (and the public client's, for the counter).
 CHANGE_KEYS_TIMEOUT_S = 30.0
@@ -111,3 +110,7 @@ def _use_keys(device, bck: Secret, ak: Secret) -> None:
     conn = config.connection
     security = replace(conn.security, block_cipher_key=bck, authentication_key=ak)
     device.config = replace(config, connection=replace(conn, security=security))
+
+
+# Imported last (as commands.py does): rpc.py registers changeKeys when it loads, whichever loads first.
+from . import rpc  # noqa: E402
