@@ -62,9 +62,13 @@ def simulator_specs(connector_config: dict) -> list[dict]:
         client = conn.get("clientAddress")
         if auth != "none" and client is not None:
             spec["client_address"] = int(client)
-        if auth == "low" and conn.get("password") is not None:
+        if auth in ("low", "high", "high_md5", "high_sha1", "high_sha256") and conn.get("password") is not None:
             spec["password"] = str(_secret(conn["password"]))
         security = conn.get("security") or {}
+        if security.get("suite") in (1, 2):
+            spec["security_suite"] = security["suite"]
+        if security.get("policy"):
+            spec["security_policy"] = security["policy"]
         if security.get("blockCipherKey"):
             spec["block_cipher_key"] = _secret(security["blockCipherKey"])
         if security.get("authenticationKey"):
