@@ -11,6 +11,8 @@ import logging
 
 import pytest
 
+from gateway_fakes import FakeFleet, MeterScript
+
 from tb_dlms.config import load_connector_config_strict
 from tb_dlms.gateway import rpc
 from tb_dlms.gateway.device import DLMSDevice
@@ -20,21 +22,6 @@ LOG = logging.getLogger("test.dlms.keys")
 OLD, NEW_BCK, NEW_AK = "00" * 16, "41" * 16, "61" * 16
 
 
-class KeySession:
-    """A session that records key changes (and can refuse one, as a meter does)."""
-
-    def __init__(self, settings, refuse: bool) -> None:
-        self.settings, self.refuse, self.changes = settings, refuse, []
-
-    async def change_keys(self, bck, ak, setup) -> None:
-        if self.refuse:
-            raise AccessError("key transfer refused (read-write-denied); the old keys stay in use", "Meter 1")
-        self.changes.append((bytes(bck), bytes(ak), str(setup)))
-
-    async def close(self) -> None:
-        pass
-
-
 def _device(tmp_path, refuse: bool = False, **security):
     key_file = tmp_path / "keys.json"
     key_file.write_text(json.dumps({"blockCipherKey": OLD, "authenticationKey": OLD}))
@@ -42,13 +29,9 @@ def _device(tmp_path, refuse: bool = False, **security):
     config = load_connector_config_strict({"devices": [{
         "deviceName": "Meter 1", "connection": {"host": "127.0.0.1", "authentication": "high_gmac", "security": sec},
         "timeseries": [{"key": "energy", "obis": "1.0.1.8.0.255"}]}]}).devices[0]
-    sessions: list[KeySession] = []
-
-    def factory(settings):
-        sessions.append(KeySession(settings, refuse))
-        return sessions[-1]
-
-    return DLMSDevice(config, factory, lambda data: None, LOG, close_bound_s=0.2), sessions, key_file
+    refusal = AccessError("key transfer refused (read-write-denied); the old keys stay in use", "Meter 1")
+    fleet = FakeFleet(**{"Meter 1": MeterScript(refuse_keys=refusal if refuse else None)})
+    return DLMSDevice(config, fleet, lambda data: None, LOG, close_bound_s=0.2), fleet.script("Meter 1"), key_file
 
 
 def _call(device, params) -> dict:
@@ -62,24 +45,24 @@ def _call(device, params) -> dict:
 
 
 def test_new_keys_from_the_key_file_are_used_by_every_later_session(tmp_path):
-    device, sessions, key_file = _device(tmp_path)
+    device, script, key_file = _device(tmp_path)
     key_file.write_text(json.dumps({"blockCipherKey": NEW_BCK, "authenticationKey": NEW_AK}))
     reply = _call(device, {"keyFile": str(key_file)})
     assert reply["success"] is True and reply["configTakesKeysFromHere"] is True, reply
-    assert sessions[0].changes == [(bytes.fromhex(NEW_BCK), bytes.fromhex(NEW_AK), "0.0.43.0.0.255")]
+    assert script.key_changes == [(bytes.fromhex(NEW_BCK), bytes.fromhex(NEW_AK), "0.0.43.0.0.255")]
     device.session = None  # as after a dropped session: the next one is built from the config
-    security = device.open_session().settings.security
+    security = device.shared_session().settings.security
     assert (bytes(security.block_cipher_key), bytes(security.authentication_key)) == (bytes.fromhex(NEW_BCK),
                                                                                       bytes.fromhex(NEW_AK))
 
 
 def test_refused_change_keeps_the_old_keys(tmp_path):
-    device, sessions, key_file = _device(tmp_path, refuse=True)
+    device, script, key_file = _device(tmp_path, refuse=True)
     key_file.write_text(json.dumps({"blockCipherKey": NEW_BCK, "authenticationKey": NEW_AK}))
     reply = _call(device, {"keyFile": str(key_file)})
     assert "old keys stay in use" in reply["error"], reply
     device.session = None
-    assert bytes(device.open_session().settings.security.block_cipher_key) == bytes.fromhex(OLD)
+    assert bytes(device.shared_session().settings.security.block_cipher_key) == bytes.fromhex(OLD)
 
 
 def test_keys_from_elsewhere_than_the_config_warn(tmp_path, monkeypatch):
@@ -99,8 +82,8 @@ def test_keys_from_elsewhere_than_the_config_warn(tmp_path, monkeypatch):
     ({"newKey": NEW_BCK}, "unknown params"),
 ])
 def test_bad_requests_are_refused_without_echoing_keys(tmp_path, params, needle):
-    device, sessions, _ = _device(tmp_path)
+    device, script, _ = _device(tmp_path)
     reply = _call(device, params)
     assert needle in reply.get("error", ""), reply
     assert NEW_BCK not in json.dumps(reply)
-    assert not any(s.changes for s in sessions)
+    assert script.key_changes == []

@@ -58,7 +58,7 @@ def _spec(name: str, auth: str, suite: int, policy: str | None, interface: str, 
 def sim():
     specs = [_spec(*c[:5]) for c in COMBOS]
     specs += [_spec(f"wrong-{c[0]}", *c[1:5]) for c in COMBOS if c[0] in ("high", "md5", "sha1", "sha256", "gmac")]
-    specs += [_spec("ecdsa-bad-signature", "high_ecdsa", 1, None, "wrapper", extra={"bad_signature": True}),
+    specs += [_spec("ecdsa-bad-signature", "high_ecdsa", 1, None, "wrapper", bad_signature=True),
               _spec("ecdsa-other-client", "high_ecdsa", 2, None, "wrapper", client_key_label="someone else"),
               _spec("keys", "high_gmac", 0, None, "wrapper"), _spec("keys2", "high_ecdsa", 2, None, "wrapper"),
               _spec("keys-refused", "high_gmac", 0, None, "wrapper"),
@@ -314,7 +314,8 @@ def test_hls_gmac_green_book_example_in_the_clients_pass_3():
     client = GXDLMSSecureClient(True, 1, 1, GxAuth.HIGH_GMAC, None, InterfaceType.WRAPPER)
     c = client.ciphering
     c.security = GxSecurity.NONE  # the method request in clear, so the proof is visible
-    c.systemTitle, c.blockCipherKey, c.authenticationKey = bytearray(GB_CLIENT_TITLE), bytearray(GB_EK), bytearray(GB_AK)
+    c.systemTitle, c.blockCipherKey = bytearray(GB_CLIENT_TITLE), bytearray(GB_EK)
+    c.authenticationKey = bytearray(GB_AK)
     c.invocationCounter = 1
     client.settings.stoCChallenge = bytearray(GB_STOC)
     frame = b"".join(bytes(f) for f in client.getApplicationAssociationRequest())

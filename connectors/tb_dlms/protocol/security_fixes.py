@@ -47,6 +47,7 @@ def load_private_key(pem: bytes, suite: int) -> ec.EllipticCurvePrivateKey:
 def load_public_key(pem: bytes, suite: int) -> ec.EllipticCurvePublicKey:
     """The meter's public key from a PEM public key or certificate."""
     data = bytes(pem)
+    key: object
     try:
         if b"CERTIFICATE" in data:
             key = load_pem_x509_certificate(data).public_key()
@@ -55,7 +56,9 @@ def load_public_key(pem: bytes, suite: int) -> ec.EllipticCurvePublicKey:
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"not a PEM public key or certificate ({type(exc).__name__})") from None
     _check_curve(key, suite, "meter public key")
-    return key  # type: ignore[return-value]
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("meter public key is not a public key")
+    return key
 
 
 def _check_curve(key: object, suite: int, what: str) -> None:

@@ -24,7 +24,7 @@ def security_for(spec: MeterSpec, dedicated_key: bool = False) -> Security | Non
         CLIENT_SYSTEM_TITLE, Secret(spec.block_cipher_key), Secret(spec.authentication_key), suite=suite,
         policy=SecurityPolicy(spec.security_policy), dedicated_key=dedicated_key,
         signing_key=Secret(keys.private_pem(spec.client_key_label, suite)) if suite else None,
-        meter_public_key=keys.public_pem(spec.signing_key_label, suite) if suite else None,
+        meter_public_key=keys.public_pem(spec.meter_key_label, suite) if suite else None,
         master_key=Secret(spec.master_key),
     )
 
@@ -66,7 +66,7 @@ def connection_for(spec: MeterSpec, port: int, key_dir: Path | None = None, dedi
             private.write_bytes(keys.private_pem(spec.client_key_label, spec.security_suite))
             private.chmod(0o600)
             public = key_dir / f"{spec.name}.meter.pem"
-            public.write_bytes(keys.public_pem(spec.signing_key_label, spec.security_suite))
+            public.write_bytes(keys.public_pem(spec.meter_key_label, spec.security_suite))
             sec.update(signingKey=str(private), meterPublicKey=str(public))
         conn["security"] = sec
     return conn

@@ -1,69 +1,27 @@
 """Workarounds for server-side bugs in gurux-dlms 1.0.203 (the client side is fine).
 
 The Python port of the Gurux server was never exercised end to end; its command handlers call
-methods that do not exist. Each fix below names the bug it works around, so it can be dropped
-when a fixed gurux release is pinned. ``apply()`` is idempotent and only adds missing methods or
-replaces methods that cannot work as shipped; it never changes client behaviour.
+methods that do not exist. Each fix is one function below, named for what it repairs, with the
+bug in its docstring and the gurux version it was written against: :func:`apply` runs them all
+once, and warns for each fix when another gurux-dlms is installed (the bug may be gone, or the
+patched code changed under it), so a new gurux is re-checked fix by fix before it is pinned.
+Fixes only add missing methods or replace methods that cannot work as shipped; none changes
+client behaviour.
 
-1. ``GXServerReply`` lacks ``setReply``/``getConnectionInfo``/``getCount``/``setCount``, which
-   ``GXDLMSServer.handleRequest`` and ``handleCommand`` call for every request.
-2. ``GXDLMSServer`` lacks ``notifyRead``, ``setTransaction``/``getTransaction`` and
-   ``notifyConnected`` (called by ``GXDLMSLNCommandHandler`` on GET, block transfer and HLS).
-3. ``handleMethodRequest`` calls ``onPreAction(list(e))`` on a single ``ValueEventArgs``:
-   make it iterable (yielding itself).
-4. ``GXDLMSSettings`` lacks ``gbtWndowSize`` (typo read by ``getRequestNextDataBlock``),
-   ``getMaxPduSize``, ``setConnected`` (HLS completion) and ``getUserId`` (AARQ parsing).
-5. ``GXDLMSAssociationLogicalName.invoke`` (reply_to_HLS_authentication) does ``int(bytes)``
-   on the client's challenge answer: ``FixedAssociationLN`` converts with ``bytes`` instead.
-6. ``GXDLMSSecureServer.__init__`` stores its cipher in ``settings.ciphering`` while everything
-   reads ``settings.cipher``: ``FixedServerBase`` puts it where it is read.
-7. ``handleSnrmRequest`` reads HDLC limits from ``self.hdlc`` (a ``GXDLMSHdlcSetup`` that is
-   never set) mixed with ``GXHdlcSettings`` names: ``FixedServerBase`` negotiates max info
-   field and window against the meter's own limits and answers UA itself.
-8. ``initialize()`` appends the whole object collection as *one* element of an empty
-   association object list (and fails later); ``FixedServerBase.install_objects`` fills the
-   association's list first.
-9. ``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises);
-   that is our subclass's job (meter.py), noted here for completeness.
-10. ``_GXAPDU.generateAARE`` writes the responding AP title (server system title, needed for
-    High-GMAC) as ``A4 08 04`` + a ``setUInt8()`` call without argument (TypeError): the
-    correct encoding is ``A4 0A 04 08`` + title. We tolerate the empty call and repair the bytes.
-11. ``GXDLMS.handleGloDedRequest`` (server decrypting a glo-/ded- request) builds its
-    ``AesGcmParameter`` without the tag argument, shifting system title/keys by one: every
-    ciphered request fails. Replaced with the same code, arguments in place.
-14. ``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize`` (the attribute is
-    ``skipMaxPduSize``), and lists no access rights because ``e.server`` is never set:
-    ``FixedAssociationLN`` passes its server so the association view carries access rights.
-15. ``GXDLMSLNCommandHandler.getRequestWithList`` writes a failed attribute as one byte (the
-    error code, or 1 after an exception) instead of ``01 <data-access-result>``, so the rest of
-    the GET-with-list reply cannot be parsed: an unknown OBIS code among ten registers loses
-    all ten. ``_get_request_with_list`` encodes each result as the Blue Book says.
-16. A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
-    index that was never set, and fails to decrypt: ``_resume_segmented_request`` parses the
-    completed PDU from its first byte.
-13. ``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
-    store the unsent remainder of the reply, as the constructor does.
-17. ``handleSetRequestNormal`` calls ``GXDLMSLNParameters.isMultipleBlocks()`` and
-    ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
-    every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
-    object) not at all.
-19. ``_GXAPDU.generateAARE`` sends the responding AP title (the meter's system title) only with
-    High-GMAC or ciphering, but HLS-SHA256 and HLS-ECDSA compute their proofs over both system
-    titles even unciphered: the client had no title to use. ``fixed_generate_aare`` adds it.
-20. ``GXDLMSAssociationLogicalName.invoke`` answers pass 3 only through ``GXSecure``, whose
-    mechanisms 2/3/4/6/7 are the client's own code: ``FixedAssociationLN`` checks and answers
-    each mechanism with its own implementation (hashlib, ``cryptography``), so the simulator is
-    a second implementation to test the client against, not the same code twice.
-21. ``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
-    a global_key_transfer even when the server handled the method, and before the reply is
-    ciphered: the reply that accepts new keys went out ciphered with them (the client, rightly,
-    could not read it). Disabled; ``Meter.transfer_keys`` unwraps (RFC 3394, ``cryptography``)
-    and ``MeterServer`` applies the keys after the reply, as the Blue Book says.
-18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
-    ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
-    (undefined object) carried a stale invoke id and the client rightly dropped it.
+Fixed in classes (they are the server, so they cannot be patched in): ``FixedAssociationLN``
+(HLS answer as bytes, ``getAssociationStatus``, access rights in the association view) and
+``FixedServerBase`` (cipher where it is read, SNRM/UA negotiation, association object list).
+``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises): that
+is meter.py's subclass's job. ``FixedAssociationLN.invoke`` also answers HLS pass 3 for mechanisms
+2/3/4/6/7 with our own implementation (simulator/hls.py: hashlib, ``cryptography``), because
+gurux's server answers them through ``GXSecure``, the client's own code: the simulator is then a
+second implementation to test the client against, not the same code twice.
 """
 from __future__ import annotations
+
+import importlib.metadata
+import warnings
+from typing import Any, Callable
 
 from gurux_dlms import GXDLMSServer, GXServerReply, ValueEventArgs
 from gurux_dlms.GXCiphering import GXCiphering
@@ -84,17 +42,61 @@ from gurux_dlms.secure import GXDLMSSecureServer
 
 from . import hls
 
+#: The gurux-dlms release the fixes below were written against (pyproject.toml pins it).
+GURUX_VERSION = "1.0.203"
+
+
+class GuruxVersionWarning(UserWarning):
+    """A fix written for one gurux-dlms release is applied to another."""
+
+
+#: Every fix, in the order :func:`apply` runs them: (function, gurux version it is for).
+FIXES: list[tuple[Callable[[], None], str]] = []
 _applied = False
 
 
+def server_fix(for_version: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Register a fix written against gurux-dlms ``for_version``."""
+    def register(fix: Callable[[], None]) -> Callable[[], None]:
+        FIXES.append((fix, for_version))
+        return fix
+    return register
+
+
+def installed_gurux_version() -> str | None:
+    try:
+        return importlib.metadata.version("gurux-dlms")
+    except importlib.metadata.PackageNotFoundError:  # a source checkout of gurux on the path
+        return None
+
+
+def check_version(fix: Callable[[], None], for_version: str, installed: str | None) -> bool:
+    """True when ``fix`` is for the installed gurux; else a :class:`GuruxVersionWarning` naming both."""
+    if installed == for_version:
+        return True
+    warnings.warn(GuruxVersionWarning(
+        f"simulator fix {fix.__name__} was written for gurux-dlms {for_version}, installed is "
+        f"{installed or 'unknown'}: check that the bug it works around is still there"), stacklevel=3)
+    return False
+
+
 def apply() -> None:
+    """Run every fix once (idempotent), each checked against the installed gurux version."""
     global _applied
     if _applied:
         return
     _applied = True
+    installed = installed_gurux_version()
+    for fix, for_version in FIXES:
+        check_version(fix, for_version, installed)
+        fix()
 
-    # 1
-    def set_reply(self, value):
+
+@server_fix("1.0.203")
+def server_reply_accessors() -> None:
+    """``GXServerReply`` lacks ``setReply``/``getConnectionInfo``/``getCount``/``setCount``, which
+    ``GXDLMSServer.handleRequest`` and ``handleCommand`` call for every request."""
+    def set_reply(self: Any, value: Any) -> None:
         self.reply = value
 
     GXServerReply.setReply = set_reply
@@ -102,7 +104,11 @@ def apply() -> None:
     GXServerReply.getCount = lambda self: self.count
     GXServerReply.setCount = lambda self, value: setattr(self, "count", value)
 
-    # 2
+
+@server_fix("1.0.203")
+def server_notifications() -> None:
+    """``GXDLMSServer`` lacks ``notifyRead``, ``setTransaction``/``getTransaction`` and
+    ``notifyConnected`` (called by ``GXDLMSLNCommandHandler`` on GET, block transfer and HLS)."""
     if not hasattr(GXDLMSServer, "notifyRead"):
         GXDLMSServer.notifyRead = lambda self, *args: None
     if not hasattr(GXDLMSServer, "setTransaction"):
@@ -111,11 +117,19 @@ def apply() -> None:
     if not hasattr(GXDLMSServer, "notifyConnected"):
         GXDLMSServer.notifyConnected = lambda self, info: self.onConnected(info)
 
-    # 3
+
+@server_fix("1.0.203")
+def iterable_value_event_args() -> None:
+    """``handleMethodRequest`` calls ``onPreAction(list(e))`` on a single ``ValueEventArgs``:
+    make it iterable (yielding itself)."""
     if not hasattr(ValueEventArgs, "__iter__"):
         ValueEventArgs.__iter__ = lambda self: iter((self,))
 
-    # 4
+
+@server_fix("1.0.203")
+def settings_accessors() -> None:
+    """``GXDLMSSettings`` lacks ``gbtWndowSize`` (typo read by ``getRequestNextDataBlock``),
+    ``getMaxPduSize``, ``setConnected`` (HLS completion) and ``getUserId`` (AARQ parsing)."""
     if not hasattr(GXDLMSSettings, "gbtWndowSize"):
         GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
     if not hasattr(GXDLMSSettings, "getMaxPduSize"):
@@ -125,17 +139,23 @@ def apply() -> None:
     if not hasattr(GXDLMSSettings, "getUserId"):
         GXDLMSSettings.getUserId = lambda self: self.userId
 
-    # 10
+
+@server_fix("1.0.203")
+def aare_responding_ap_title() -> None:
+    """``_GXAPDU.generateAARE`` writes the responding AP title (server system title, needed for
+    High-GMAC) as ``A4 08 04`` + a ``setUInt8()`` call without argument (TypeError): the correct
+    encoding is ``A4 0A 04 08`` + title. We tolerate the empty call and repair the bytes."""
     # Only the buffer being filled tolerates the argument-less setUInt8, and only for this call:
     # patching GXByteBuffer itself would slow every client in the same process.
     class _TolerantBuffer(GXByteBuffer):
-        def setUInt8(self, item=None, index=None):
+        def setUInt8(self, item: Any = None, index: Any = None) -> None:
             if item is not None:
                 GXByteBuffer.setUInt8(self, item, index)
 
     generate_aare = _GXAPDU.generateAARE
 
-    def fixed_generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData):
+    def fixed_generate_aare(settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any,
+                            errorData: Any, encryptedData: Any) -> None:
         offset = len(data)
         cls = data.__class__
         data.__class__ = _TolerantBuffer
@@ -149,38 +169,81 @@ def apply() -> None:
         raw = bytes(data.subArray(offset, len(data) - offset))
         bad = bytes((0xA4, len(title), 0x04)) + title
         i = raw.find(bad)
-        if i >= 0:
-            good = bytearray(raw[:i] + bytes((0xA4, len(title) + 2, 0x04, len(title))) + title + raw[i + len(bad):])
-        elif settings.authentication in (Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA):  # fix 19
-            good = _with_responding_title(raw, title)
-            if good is None:
-                return
-        else:
+        if i < 0:
             return
+        good = bytearray(raw[:i] + bytes((0xA4, len(title) + 2, 0x04, len(title))) + title + raw[i + len(bad):])
         good[1] = len(good) - 2
         data.size = offset
         data.set(good)
 
     _GXAPDU.generateAARE = staticmethod(fixed_generate_aare)
 
-    # 21 (server only: a client never calls applyKeys)
+
+@server_fix("1.0.203")
+def aare_title_for_hls_sha256_ecdsa() -> None:
+    """``_GXAPDU.generateAARE`` sends the responding AP title (the meter's system title) only with
+    High-GMAC or ciphering, but HLS-SHA256 and HLS-ECDSA compute their proofs over both system
+    titles even unciphered: the client had no title to use. Added, in tag order, for those two.
+    Runs after :func:`aare_responding_ap_title`, whose repaired AARE it completes."""
+    generate_aare = _GXAPDU.generateAARE
+
+    def generate_aare_with_title(settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any,
+                                 errorData: Any, encryptedData: Any) -> None:
+        offset = len(data)
+        generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        if settings.authentication not in (Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA):
+            return
+        title = bytes(cipher.systemTitle) if cipher is not None and cipher.systemTitle else b""
+        if not title:
+            return
+        good = _with_responding_title(bytes(data.subArray(offset, len(data) - offset)), title)
+        if good is None:
+            return
+        data.size = offset
+        data.set(good)
+
+    _GXAPDU.generateAARE = staticmethod(generate_aare_with_title)
+
+
+@server_fix("1.0.203")
+def security_setup_keys_after_reply() -> None:
+    """``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
+    a global_key_transfer even when the server handled the method, and before the reply is
+    ciphered: the reply that accepts new keys went out ciphered with them (the client, rightly,
+    could not read it). Disabled (a client never calls it); ``Meter.transfer_keys`` unwraps
+    (RFC 3394, ``cryptography``) and ``MeterServer`` applies the keys after the reply, as the
+    Blue Book says."""
     from gurux_dlms.objects import GXDLMSSecuritySetup
 
     GXDLMSSecuritySetup.applyKeys = classmethod(lambda cls, settings, e: None)
 
-    # 14
+
+@server_fix("1.0.203")
+def skip_max_pdu_size_name() -> None:
+    """``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize``; the attribute is
+    ``skipMaxPduSize``. (Its other half, access rights in the view: ``FixedAssociationLN``.)"""
     if not hasattr(ValueEventArgs, "isSkipMaxPduSize"):
         ValueEventArgs.isSkipMaxPduSize = property(lambda self: self.skipMaxPduSize)
 
-    # 13
+
+@server_fix("1.0.203")
+def long_transaction_set_data() -> None:
+    """``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
+    store the unsent remainder of the reply, as the constructor does."""
     if not hasattr(GXDLMSLongTransaction, "setData"):
-        def set_data(self, value):
+        def set_data(self: Any, value: Any) -> None:
             self.data = GXByteBuffer()
             self.data.set(value)
 
         GXDLMSLongTransaction.setData = set_data
 
-    # 17
+
+@server_fix("1.0.203")
+def set_request_parameters() -> None:
+    """``handleSetRequestNormal`` calls ``GXDLMSLNParameters.isMultipleBlocks()`` and
+    ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
+    every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
+    object) not at all."""
     from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
 
     if not hasattr(GXDLMSLNParameters, "isMultipleBlocks"):
@@ -188,34 +251,55 @@ def apply() -> None:
     if not hasattr(GXDLMSLNParameters, "setStatus"):
         GXDLMSLNParameters.setStatus = lambda self, value: setattr(self, "status", value)
 
-    # 18
+
+@server_fix("1.0.203")
+def reply_invoke_id() -> None:
+    """``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
+    ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
+    (undefined object) carried a stale invoke id and the client rightly dropped it."""
     update_invoke_id = GXDLMSSettings.updateInvokeId
 
-    def fixed_update_invoke_id(self, value):
+    def fixed_update_invoke_id(self: Any, value: Any) -> None:
         update_invoke_id(self, value)
         self.invokeId = self.invokeID
 
     GXDLMSSettings.updateInvokeId = fixed_update_invoke_id
 
-    # 11
+
+@server_fix("1.0.203")
+def ciphered_request_parameters() -> None:
+    """``GXDLMS.handleGloDedRequest`` (server decrypting a glo-/ded- request) builds its
+    ``AesGcmParameter`` without the tag argument, shifting system title/keys by one: every
+    ciphered request fails. Replaced with the same code, arguments in place."""
     GXDLMS.handleGloDedRequest = classmethod(_handle_glo_ded_request)
 
-    # 15
+
+@server_fix("1.0.203")
+def get_with_list_results() -> None:
+    """``GXDLMSLNCommandHandler.getRequestWithList`` writes a failed attribute as one byte (the
+    error code, or 1 after an exception) instead of ``01 <data-access-result>``, so the rest of
+    the GET-with-list reply cannot be parsed: an unknown OBIS code among ten registers loses
+    all ten. ``_get_request_with_list`` encodes each result as the Blue Book says."""
     from gurux_dlms.GXDLMSLNCommandHandler import GXDLMSLNCommandHandler
 
     original_with_list = GXDLMSLNCommandHandler.getRequestWithList
 
-    def get_request_with_list(cls, settings, invokeID, server, data, replyData, xml):
+    def get_request_with_list(cls: Any, settings: Any, invokeID: Any, server: Any, data: Any, replyData: Any,
+                              xml: Any) -> None:
         if xml:
             return original_with_list(settings, invokeID, server, data, replyData, xml)
         return _get_request_with_list(settings, invokeID, server, data, replyData)
 
     GXDLMSLNCommandHandler.getRequestWithList = classmethod(get_request_with_list)
 
-    # 16
+
+@server_fix("1.0.203")
+def segmented_ciphered_request() -> None:
+    """A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
+    index that was never set, and fails to decrypt: parse the completed PDU from its first byte."""
     original_get_pdu = GXDLMS.getPdu
 
-    def get_pdu(cls, settings, data):
+    def get_pdu(cls: Any, settings: Any, data: Any) -> Any:
         if (settings.isServer and data.command in _GLO_REQUESTS
                 and (data.moreData & RequestTypes.FRAME) == 0 and data.data.position != 0):
             data.command = Command.NONE
@@ -311,24 +395,33 @@ def _handle_glo_ded_request(cls, settings, data):
 
 
 def _with_responding_title(aare: bytes, title: bytes) -> bytearray | None:
-    """Fix 19: the AARE with a responding-AP-title element (A4) put in tag order."""
+    """The AARE with a responding-AP-title element (A4) put in tag order; None when it has one
+    already or is not a short-form AARE."""
     if len(aare) < 2 or aare[0] != 0x61 or aare[1] >= 0x80:
         return None
     i = 2
     while i + 1 < len(aare) and aare[i] < 0xA4 and aare[i + 1] < 0x80:
         i += 2 + aare[i + 1]
+    if i < len(aare) and aare[i] == 0xA4:
+        return None
     element = bytes((0xA4, len(title) + 2, 0x04, len(title))) + title
-    return bytearray(aare[:i] + element + aare[i:])
+    good = bytearray(aare[:i] + element + aare[i:])
+    good[1] = len(good) - 2
+    return good
 
 
 class FixedAssociationLN(GXDLMSAssociationLogicalName):
-    """Fix 5: reply_to_HLS_authentication with the client's answer handled as bytes.
+    """The association object, fixed where gurux-dlms 1.0.203 cannot work as shipped.
 
-    Fix 12: ``handleMethodRequest`` calls ``getAssociationStatus()``, which does not exist.
+    * ``invoke`` (reply_to_HLS_authentication) does ``int(bytes)`` on the client's challenge
+      answer: handled as bytes here.
+    * ``handleMethodRequest`` calls ``getAssociationStatus()``, which does not exist.
+    * ``getObjects`` lists no access rights because ``e.server`` is never set: ``getValue`` passes
+      its server so the association view carries them.
     """
 
-    #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights (fix 14).
-    owner = None
+    #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights.
+    owner: Any = None  # the MeterServer this association belongs to
 
     def getAssociationStatus(self):
         return self.associationStatus
@@ -347,7 +440,7 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
         if e.index != 1:
             return super().invoke(settings, e)
         answer = bytes(e.parameters or b"")
-        if settings.authentication in hls.SERVER_MECHANISMS:  # fix 20
+        if settings.authentication in hls.SERVER_MECHANISMS:  # our own pass-3 check (module docstring)
             expected = hls.client_proof(settings, self, answer)
             if expected is None:
                 self.associationStatus = AssociationStatus.NON_ASSOCIATED
@@ -370,19 +463,25 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
 
 
 class FixedServerBase(GXDLMSSecureServer):
-    """Secure (and plain) LN server with fixes 6-8 applied.
+    """Secure (and plain) LN server, fixed where gurux-dlms 1.0.203 cannot work as shipped.
 
-    ``max_info``/``max_window`` are the meter's own HDLC limits; the client may ask for less.
+    * ``GXDLMSSecureServer.__init__`` stores its cipher in ``settings.ciphering`` while everything
+      reads ``settings.cipher``: put where it is read.
+    * ``handleSnrmRequest`` reads HDLC limits from ``self.hdlc`` (a ``GXDLMSHdlcSetup`` that is
+      never set) mixed with ``GXHdlcSettings`` names: negotiated here against the meter's own
+      limits (``max_info``/``max_window``; the client may ask for less), UA answered here.
+    * ``initialize()`` appends the whole object collection as *one* element of an empty
+      association object list (and fails later): ``install_objects`` fills the list first.
     """
 
     def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1):
         super().__init__(True, interface_type)
-        self.settings.cipher = GXCiphering(system_title)  # fix 6
+        self.settings.cipher = GXCiphering(system_title)  # where gurux reads it
         self.max_info = max_info
         self.max_window = max_window
 
     def install_objects(self, association, objects) -> None:
-        """Fix 8: fill the association view before ``initialize()``."""
+        """Fill the association view before ``initialize()`` (which cannot)."""
         for obj in objects:
             self.settings.objects.append(obj)
             association.objectList.append(obj)
@@ -390,7 +489,7 @@ class FixedServerBase(GXDLMSSecureServer):
         association.objectList.append(association)
         self.initialize()
 
-    def handleSnrmRequest(self, data):  # fix 7
+    def handleSnrmRequest(self, data):
         hdlc = self.settings.hdlc
         hdlc.maxInfoTX = hdlc.maxInfoRX = 128
         hdlc.windowSizeTX = hdlc.windowSizeRX = 1
@@ -426,4 +525,4 @@ def _write_ua_parameters(reply, hdlc) -> None:
     reply.setUInt8(2, len(reply) - 3)
 
 
-__all__ = ["apply", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]
+__all__ = ["apply", "FIXES", "GURUX_VERSION", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 #: The curve of each security suite (Blue Book: suite 1 P-256, suite 2 P-384).
 CURVES: dict[int, ec.EllipticCurve] = {1: ec.SECP256R1(), 2: ec.SECP384R1()}
 _ORDERS = {1: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-           2: int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)}
+           2: int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                  "C7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)}
 
 
 def private_key(label: str, suite: int) -> ec.EllipticCurvePrivateKey:

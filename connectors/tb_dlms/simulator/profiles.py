@@ -8,9 +8,11 @@ Selectors: 1 = range by the clock column (from/to COSEM date-times), 2 = by entr
 """
 from __future__ import annotations
 
+import bisect
 import math
 
-from . import axdr
+from ..protocol import axdr
+from ..protocol.axdr import DataType
 from .objects import CAPTURE_PERIOD
 
 
@@ -76,8 +78,17 @@ class LoadProfile:
             count = self.capacity
         return first, count
 
-    def encode(self, meter, selector: int, params, now: float, reject_range: bool) -> bytes:
+    def row_times(self, meter, now: float) -> list[float]:
+        """Capture times of the rows held now, oldest first, without those a clock jump skipped."""
         first, count = self.window(meter.profile_first, now)
+        times = [first + k * CAPTURE_PERIOD for k in range(count)]
+        if meter.skipped:
+            times = [t for t in times if not any(lo < t < hi for lo, hi in meter.skipped)]
+        return times
+
+    def encode(self, meter, selector: int, params, now: float, reject_range: bool) -> bytes:
+        times = self.row_times(meter, now)
+        count = len(times)
         ncols = len(self.capture_lns)
         if selector == 0 or params is None:
             start, stop, cols = 0, count, list(range(ncols))
@@ -86,9 +97,8 @@ class LoadProfile:
                 raise SelectorError("range selector rejected by configuration")
             t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
-            start = 0 if t0 <= first else math.ceil((t0 - first) / CAPTURE_PERIOD)
-            stop = count if t1 == math.inf else min(count, math.floor((t1 - first) / CAPTURE_PERIOD) + 1)
-            start, stop = min(start, count), max(min(start, count), stop)
+            start, stop = bisect.bisect_left(times, t0), bisect.bisect_right(times, t1)
+            stop = max(start, stop)
         elif selector == 2:
             start, stop, cols = _entry_window(params, count, ncols)
         else:
@@ -96,12 +106,11 @@ class LoadProfile:
         stamp = meter.spec.encode_time
         load = meter.load
         rows = []
-        for k in range(start, stop):
-            t = first + k * CAPTURE_PERIOD
+        for t in times[start:stop]:
             values = (
                 axdr.octets(stamp(t)),
-                axdr.integer(axdr.UINT32, load.energy_import(t)),
-                axdr.integer(axdr.UINT32, load.energy_export(t)),
+                axdr.integer(DataType.UINT32, load.energy_import(t)),
+                axdr.integer(DataType.UINT32, load.energy_export(t)),
             )
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)
@@ -131,6 +140,6 @@ class EventLog:
         stamp = meter.spec.encode_time
         rows = []
         for t, code in chosen:
-            values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))
+            values = (axdr.octets(stamp(t)), axdr.integer(DataType.UINT8, code))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)

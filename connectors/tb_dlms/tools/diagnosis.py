@@ -2,7 +2,7 @@
 
 Meters say almost nothing when something is wrong: a wrong address gives silence, a wrong
 password a bare reject code. The mapping below encodes what those symptoms usually mean in the
-field (see README.md, "Troubleshooting real meters"), naming the very settings that were used.
+field (see docs/troubleshooting.md), naming the very settings that were used.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..protocol import errors
-from ..protocol.settings import Authentication, Interface, MeterSettings
+from ..protocol.settings import Authentication, Interface, MeterSettings, default_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def _credentials(s: MeterSettings) -> str:
     if s.authentication is Authentication.HIGH_ECDSA:
         return "signingKey, meterPublicKey, the security suite and systemTitle"
     if s.authentication.uses_secret:
-        return f"the password (the {s.authentication.title} secret)"
+        return f"the password (the {s.authentication.mechanism_title} secret)"
     return "whether this client needs a password (authentication 'low') or keys ('high_gmac')"
 
 
@@ -77,7 +77,7 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
                          f"not its): the two sides do not share {exc.check} for client address "
                          f"{s.client_address}. Addresses and interface are right: the meter answered.")
     if isinstance(exc, errors.AssociationRejected):
-        mechanism = f" ({s.authentication.title})" if s.authentication.is_high else ""
+        mechanism = f" ({s.authentication.mechanism_title})" if s.authentication.is_high else ""
         return Diagnosis("rejected", f"the meter rejected the association{mechanism}{_reason(exc)}",
                          f"wrong password or keys: check {_credentials(s)} for client address "
                          f"{s.client_address} (authentication '{s.authentication.value}'); some meters also "
@@ -86,8 +86,9 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
         text = str(exc).lower()
         if "refused" in text or "connect call failed" in text:
             return Diagnosis("refused", f"connection refused by {where}",
-                             "nothing listens there: check host and port (WRAPPER usually 4059, serial servers "
-                             "often 3333 or their own), that the meter or serial server is powered, and any firewall.")
+                             f"nothing listens there: check host and port (WRAPPER usually {default_port('wrapper')}, "
+                             f"serial servers often {default_port('hdlc')} or their own), that the meter or serial "
+                             "server is powered, and any firewall.")
         return Diagnosis("connect", f"no TCP connection to {where}: {_tail(exc)}",
                          f"check host, routing and firewall; on cellular links raise connectTimeoutMs "
                          f"(now {s.connect_timeout * 1000:g} ms).")
