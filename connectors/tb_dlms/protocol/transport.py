@@ -213,7 +213,7 @@ class TcpClientLink(StreamLink):
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.connect_timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ConnectError(
                 f"no TCP connection to {self.host}:{self.port} within {self.connect_timeout:g} s"
             ) from exc
