@@ -101,13 +101,13 @@ def test_dedicated_key_requests_go_general_ded_ciphered(sim, monkeypatch):
     from tb_dlms.protocol import transport
 
     sent: list[int] = []
-    original = transport.Link.send
+    original = transport.StreamLink.send
 
     async def spy(self, data: bytes) -> None:
         sent.append(data[8])
         await original(self, data)
 
-    monkeypatch.setattr(transport.Link, "send", spy)
+    monkeypatch.setattr(transport.StreamLink, "send", spy)
     run(_read_twice(settings(sim, "ecdsa1-ded")))
     assert 0xDC in sent and 0xDB not in sent
     sent.clear()
