@@ -97,3 +97,36 @@ def test_ecdsa_key_on_the_wrong_curve_is_a_config_error(meters, tmp_path, token,
     assert code != 0
     assert "security.signingKey" in out and "P-384" in out, out
     assert "BEGIN" not in out
+
+
+def _discover_args(conn: dict) -> list[str]:
+    """The --discover options that give ``conn`` (what an operator types for that meter)."""
+    args = ["--auth", conn["authentication"], "--client", str(conn["clientAddress"])]
+    if "password" in conn:
+        args += ["--password", conn["password"]]
+    flags = {"systemTitle": "--system-title", "blockCipherKey": "--block-cipher-key",
+             "authenticationKey": "--authentication-key", "suite": "--suite", "policy": "--policy",
+             "signingKey": "--signing-key", "meterPublicKey": "--meter-public-key"}
+    for key, value in conn.get("security", {}).items():
+        if key in flags:
+            args += [flags[key], str(value)]
+    return args
+
+
+@pytest.mark.parametrize("name", list(MECHANISMS))
+def test_discover_takes_every_mechanism_and_suite(meters, tmp_path, capsys, name):
+    """--discover reaches each mechanism's meter with the options alone, and prints an entry the
+    schema accepts with the same mechanism (before: --auth took none, low and high_gmac only)."""
+    spec = meters.meter(name).spec
+    conn = connection_for(spec, meters.port_of(name), tmp_path / "keys")
+    code = check.main(["--discover", f"127.0.0.1:{meters.port_of(name)}", "--name", name, *_discover_args(conn)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    entry = json.loads(out.out)
+    assert entry["connection"]["authentication"] == spec.auth
+    from tb_dlms.config import load_connector_config
+
+    config, errors = load_connector_config({"devices": [entry]})
+    assert errors == [] and config.devices[0].connection.authentication.value == spec.auth
+    if spec.security_suite:
+        assert config.devices[0].connection.security.suite == spec.security_suite
