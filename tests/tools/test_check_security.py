@@ -18,6 +18,7 @@ MECHANISMS = {
     "sha1": ("high_sha1", 0, "authentication", "HLS-SHA1"),
     "sha256": ("high_sha256", 0, None, "HLS-SHA256"),
     "gmac": ("high_gmac", 0, None, "HLS-GMAC"),
+    "gmac2": ("high_gmac", 2, None, "HLS-GMAC"),
     "ecdsa1": ("high_ecdsa", 1, None, "HLS-ECDSA"),
     "ecdsa2": ("high_ecdsa", 2, "authentication_encryption", "HLS-ECDSA"),
 }

@@ -206,6 +206,29 @@ def aare_title_for_hls_sha256_ecdsa() -> None:
 
 
 @server_fix("1.0.203")
+def initiate_response_suite() -> None:
+    """``_GXAPDU.getUserInformation`` (the meter's ciphered InitiateResponse in the AARE) builds its
+    ``AesGcmParameter`` without the security suite, so its security control byte says suite 0
+    whatever the meter's suite. A client takes the suite from that byte (gurux's does, in
+    ``parseUserInformation``): under suites 1/2 HLS-GMAC's pass 3 was then computed with SC 0x10
+    instead of 0x11/0x12, and the meter, rightly, refused it. Ciphered with the meter's suite."""
+    original = _GXAPDU.getUserInformation
+
+    def user_information_with_suite(cls: Any, settings: Any, cipher: Any) -> Any:
+        if cipher is None or not cipher.isCiphered() or not cipher.securitySuite:
+            return original(settings, cipher)
+        plain = original(settings, None)  # the InitiateResponse itself, not ciphered
+        p = AesGcmParameter(Command.GLO_INITIATE_RESPONSE, cipher.systemTitle, cipher.blockCipherKey,
+                            cipher.authenticationKey)
+        p.security = cipher.security
+        p.securitySuite = cipher.securitySuite
+        p.invocationCounter = cipher.invocationCounter
+        return GXCiphering.encrypt(p, plain)
+
+    _GXAPDU.getUserInformation = classmethod(user_information_with_suite)
+
+
+@server_fix("1.0.203")
 def security_setup_keys_after_reply() -> None:
     """``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
     a global_key_transfer even when the server handled the method, and before the reply is
