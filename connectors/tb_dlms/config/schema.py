@@ -7,6 +7,7 @@ whole fleet offline. Secrets (password, keys) may be written as ``"${ENV_VAR}"``
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,15 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
+    Secret,
     Security,
+    SecurityPolicy,
     hdlc_server_address,
     physical_address_from_serial,
 )
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
+from . import env
 from .fields import Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
@@ -33,7 +37,7 @@ from .secrets import clear_secrets
 DEFAULT_CONNECTOR_NAME = "DLMS Connector"
 DEFAULT_POLL_PERIOD_S = 30.0
 #: Usual client addresses per authentication level (public client, reading client, management client).
-DEFAULT_CLIENT_ADDRESS = {Authentication.NONE: 16, Authentication.LOW: 32, Authentication.HIGH_GMAC: 1}
+DEFAULT_CLIENT_ADDRESS = {auth: 1 for auth in Authentication} | {Authentication.NONE: 16, Authentication.LOW: 32}
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE")
 MASK = "***"
 #: A device with no good reading for this many poll periods (at least MIN_STALE_AFTER_S) is reconnected.
@@ -60,7 +64,8 @@ CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress"
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
                    "probeTimeoutMs")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
-SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
+SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
+                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
 HDLC_KEYS = ("maxInfoField", "windowSize")
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
@@ -128,11 +133,18 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
         s = c.security
         out["security"] = {
             "systemTitle": s.client_system_title.hex(),
-            "blockCipherKey": MASK,
-            "authenticationKey": MASK,
             "frameCounterObis": str(s.frame_counter_obis),
             "frameCounterClient": s.frame_counter_client,
+            "suite": s.suite,
+            "policy": s.policy.value,
+            "dedicatedKey": s.dedicated_key,
         }
+        for key, value in (("blockCipherKey", s.block_cipher_key), ("authenticationKey", s.authentication_key),
+                           ("signingKey", s.signing_key), ("masterKey", s.master_key)):
+            if value is not None:
+                out["security"][key] = MASK
+        if s.meter_public_key is not None:
+            out["security"]["meterPublicKey"] = "(PEM)"
     return out
 
 
@@ -491,9 +503,13 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     password = sec.secret_text("password")
     if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
         sec.error("password", "is required when authentication is 'low'")
-    security = _security(sec)
-    if auth is Authentication.HIGH_GMAC and security is None and not partial and not sec.has("security"):
-        sec.error("security", "is required when authentication is 'high_gmac'")
+    if auth.uses_secret and auth is not Authentication.LOW and password is None and not partial \
+            and not sec.has("password"):
+        sec.error("password", f"is required when authentication is '{auth.value}' (the {auth.mechanism_title} secret)")
+    security = _security(sec, auth)
+    needs = auth in (Authentication.HIGH_GMAC, Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA)
+    if needs and security is None and not partial and not sec.has("security"):
+        sec.error("security", f"is required when authentication is '{auth.value}'")
     timeout_ms = sec.integer("timeoutMs", 5000, 1, 600_000)
     connect_timeout_ms = sec.integer("connectTimeoutMs", 10_000, 1, 600_000)
     retries = sec.integer("retries", 2, 0, 10)
@@ -511,7 +527,8 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
         return None
     return MeterSettings(host=host, port=port, interface=interface, client_address=client,
                          logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
-                         authentication=auth, password=password, security=security, timeout=timeout_ms / 1000,
+                         authentication=auth, password=password,
+                         security=security if auth is not Authentication.NONE else None, timeout=timeout_ms / 1000,
                          retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
                          max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
                          inactivity_timeout=inactivity, clock_deviation=deviation,
@@ -563,20 +580,132 @@ def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int 
     return (logical, physical, size), serial
 
 
-def _security(sec: Section) -> Security | None:
+def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> Security | None:
     sub = sec.section("security")
     if sub is None:
         return None
     sub.reject_unknown(SECURITY_KEYS)
     before = len(sub.errors)
+    suite = sub.integer("suite", 0, 0, 2)
+    default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION if auth in (
+        Authentication.HIGH_GMAC, Authentication.HIGH_ECDSA) else SecurityPolicy.NONE
+    if sub.has("blockCipherKey") and not sub.has("policy"):
+        default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION  # keys given: they are for ciphering
+    policy = sub.choice("policy", SecurityPolicy, default_policy)
+    size = 32 if suite == 2 else 16
+    keys_needed = policy.ciphered or auth is Authentication.HIGH_GMAC
     title = sub.hex_bytes("systemTitle", 8, required=True)
-    bck = sub.hex_bytes("blockCipherKey", 16, secret=True, required=True)
-    ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
+    source = key_source(sub.data)
+    if sub.has("keyFile"):
+        if sub.has("blockCipherKey") or sub.has("authenticationKey"):
+            sub.error("keyFile", "replaces blockCipherKey and authenticationKey: give one or the other")
+        bck, ak = _key_file(sub, size)
+    else:
+        bck = sub.hex_bytes("blockCipherKey", size, secret=True, required=keys_needed)
+        ak = sub.hex_bytes("authenticationKey", size, secret=True, required=keys_needed)
+    master = sub.hex_bytes("masterKey", size, secret=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
-    if len(sub.errors) != before or title is None or bck is None or ak is None:  # None: its error is recorded
+    dedicated = sub.data.get("dedicatedKey", False)
+    if not isinstance(dedicated, bool):
+        sub.error("dedicatedKey", f"must be true or false, got {show(dedicated)}")
+        dedicated = False
+    signing = meter_key = None
+    if auth is Authentication.HIGH_ECDSA:
+        if suite == 0:
+            sub.error("suite", "must be 1 (P-256) or 2 (P-384) for authentication 'high_ecdsa'")
+        else:
+            signing = _pem(sub, "signingKey", suite, private=True)
+            meter_key = _pem(sub, "meterPublicKey", suite, private=False)
+    if len(sub.errors) != before or title is None:  # None: its error is recorded
         return None
-    return Security(title, bck, ak, fc_obis, fc_client)
+    return Security(title, bck, ak, fc_obis, fc_client, suite=suite, policy=policy, dedicated_key=dedicated,
+                    signing_key=Secret(signing) if signing is not None else None, meter_public_key=meter_key,
+                    master_key=master, key_source=source)
+
+
+def key_source(security: dict[str, Any]) -> str | None:
+    """Where a ``security`` section takes its global keys from: "file:<path>", "env:<BCK>,<AK>"."""
+    path = security.get("keyFile")
+    if isinstance(path, str):
+        try:
+            path = env.resolve(path)
+        except env.UnsetVariable:
+            return None
+        return "file:" + str(Path(path).expanduser().resolve()) if path else None
+    refs = [env.reference(security.get("blockCipherKey")), env.reference(security.get("authenticationKey"))]
+    if refs[0] is not None and refs[1] is not None:
+        return f"env:{refs[0].name},{refs[1].name}"
+    return None
+
+
+def read_key_file(path: str | Path, size: int) -> tuple[Secret, Secret]:
+    """A key file: JSON {"blockCipherKey": hex, "authenticationKey": hex}; ValueError naming the
+    file and the field, never a key."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read key file {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ValueError(f"key file {str(path)!r} is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"key file {str(path)!r} must hold a JSON object")
+    out = []
+    for name in ("blockCipherKey", "authenticationKey"):
+        value = data.get(name)
+        try:
+            raw = bytes.fromhex(value) if isinstance(value, str) else None
+        except ValueError:
+            raw = None
+        if raw is None or len(raw) != size:
+            raise ValueError(f"key file {str(path)!r}: {name} must be {size} bytes hex ({2 * size} hex digits)")
+        out.append(Secret(raw))
+    return out[0], out[1]
+
+
+def _key_file(sub: Section, size: int) -> tuple[Secret | None, Secret | None]:
+    """A path (or ``${VAR}`` holding one); the path is no secret, the file's keys are."""
+    path = sub._secret_raw("keyFile")
+    if path is None:
+        return None, None
+    try:
+        return read_key_file(path, size)
+    except ValueError as exc:
+        sub.error("keyFile", str(exc))
+        return None, None
+
+
+def _pem(sub: Section, key: str, suite: int, private: bool) -> bytes | None:
+    """A PEM key: a file path on the gateway, or ``${VAR}`` (or a literal) holding the PEM itself.
+
+    Checked here (curve, kind) so that a wrong key is a config error naming the field, not a
+    failed association later; the key's bytes never appear in a message.
+    """
+    from ..protocol import security_fixes
+
+    value = sub._secret_raw(key, required=True)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        sub.error(key, f"must be a PEM file path or \"${{ENV_VAR}}\" holding the PEM, got {kind_of(value)}")
+        return None
+    if "-----BEGIN" in value:
+        data = value.encode()
+    else:
+        try:
+            data = Path(value).expanduser().read_bytes()
+        except OSError as exc:
+            sub.error(key, f"cannot read the key file {value!r}: {exc.strerror or exc}")
+            return None
+    try:
+        if private:
+            security_fixes.load_private_key(data, suite)
+        else:
+            security_fixes.load_public_key(data, suite)
+    except ValueError as exc:
+        sub.error(key, str(exc))
+        return None
+    return data
 
 
 def _points(sec: Section, key: str) -> list[PointConfig]:

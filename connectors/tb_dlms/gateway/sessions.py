@@ -50,6 +50,12 @@ class SessionLike(Protocol):
 
     async def keep_alive(self) -> bool: ...
 
+    async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
+                          security_setup: ObisCode | None = None) -> None:
+        """New global keys through the Security Setup object (None: 0.0.43.0.0.255), then an
+        association with them; returns only once that works. ``AccessError``: refused, the old
+        keys stay in use; ``KeysChangedButUnusable``: the meter took them, the old ones are gone."""
+
     async def close(self) -> None:
         """Release the association and close the link. Never raises."""
 

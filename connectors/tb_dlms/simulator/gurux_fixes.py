@@ -12,7 +12,10 @@ Fixed in classes (they are the server, so they cannot be patched in): ``FixedAss
 (HLS answer as bytes, ``getAssociationStatus``, access rights in the association view) and
 ``FixedServerBase`` (cipher where it is read, SNRM/UA negotiation, association object list).
 ``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises): that
-is meter.py's subclass's job.
+is meter.py's subclass's job. ``FixedAssociationLN.invoke`` also answers HLS pass 3 for mechanisms
+2/3/4/6/7 with our own implementation (simulator/hls.py: hashlib, ``cryptography``), because
+gurux's server answers them through ``GXSecure``, the client's own code: the simulator is then a
+second implementation to test the client against, not the same code twice.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
 from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
+
+from . import hls
 
 #: The gurux-dlms release the fixes below were written against (pyproject.toml pins it).
 GURUX_VERSION = "1.0.203"
@@ -172,6 +177,68 @@ def aare_responding_ap_title() -> None:
         data.set(good)
 
     _GXAPDU.generateAARE = staticmethod(fixed_generate_aare)
+
+
+@server_fix("1.0.203")
+def aare_title_for_hls_sha256_ecdsa() -> None:
+    """``_GXAPDU.generateAARE`` sends the responding AP title (the meter's system title) only with
+    High-GMAC or ciphering, but HLS-SHA256 and HLS-ECDSA compute their proofs over both system
+    titles even unciphered: the client had no title to use. Added, in tag order, for those two.
+    Runs after :func:`aare_responding_ap_title`, whose repaired AARE it completes."""
+    generate_aare = _GXAPDU.generateAARE
+
+    def generate_aare_with_title(settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any,
+                                 errorData: Any, encryptedData: Any) -> None:
+        offset = len(data)
+        generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        if settings.authentication not in (Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA):
+            return
+        title = bytes(cipher.systemTitle) if cipher is not None and cipher.systemTitle else b""
+        if not title:
+            return
+        good = _with_responding_title(bytes(data.subArray(offset, len(data) - offset)), title)
+        if good is None:
+            return
+        data.size = offset
+        data.set(good)
+
+    _GXAPDU.generateAARE = staticmethod(generate_aare_with_title)
+
+
+@server_fix("1.0.203")
+def initiate_response_suite() -> None:
+    """``_GXAPDU.getUserInformation`` (the meter's ciphered InitiateResponse in the AARE) builds its
+    ``AesGcmParameter`` without the security suite, so its security control byte says suite 0
+    whatever the meter's suite. A client takes the suite from that byte (gurux's does, in
+    ``parseUserInformation``): under suites 1/2 HLS-GMAC's pass 3 was then computed with SC 0x10
+    instead of 0x11/0x12, and the meter, rightly, refused it. Ciphered with the meter's suite."""
+    original = _GXAPDU.getUserInformation
+
+    def user_information_with_suite(cls: Any, settings: Any, cipher: Any) -> Any:
+        if cipher is None or not cipher.isCiphered() or not cipher.securitySuite:
+            return original(settings, cipher)
+        plain = original(settings, None)  # the InitiateResponse itself, not ciphered
+        p = AesGcmParameter(Command.GLO_INITIATE_RESPONSE, cipher.systemTitle, cipher.blockCipherKey,
+                            cipher.authenticationKey)
+        p.security = cipher.security
+        p.securitySuite = cipher.securitySuite
+        p.invocationCounter = cipher.invocationCounter
+        return GXCiphering.encrypt(p, plain)
+
+    _GXAPDU.getUserInformation = classmethod(user_information_with_suite)
+
+
+@server_fix("1.0.203")
+def security_setup_keys_after_reply() -> None:
+    """``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
+    a global_key_transfer even when the server handled the method, and before the reply is
+    ciphered: the reply that accepts new keys went out ciphered with them (the client, rightly,
+    could not read it). Disabled (a client never calls it); ``Meter.transfer_keys`` unwraps
+    (RFC 3394, ``cryptography``) and ``MeterServer`` applies the keys after the reply, as the
+    Blue Book says."""
+    from gurux_dlms.objects import GXDLMSSecuritySetup
+
+    GXDLMSSecuritySetup.applyKeys = classmethod(lambda cls, settings, e: None)
 
 
 @server_fix("1.0.203")
@@ -390,6 +457,22 @@ def _handle_glo_ded_request(cls, settings, data):
     data.command = Command(data.data.getUInt8())
 
 
+def _with_responding_title(aare: bytes, title: bytes) -> bytearray | None:
+    """The AARE with a responding-AP-title element (A4) put in tag order; None when it has one
+    already or is not a short-form AARE."""
+    if len(aare) < 2 or aare[0] != 0x61 or aare[1] >= 0x80:
+        return None
+    i = 2
+    while i + 1 < len(aare) and aare[i] < 0xA4 and aare[i + 1] < 0x80:
+        i += 2 + aare[i + 1]
+    if i < len(aare) and aare[i] == 0xA4:
+        return None
+    element = bytes((0xA4, len(title) + 2, 0x04, len(title))) + title
+    good = bytearray(aare[:i] + element + aare[i:])
+    good[1] = len(good) - 2
+    return good
+
+
 class FixedAssociationLN(GXDLMSAssociationLogicalName):
     """The association object, fixed where gurux-dlms 1.0.203 cannot work as shipped.
 
@@ -420,6 +503,13 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
         if e.index != 1:
             return super().invoke(settings, e)
         answer = bytes(e.parameters or b"")
+        if settings.authentication in hls.SERVER_MECHANISMS:  # our own pass-3 check (module docstring)
+            expected = hls.client_proof(settings, self, answer)
+            if expected is None:
+                self.associationStatus = AssociationStatus.NON_ASSOCIATED
+                return None
+            self.associationStatus = AssociationStatus.ASSOCIATED
+            return hls.server_proof(settings, self)
         if settings.authentication == Authentication.HIGH_GMAC:
             secret = settings.sourceSystemTitle
             ic = int.from_bytes(answer[1:5], "big") if len(answer) >= 5 else 0

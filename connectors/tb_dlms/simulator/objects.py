@@ -20,6 +20,7 @@ from gurux_dlms.objects import (
     GXDLMSDisconnectControl,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
+    GXDLMSSecuritySetup,
 )
 
 from ..protocol import axdr
@@ -30,6 +31,8 @@ SERIAL = "0.0.96.1.0.255"
 SERIAL_RAW = "0.0.96.1.1.255"
 FIRMWARE = "1.0.0.2.0.255"
 FRAME_COUNTER = "0.0.43.1.0.255"
+#: Security Setup (class 64) of the management association: global_key_transfer is method 2.
+SECURITY_SETUP = "0.0.43.0.0.255"
 EVENT_CODE = "0.0.96.11.0.255"
 DISCONNECT = "0.0.96.3.10.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
@@ -111,6 +114,7 @@ def shared_objects() -> tuple:
     objs.append(clock)
     disconnect = GXDLMSDisconnectControl(DISCONNECT)
     objs.append(disconnect)
+    objs.append(GXDLMSSecuritySetup(SECURITY_SETUP))
 
     profile = GXDLMSProfileGeneric(LOAD_PROFILE)
     profile.capturePeriod = CAPTURE_PERIOD

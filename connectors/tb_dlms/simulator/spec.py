@@ -14,8 +14,11 @@ from ..protocol import cosem_datetime
 from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
 T = TypeVar("T")
-AUTH_LEVELS = ("none", "low", "high_gmac")
-DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
+AUTH_LEVELS = ("none", "low", "high", "high_md5", "high_sha1", "high_gmac", "high_sha256", "high_ecdsa")
+DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, **{level: 1 for level in AUTH_LEVELS[2:]}}
+POLICIES = ("none", "authentication", "encryption", "authentication_encryption")
+#: Mechanisms that cipher by default (they need keys anyway); the others default to no ciphering.
+_CIPHERED_BY_DEFAULT = ("high_gmac", "high_ecdsa")
 PUBLIC_CLIENT = 16
 DEFAULT_BLOCK_CIPHER_KEY = bytes(range(0x00, 0x10))
 DEFAULT_AUTHENTICATION_KEY = bytes(range(0xD0, 0xE0))
@@ -47,6 +50,18 @@ class MeterSpec:
     system_title: bytes | None = None  # 8 bytes; derived from the serial when None
     block_cipher_key: bytes = DEFAULT_BLOCK_CIPHER_KEY
     authentication_key: bytes = DEFAULT_AUTHENTICATION_KEY
+    #: Security suite 0, 1 (ECDSA P-256) or 2 (P-384, AES-256: keys of 32 bytes).
+    security_suite: int = 0
+    #: APDU protection of the authenticated client; None: ciphered for high_gmac/high_ecdsa only.
+    security_policy: str | None = None
+    #: Key encryption key for global_key_transfer (Security Setup method 2).
+    master_key: bytes = bytes(range(0x20, 0x30))
+    #: Label of the meter's ECDSA key pair (simulator.keys); None: the meter's name.
+    signing_key_label: str | None = None
+    #: Label of the client key pair whose signatures the meter accepts.
+    client_key_label: str = "tb-dlms test client"
+    #: HLS-ECDSA: sign pass 4 with a wrong value (the client must report it, not crash: gurux W2).
+    bad_signature: bool = False
     #: Seconds before each reply (asyncio sleep); 0 answers at once.
     delay: float = 0.0
     profile_days: int = 3
@@ -77,6 +92,14 @@ class MeterSpec:
             raise ValueError(f"{self.name}: interface must be 'wrapper' or 'hdlc'")
         if self.auth not in AUTH_LEVELS:
             raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
+        if self.security_policy is None:
+            self.security_policy = "authentication_encryption" if self.auth in _CIPHERED_BY_DEFAULT else "none"
+        if self.security_policy not in POLICIES:
+            raise ValueError(f"{self.name}: security_policy must be one of {POLICIES}")
+        if self.security_suite not in (0, 1, 2):
+            raise ValueError(f"{self.name}: security_suite must be 0, 1 or 2")
+        if self.auth == "high_ecdsa" and self.security_suite == 0:
+            raise ValueError(f"{self.name}: high_ecdsa needs security_suite 1 or 2")
         if self.seed is None:
             self.seed = zlib.crc32(self.name.encode())
         if self.serial_number is None:
@@ -92,9 +115,21 @@ class MeterSpec:
             raise ValueError(f"{self.name}: aare_max_pdu must be 0..65535")
         if len(self.system_title) != 8:
             raise ValueError(f"{self.name}: system title must be 8 bytes")
-        for key in (self.block_cipher_key, self.authentication_key):
-            if len(key) != 16:
-                raise ValueError(f"{self.name}: keys must be 16 bytes")
+        self.master_key = _as_bytes(self.master_key)
+        if self.security_suite == 2 and len(self.block_cipher_key) == 16:
+            # Suite 2 is AES-256: the sample keys doubled, so a test names only the suite.
+            self.block_cipher_key *= 2
+            self.authentication_key *= 2
+            self.master_key *= 2
+        size = 32 if self.security_suite == 2 else 16
+        for key in (self.block_cipher_key, self.authentication_key, self.master_key):
+            if len(key) != size:
+                raise ValueError(f"{self.name}: keys must be {size} bytes for suite {self.security_suite}")
+
+    @property
+    def meter_key_label(self) -> str:
+        """Label of the meter's ECDSA key pair (``signing_key_label``, the meter's name by default)."""
+        return self.signing_key_label or self.name
 
     @property
     def server_address(self) -> int:

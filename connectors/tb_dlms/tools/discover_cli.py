@@ -35,7 +35,12 @@ def connection_from_args(args) -> dict:
         conn["password"] = args.password
     security = {key: value for key, value in (("systemTitle", args.system_title),
                                                ("blockCipherKey", args.block_cipher_key),
-                                               ("authenticationKey", args.authentication_key)) if value is not None}
+                                               ("authenticationKey", args.authentication_key),
+                                               ("suite", args.suite), ("policy", args.policy),
+                                               ("signingKey", args.signing_key),
+                                               ("meterPublicKey", args.meter_public_key)) if value is not None}
+    if args.dedicated_key:
+        security["dedicatedKey"] = True
     if security:
         # Checked by the connector's schema below: lengths, hex, "${VAR}" references.
         conn["security"] = security

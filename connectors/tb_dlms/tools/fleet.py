@@ -116,6 +116,12 @@ def validate(connector: dict, lines: list[int]) -> list[str]:
     for device in probe["devices"]:
         if env.reference(device["connection"].get("password")) is not None:
             device["connection"]["password"] = _PLACEHOLDER
+    security = probe.get("defaults", {}).get("security")
+    if isinstance(security, dict):
+        size = 32 if security.get("suite") == 2 else 16
+        for key in ("blockCipherKey", "authenticationKey", "masterKey"):
+            if env.reference(security.get(key)) is not None:
+                security[key] = "00" * size  # the variable is set on the gateway, not here
     _, errors = load_connector_config(probe)
     out = []
     for e in errors:
