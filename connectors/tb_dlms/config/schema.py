@@ -21,6 +21,7 @@ from ..protocol.settings import (
     MeterSettings,
     Secret,
     Security,
+    SerialSettings,
     hdlc_server_address,
 )
 from ..resilience.breaker import BreakerSettings
@@ -58,10 +59,13 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs")
+                   "probeTimeoutMs", "serial")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
+#: The gateway's Modbus connector names these the same way; modeE and below are ours.
+SERIAL_KEYS = ("port", "baudrate", "bytesize", "parity", "stopbits", "modeE", "deviceAddress", "switchDelayMs")
+SERIAL_BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
 BREAKER_KEYS = ("failureThreshold", "cooldownS", "maxCooldownS")
@@ -131,6 +135,12 @@ class ConnectionConfig:
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
     probe_timeout_ms: int | None = None
+    #: A serial port on the gateway instead of host:port (then ``host`` is empty).
+    serial: SerialSettings | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.serial.port if self.serial is not None else f"{self.host}:{self.port}"
 
     @property
     def wire_server_address(self) -> int:
@@ -164,6 +174,14 @@ class ConnectionConfig:
         }
         if self.probe_timeout_ms is not None:
             out["probeTimeoutMs"] = self.probe_timeout_ms
+        if self.serial is not None:
+            sp = self.serial
+            del out["host"], out["port"]
+            out["serial"] = {"port": sp.port, "baudrate": sp.baudrate, "bytesize": sp.bytesize, "parity": sp.parity,
+                             "stopbits": sp.stopbits, "modeE": sp.mode_e,
+                             "switchDelayMs": round(sp.switch_delay * 1000)}
+            if sp.device_address:
+                out["serial"]["deviceAddress"] = sp.device_address
         if self.serial_number is not None:
             out["serialNumber"] = self.serial_number
         elif sa.physical is not None:
@@ -241,6 +259,7 @@ class DeviceConfig:
             clock_deviation=c.clock_deviation,
             probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
             name=self.name,
+            serial=c.serial,
         )
 
     def to_public_dict(self) -> dict:
@@ -413,8 +432,9 @@ def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
     """
     host = c.host.lower()
     if c.interface is Interface.HDLC:
-        return ("hdlc", host, c.port, c.wire_server_address), \
-            f"HDLC server address {c.wire_server_address} on {c.host}:{c.port}"
+        where = ("serial", c.serial.port) if c.serial is not None else (host, c.port)
+        return ("hdlc", *where, c.wire_server_address), \
+            f"HDLC server address {c.wire_server_address} on {c.endpoint}"
     return ("wrapper", host, c.port, c.client_address, c.server_address.logical), \
         (f"WRAPPER client address {c.client_address} with server address {c.server_address.logical} on "
          f"{c.host}:{c.port}")
@@ -549,9 +569,18 @@ def _breaker_dict(b: BreakerSettings) -> dict:
 
 def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     before = len(sec.errors)
-    host = sec.text("host", required=not partial)
-    interface = sec.choice("interface", Interface, Interface.WRAPPER)
+    serial_port = _serial(sec)
+    on_serial = sec.has("serial")
+    host = sec.text("host", required=not partial and not on_serial)
+    interface = sec.choice("interface", Interface, Interface.HDLC if on_serial else Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
+    if on_serial and not partial:
+        if interface is Interface.WRAPPER:
+            sec.error("interface", "must be 'hdlc' with a serial port (WRAPPER is a TCP profile)")
+        for key in ("host", "port"):
+            if sec.has(key):
+                sec.error(key, "conflicts with serial: a meter is reached over TCP (host, port) or a serial "
+                               "port, not both")
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
     hdlc_mode = interface is Interface.HDLC
     client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
@@ -575,14 +604,46 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
-    if len(sec.errors) != before or partial or host is None:
+    if len(sec.errors) != before or partial or (host is None and serial_port is None):
         return None
-    return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
+    return ConnectionConfig(host=host or "", port=port, serial=serial_port, interface=interface, client_address=client,
                             server_address=server, serial_number=serial, authentication=auth, password=password,
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
                             retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
                             inactivity_timeout_s=inactivity, clock_deviation=deviation,
                             probe_timeout_ms=probe_timeout_ms)
+
+
+def _serial(sec: Section) -> SerialSettings | None:
+    """``serial``: a port on the gateway (RS-485, USB adapter, optical probe with mode E)."""
+    sub = sec.section("serial")
+    if sub is None:
+        return None
+    sub.reject_unknown(SERIAL_KEYS)
+    before = len(sub.errors)
+    path = sub.text("port", required=True)
+    baudrate = sub.integer("baudrate", 9600)
+    if baudrate is not None and baudrate not in SERIAL_BAUDRATES:
+        sub.error("baudrate", f"must be one of {', '.join(map(str, SERIAL_BAUDRATES))}, got {baudrate}")
+    bytesize = sub.integer("bytesize", 8, 7, 8)
+    parity = sub.text("parity", "N")
+    if parity is not None and parity.upper() not in ("N", "E", "O", "M", "S"):
+        sub.error("parity", f"must be N, E, O, M or S, got {show(parity)}")
+    stopbits = sub.number("stopbits", 1)
+    if stopbits is not None and stopbits not in (1, 1.5, 2):
+        sub.error("stopbits", f"must be 1, 1.5 or 2, got {show(stopbits)}")
+    mode = sub.data.get("modeE", False)
+    if not isinstance(mode, bool):
+        sub.error("modeE", f"must be true or false, got {show(mode)}")
+    address = sub.data.get("deviceAddress", "")
+    if not isinstance(address, str) or len(address) > 32 or any(c in "/!?" or not c.isprintable() for c in address):
+        sub.error("deviceAddress", f"must be up to 32 printable characters without / ! ?, got {show(address)}")
+    elif address and not mode:
+        sub.error("deviceAddress", "only applies with modeE (it is sent in the IEC 62056-21 sign-on)")
+    delay_ms = sub.integer("switchDelayMs", 300, 0, 10_000)
+    if len(sub.errors) != before or path is None:
+        return None
+    return SerialSettings(path, baudrate, bytesize, parity.upper(), stopbits, mode, address, delay_ms / 1000)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:

@@ -25,7 +25,7 @@ from gurux_dlms.enums import ExceptionServiceError, Service
 from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, profile, quiet
+from . import axdr, fast_gcm, gurux_compat, hdlc_fixes, profile, quiet
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -42,6 +42,7 @@ from .errors import (
     ReplyTimeout,
     ReplyTooLarge,
 )
+from .framing import HdlcFrame
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
@@ -617,6 +618,10 @@ class MeterSession:
                         box.queue.put_nowait(item)
                         raise LinkClosed(reason, self.settings.label)
                     if self._accept(client, item.raw, reply, expect):
+                        if isinstance(item, HdlcFrame) and reply.isMoreData() and not hdlc_fixes.final(item.control):
+                            # Inside an HDLC window: the meter keeps the bus and sends on; one RR
+                            # (and one turnaround) per window, not per frame.
+                            continue
                         return True
         except TimeoutError:
             return False

@@ -85,6 +85,11 @@ class Link:
         self._confirmed: set[int] = set()
 
     @property
+    def key(self) -> tuple:
+        """What the pool shares this link by: one link per endpoint."""
+        return (self.host, self.port)
+
+    @property
     def is_open(self) -> bool:
         return self._writer is not None and self.closed_reason is None
 
@@ -232,29 +237,35 @@ class LinkPool:
     """Hands out links: one shared link per HDLC host:port, one link per WRAPPER meter."""
 
     def __init__(self) -> None:
-        self._shared: dict[tuple[str, int], Link] = {}
+        self._shared: dict[tuple, Link] = {}
 
     def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         if settings.interface is Interface.HDLC:
-            key = (settings.host, settings.port)
+            key = ("serial", settings.serial.port) if settings.serial is not None else (settings.host, settings.port)
             link = self._shared.get(key)
             if link is None:
-                link = self._shared[key] = Link(
-                    settings.host, settings.port, settings.interface, settings.connect_timeout
-                )
+                link = self._shared[key] = self._new_shared(settings)
             if settings.server_address in link._mailboxes:
                 raise ValueError(
                     f"{settings.label}: HDLC server address {settings.server_address} is already "
-                    f"used by another meter on {settings.host}:{settings.port}"
+                    f"used by another meter on {settings.endpoint}"
                 )
         else:
             link = Link(settings.host, settings.port, settings.interface, settings.connect_timeout)
         return link, link.mailbox(settings.server_address)
 
+    @staticmethod
+    def _new_shared(settings: MeterSettings) -> Link:
+        if settings.serial is not None:
+            from .serial_link import SerialLink  # pyserial is imported only where a port is configured
+
+            return SerialLink(settings.serial, settings.connect_timeout)
+        return Link(settings.host, settings.port, settings.interface, settings.connect_timeout)
+
     async def release(self, link: Link, address: int) -> None:
         link.forget(address)
         if link.users == 0:
-            self._shared.pop((link.host, link.port), None)
+            self._shared.pop(link.key, None)
             await link.close()
 
 

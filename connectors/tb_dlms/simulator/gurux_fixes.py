@@ -50,6 +50,9 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
 18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
     ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
     (undefined object) carried a stale invoke id and the client rightly dropped it.
+19. The server sends one HDLC frame per RR whatever window it negotiated: ``MeterServer``
+    sends the rest of the window at once, the final bit cleared on all frames but the last
+    (``protocol.hdlc_fixes.rebuilt``).
 """
 from __future__ import annotations
 
@@ -69,6 +72,8 @@ from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
 from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
+
+from ..protocol import hdlc_fixes  # noqa: F401 - also fixes the server's long frames
 
 _applied = False
 
@@ -385,3 +390,4 @@ def _write_ua_parameters(reply, hdlc) -> None:
 
 
 __all__ = ["apply", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]
+

@@ -11,6 +11,7 @@ import random
 import time
 
 from gurux_dlms import GXServerReply
+from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.enums import (
     AccessMode,
@@ -26,6 +27,7 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
+from ..protocol import hdlc_fixes
 from . import axdr, gurux_fixes, objects as cosem
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
@@ -300,7 +302,25 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if cipher.invocationCounter > self.meter.invocation_counter:
             self.meter.invocation_counter = cipher.invocationCounter
         out = reply.reply
+        if out and self.settings.interfaceType == InterfaceType.HDLC:
+            out = self._rest_of_window(bytes(out))
         return bytes(out) if out else None
+
+    def _rest_of_window(self, first: bytes) -> bytes:
+        """With a negotiated window above one, the following segments of a long reply go out at
+        once, the poll/final bit only on the last one (gurux's server sends one frame per RR).
+        A real meter does the same: it keeps the bus for the whole window."""
+        window = self.settings.hdlc.windowSizeTX
+        frames = [first]
+        while window > len(frames) and frames[-1][1] & 0x08 and self.replyData.size:
+            frames.append(bytes(GXDLMS.getHdlcFrame(self.settings, self.settings.getNextSend(False),
+                                                    self.replyData)))
+        if len(frames) == 1:
+            return first
+        # gurux counts one frame per RR in the N(R) it expects from the client next: k frames went.
+        rf = self.settings.receiverFrame
+        self.settings.receiverFrame = (rf & 0x1F) | ((((rf >> 5) + len(frames) - 1) & 7) << 5)
+        return b"".join([hdlc_fixes.rebuilt(f, clear_final=True) for f in frames[:-1]] + [frames[-1]])
 
     def reset(self, connect=False):
         """gurux zeroes the cipher's invocation counter on every AARQ/SNRM; the meter's persists."""

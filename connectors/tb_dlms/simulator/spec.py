@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass, field, fields
 
 from ..protocol.settings import hdlc_server_address, server_address_from_serial
+from ..protocol.mode_e import BAUD_RATES
 from . import dlmstime
 
 AUTH_LEVELS = ("none", "low", "high_gmac")
@@ -67,6 +68,20 @@ class MeterSpec:
     #: Idle seconds after which the meter forgets the association (0 = never).
     inactivity_timeout: float = 180.0
     firmware: str = "SIM-1.4.2"
+    #: Serve on a serial line (a pty) instead of TCP: meters with the same name share the line.
+    serial_line: str | None = None
+    #: Stable path of the line (a symlink to the pty, like /dev/serial/by-id); None: the pty's name.
+    serial_path: str | None = None
+    #: The line's rate: bytes take 10 bits each; ``delay`` is the meter's turnaround.
+    baudrate: int = 9600
+    #: IEC 62056-21 mode E: sign-on at 300 baud before HDLC (an optical port).
+    mode_e: bool = False
+    #: Identification sent at sign-on; None: "/SIM" + baud character + "\\2" + model.
+    mode_e_identification: str | None = None
+    #: Device address the meter answers to in ``/?address!`` (an empty request reaches any meter).
+    mode_e_address: str = ""
+    #: Ignore the sign-on entirely (a probe on the wrong meter, or a meter with its port disabled).
+    mode_e_silent: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +93,11 @@ class MeterSpec:
             raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
         if self.seed is None:
             self.seed = zlib.crc32(self.name.encode())
+        if self.serial_line is not None and self.interface != "hdlc":
+            raise ValueError(f"{self.name}: a serial line carries HDLC (interface 'hdlc')")
+        if self.mode_e_identification is None:
+            char = max((c for c, rate in BAUD_RATES.items() if rate <= self.baudrate), default="0")
+            self.mode_e_identification = f"/SIM{char}\\2SIMMETER-{self.firmware}"
         if self.serial_number is None:
             self.serial_number = 10_000_000 + self.seed % 89_999_999
         if self.client_address is None:
