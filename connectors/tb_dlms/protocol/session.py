@@ -125,6 +125,12 @@ class MeterSession:
     def associated(self) -> bool:
         return self._associated and self._link is not None and self._link.is_open
 
+    @property
+    def identification(self) -> str | None:
+        """The meter's IEC 62056-21 identification, when its link signed on in mode E."""
+        ident = getattr(self._link, "identification", None)
+        return ident.raw if ident is not None else None
+
     async def connect(self) -> None:
         """Open transport and associate (SNRM/UA, frame counter, AARQ/AARE). Idempotent."""
         async with self._busy:
