@@ -200,7 +200,7 @@ class SerialLink(Link):
         self.closed_reason = reason
         for box in self._mailboxes.values():
             box.queue.put_nowait(_Closed(reason))
-        if self._transport is not None:
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.abort()
 
     async def _close_transport(self) -> None:
@@ -208,7 +208,8 @@ class SerialLink(Link):
         self._sign_on, self._sign_on_error = None, None
         if transport is not None:
             port = transport.serial
-            transport.abort()
+            if not transport.is_closing():
+                transport.abort()
             # abort() closes the port on the next loop turn; close it now so that a reopen right
             # after is not refused by our own exclusive lock.
             if port is not None:

@@ -12,6 +12,8 @@ ARRAY, STRUCTURE, BOOLEAN = 0x01, 0x02, 0x03
 INT32, UINT32, OCTET_STRING = 0x05, 0x06, 0x09
 INT8, INT16, UINT8, UINT16, ENUM = 0x0F, 0x10, 0x11, 0x12, 0x16
 UINT64 = 0x15
+#: null-data: a value left out (a compact profile's clock after the first row).
+NULL = b"\x00"
 
 _FORMATS = {INT32: ">i", UINT32: ">I", INT8: ">b", INT16: ">h", UINT8: ">B", UINT16: ">H",
             ENUM: ">B", UINT64: ">Q"}

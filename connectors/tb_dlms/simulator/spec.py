@@ -52,6 +52,9 @@ class MeterSpec:
     seed: int | None = None
     serial_number: int | None = None
     reject_range: bool = False
+    #: Profile rows after the first of a reply carry the clock as null-data (the capture period
+    #: gives their time), as compact meters do: 1 byte instead of 14 per row.
+    profile_null_clock: bool = False
     #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
     utc_offset_minutes: int = 60
     #: Clock deviation on the wire as local minus UTC (+60 for CET) instead of gurux's UTC minus local.

@@ -51,6 +51,8 @@ class MeterResult:
     #: Wall time of the whole probe (including a failed attempt): what a poll would cost.
     elapsed_ms: float | None = None
     stats: dict = field(default_factory=dict)
+    #: IEC 62056-21 identification of a meter reached through an optical probe (mode E).
+    identification: str | None = None
 
     @property
     def status(self) -> str:
@@ -69,7 +71,7 @@ class MeterResult:
         d, c = self.device, self.device.connection
         return {
             "device": d.name, "connector": self.connector, "status": self.status, "ok": self.status == "ok",
-            "endpoint": f"{c.host}:{c.port}", "interface": c.interface.value,
+            "endpoint": c.endpoint, "interface": c.interface.value, "identification": self.identification,
             "addresses": addresses(d.meter_settings()), "authentication": c.authentication.value,
             "error": self.error, "diagnosis": self.diagnosis.as_dict() if self.diagnosis else None,
             "connectMs": self.connect_ms, "readMs": self.read_ms, "elapsedMs": self.elapsed_ms, "rttMs": self.rtt_ms,
@@ -105,6 +107,7 @@ async def probe_session(device: DeviceConfig, session: Any, connector: str = "",
             started = time.perf_counter()
             await session.connect()
             result.connect_ms = _ms_since(started)
+            result.identification = getattr(session, "identification", None)
             started = time.perf_counter()
             readings = await session.read([p.ref for _, p in sections])
             result.read_ms = _ms_since(started)
