@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def schema_keys() -> set[str]:
-    names = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEYS", "SECURITY_KEYS", "HDLC_KEYS",
+    names = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEYS", "SECURITY_KEYS", "HDLC_KEYS", "SERIAL_KEYS",
              "POINT_KEYS", "REPORT_KEYS", "BREAKER_KEYS"]
     keys = {k for n in names for k in getattr(schema, n, ())}
     try:
