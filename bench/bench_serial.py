@@ -32,7 +32,7 @@ from pathlib import Path
 from tb_dlms.protocol.readings import AttributeRef
 from tb_dlms.protocol.session import MeterSession
 from tb_dlms.protocol.settings import Interface, MeterSettings, SerialSettings
-from tb_dlms.protocol.transport import LinkPool
+from tb_dlms.protocol.pools import link_pool
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.objects import LOAD_PROFILE_4
 
@@ -70,7 +70,7 @@ class Meter:
 
 
 async def profile_read(meter: Meter, path: str, days: int, window: int, info: int) -> dict:
-    pool = LinkPool()
+    pool = link_pool()
     session = MeterSession(settings(path, 17, window, info, meter.baud), pool)
     end = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
     start = end - dt.timedelta(days=days)
@@ -83,7 +83,7 @@ async def profile_read(meter: Meter, path: str, days: int, window: int, info: in
 
 
 async def poll(meter: Meter, path: str, n: int, window: int, info: int) -> dict:
-    session = MeterSession(settings(path, 17, window, info, meter.baud), LinkPool())
+    session = MeterSession(settings(path, 17, window, info, meter.baud), link_pool())
     await session.read(REGISTERS)  # associate, learn the scalers
     mark, t0 = meter.mark(), time.perf_counter()
     for _ in range(n):
@@ -99,7 +99,7 @@ async def poll(meter: Meter, path: str, n: int, window: int, info: int) -> dict:
 
 
 async def bus_cycle(meter: Meter, path: str, count: int, cycles: int, window: int, info: int) -> dict:
-    pool = LinkPool()
+    pool = link_pool()
     sessions = [MeterSession(settings(path, 17 + i, window, info, meter.baud), pool) for i in range(count)]
     await asyncio.gather(*(s.read(REGISTERS) for s in sessions))
     mark, t0 = meter.mark(), time.perf_counter()

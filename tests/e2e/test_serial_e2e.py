@@ -94,8 +94,9 @@ def holder(simulator, lines):
 def gateway(broker, fake_tb, simulator, holder, lines, tmp_path_factory):
     work = tmp_path_factory.mktemp("gateway")
     site = pty_7e1.sitecustomize_dir(work)
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     gw = GatewayProcess(broker.port, connector_config=_config(simulator, lines), workdir=work,
-                        extra_env={"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))})
+                        extra_env={"PYTHONPATH": path})
     gw.start()
     yield gw
     stop_gateway(gw)

@@ -22,7 +22,8 @@ from tb_dlms.protocol import mode_e
 ])
 def test_identification_of_real_meters(line, manufacturer, baud, ident, marker):
     parsed = mode_e.parse_identification(line)
-    assert (parsed.manufacturer, parsed.max_baudrate, parsed.ident, parsed.mode_e) == (manufacturer, baud, ident, marker)
+    got = (parsed.manufacturer, parsed.max_baudrate, parsed.ident, parsed.mode_e)
+    assert got == (manufacturer, baud, ident, marker)
     assert parsed.raw == line
 
 

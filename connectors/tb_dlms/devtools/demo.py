@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -166,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
         say("demo: stopping...")
-        for step in (lambda: gateway and gateway.stop(), lambda: tb and tb.stop(),
-                     lambda: simulator and simulator.stop(), lambda: broker and broker.stop()):
+        for process in (gateway, tb, simulator, broker):
             try:
-                step()
+                if process is not None:
+                    process.stop()
             except Exception as exc:
                 print(f"demo: cleanup step failed: {exc}", file=sys.stderr)
         if args.keep or os.environ.get("TB_DLMS_KEEP_TMP"):

@@ -1,8 +1,9 @@
 """Test rig only: let a Linux pseudo-terminal accept the 7E1 line settings of a mode E sign-on.
 
 A pty refuses ``tcsetattr`` with 7 data bits and even parity (EINVAL, seen on this machine's
-kernel; a parity bit at all, also 8E1 on the way back to 8N1), where a real UART takes them. The production serial link asks for 7E1 and reports a
-port that refuses it; so the rig, not the production code, gives way: on a pty only, a refused
+kernel; a parity bit at all, also 8E1 on the way back to 8N1), where a real UART takes them. The
+production serial link asks for 7E1 and reports a port that refuses it; so the rig, not the
+production code, gives way: on a pty only, a refused
 7E1 setting is applied as 8N1 (a pty carries bytes, not bits: the characters are the same),
 while pyserial keeps reporting what was asked. Each such request is counted in
 ``REQUESTED_7E1`` so a test can check that 7E1 really was asked for.
@@ -16,6 +17,7 @@ import errno
 import os
 import termios
 from pathlib import Path
+from typing import Any
 
 REQUESTED_7E1: list[str] = []
 #: Printed on stderr by the subprocess patch (the gateway's output is captured): one per request.
@@ -30,7 +32,7 @@ def install(announce: bool = False) -> None:
     import serial
     from serial import serialposix
 
-    cls = serialposix.Serial
+    cls: Any = serialposix.Serial  # _reconfigure_port is private: not in pyserial's stubs
     if getattr(cls._reconfigure_port, "_pty_7e1", False):
         return
     original = cls._reconfigure_port

@@ -22,6 +22,7 @@ from ..protocol.stats import SessionStats
 from ..resilience.breaker import BreakerState, CircuitBreaker, Transition
 from ..resilience.stale import StaleTimer
 from ..resilience.watchdog import guard_task
+from .collector import MeterDataCollector
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
@@ -79,7 +80,7 @@ class DLMSDevice:
         #: Polls that outlived their deadline plus grace and were cancelled from outside.
         self.stuck_polls = 0
         #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
-        self.collector = None
+        self.collector: MeterDataCollector | None = None
         #: Connected at ThingsBoard (the gateway connects a device with its first data). False once the
         #: breaker opened: the device is then disconnected, and nothing is published for it (every
         #: message is device activity to ThingsBoard) until it answers again; health held meanwhile.
@@ -129,7 +130,7 @@ class DLMSDevice:
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
-        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        keep_alive_every = self.config.connection.inactivity_timeout / 2
         while (delay := when - time.time()) > 0:
             if delay > keep_alive_every and self.session is not None and self.connected:
                 await asyncio.sleep(keep_alive_every)
@@ -171,7 +172,7 @@ class DLMSDevice:
         if error is not None:
             self._log.warning("%s: poll failed: %s", self.name, error)
         self._set_health(error)
-        identification = getattr(self.session, "identification", None) if error is None else None
+        identification = self.session.identification if error is None and self.session is not None else None
         if identification:  # an optical probe's mode E sign-on: which meter it is on
             self._send_changed({MODE_E_IDENTIFICATION: identification})
         if error is None and not self._timeseries:
@@ -234,7 +235,7 @@ class DLMSDevice:
         if self._units_sent_at != self.stats.associations:
             # Units come with the scalers, read once per association: publish them then, as one
             # attribute, so dashboards can label values without a unit on every reading.
-            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings) if r.ok and r.unit}
+            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings, strict=True) if r.ok and r.unit}
             if units:
                 data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
             self._units_sent_at = self.stats.associations
@@ -332,17 +333,15 @@ class DLMSDevice:
 
     # -- session ------------------------------------------------------------------------------
 
-    def open_session(self) -> SessionLike:
-        """The meter's session for RPCs and collections (operations queue on the session)."""
+    def shared_session(self) -> SessionLike:
+        """The meter's one session, shared with the polls, for RPCs and collections: made if there
+        is none, not connected (operations queue on the session and associate on first use)."""
         return self._session()
 
     def _session(self) -> SessionLike:
         if self.session is None:
             session = self._factory(self.config.meter_settings())
-            try:
-                session.stats = self.stats
-            except AttributeError:  # a session that keeps its own counters
-                pass
+            session.stats = self.stats
             self.session = session
         return self.session
 
@@ -357,9 +356,7 @@ class DLMSDevice:
         except TimeoutError:
             self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
             self.session = None
-            abort = getattr(session, "abort", None)
-            if abort is not None:
-                await abort()
+            await session.abort()
         except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None
@@ -370,9 +367,8 @@ class DLMSDevice:
         self._attributes_read_at = None
         if session is None:
             return
-        stop = getattr(session, "abort", None) or session.close
         try:
-            await asyncio.wait_for(stop(), self._close_bound)
+            await asyncio.wait_for(session.abort(), self._close_bound)
         except Exception as exc:  # noqa: BLE001 - the session is gone either way
             self._log.debug("%s: session abort: %s", self.name, describe_error(exc))
 

@@ -27,6 +27,8 @@ the last frame received (gurux adds one when it next sends), which is what windo
 """
 from __future__ import annotations
 
+from typing import Any
+
 from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms.GXDLMSSettings import GXDLMSSettings
 
@@ -45,7 +47,7 @@ def final(control: int) -> bool:
     return bool(control & 0x10)
 
 
-def _check_frame(self, frame_, xml):
+def _check_frame(self: Any, frame_: int, xml: Any) -> Any:
     if (not self.isServer and not xml and (frame_ & 1) == 0 and self.hdlc.windowSizeRX != 1
             and _send_sequence(frame_) == (_send_sequence(self.receiverFrame) + 1) & 7):
         self.receiverFrame = frame_
@@ -74,14 +76,18 @@ def rebuilt(frame: bytes | bytearray, clear_final: bool = False) -> bytes:
     return bytes(raw)
 
 
-def _get_hdlc_frame(cls, settings, frame_, data):
+def _get_hdlc_frame(cls: Any, settings: Any, frame_: int, data: Any) -> Any:
     raw = _original_frame(cls, settings, frame_, data)
     if len(raw) - 2 != (((raw[1] & 0x07) << 8) | raw[2]):
         return bytearray(rebuilt(raw))
     return raw
 
 
-if not getattr(_original, "_tb_dlms", False):
-    _check_frame._tb_dlms = True  # type: ignore[attr-defined]
-    GXDLMSSettings.checkFrame = _check_frame
-    GXDLMS.getHdlcFrame = classmethod(_get_hdlc_frame)
+def install() -> None:
+    """Patch gurux's client and frame builder (idempotent). Done on import: the session relies on it."""
+    if GXDLMSSettings.checkFrame is not _check_frame:
+        GXDLMSSettings.checkFrame = _check_frame
+        GXDLMS.getHdlcFrame = classmethod(_get_hdlc_frame)
+
+
+install()

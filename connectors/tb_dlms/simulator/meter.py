@@ -11,7 +11,6 @@ import random
 import time
 
 from gurux_dlms import GXServerReply
-from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.enums import (
     AccessMode,
@@ -27,8 +26,9 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
-from ..protocol import hdlc_fixes
-from . import axdr, gurux_fixes, objects as cosem
+from ..protocol import axdr, cosem_datetime
+from ..protocol.axdr import DataType
+from . import gurux_fixes, objects as cosem
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -75,7 +75,7 @@ _LOAD_PROFILE_4 = LoadProfile(
     capacity=96 * 40, registers=tuple(cosem.REGISTER_BY_LN[ln] for ln in cosem.PROFILE_4_CHANNELS),
 )
 _EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
-_UNSPECIFIED_DATE = axdr.octets(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\xff")
+_UNSPECIFIED_DATE = axdr.octets(cosem_datetime.NOT_SPECIFIED)
 
 
 class Meter:
@@ -95,8 +95,8 @@ class Meter:
         self.skipped: list[tuple[float, float]] = []
         start = wall - spec.profile_days * 86400
         self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
-        self.load = Load.from_seed(spec.seed, origin=start - 86400)
-        rnd = random.Random(spec.seed ^ 0x5EED)
+        self.load = Load.from_seed(spec.rng_seed, origin=start - 86400)
+        rnd = random.Random(spec.rng_seed ^ 0x5EED)
         cut = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         adj = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         self.events: list[tuple[float, int]] = sorted([
@@ -178,13 +178,13 @@ class Meter:
             if ln == cosem.SERIAL:
                 return axdr.octets(str(spec.serial_number).encode())
             if ln == cosem.SERIAL_RAW:
-                return axdr.octets(b"\x00\x9f" + spec.serial_number.to_bytes(4, "big") + b"\xff\x7f")
+                return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:
                 return axdr.octets(spec.firmware.encode())
             if ln == cosem.FRAME_COUNTER:
-                return axdr.integer(axdr.UINT32, self.invocation_counter & 0xFFFFFFFF)
+                return axdr.integer(DataType.UINT32, self.invocation_counter & 0xFFFFFFFF)
             if ln == cosem.EVENT_CODE:
-                return axdr.integer(axdr.UINT8, self.events[-1][1] if self.events else 0)
+                return axdr.integer(DataType.UINT8, self.events[-1][1] if self.events else 0)
             if ln == cosem.LOAD_PROFILE:
                 return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
             if ln == cosem.LOAD_PROFILE_4:
@@ -197,16 +197,16 @@ class Meter:
             if index == 2:
                 return axdr.boolean(self.output_state)
             if index in (3, 4):
-                return axdr.integer(axdr.ENUM, self.control_state if index == 3 else self.control_mode)
+                return axdr.integer(DataType.ENUM, self.control_state if index == 3 else self.control_mode)
         if ln == cosem.LOAD_PROFILE_4 and index in (7, 8):
-            return axdr.integer(axdr.UINT32, len(_LOAD_PROFILE_4.row_times(self, t)) if index == 7
+            return axdr.integer(DataType.UINT32, len(_LOAD_PROFILE_4.row_times(self, t)) if index == 7
                                 else _LOAD_PROFILE_4.capacity)
         if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity
             else:
                 n = len(_LOAD_PROFILE.row_times(self, t)) if index == 7 else _LOAD_PROFILE.capacity
-            return axdr.integer(axdr.UINT32, n)
+            return axdr.integer(DataType.UINT32, n)
         return None
 
     def _hostile_value(self, ln: str) -> bytes | None:
@@ -225,17 +225,17 @@ class Meter:
         if index == 2:
             return axdr.octets(self.spec.encode_time(t))
         if index == 3:
-            return axdr.integer(axdr.INT16, self.spec.wire_deviation)
+            return axdr.integer(DataType.INT16, self.spec.wire_deviation)
         if index == 4:
-            return axdr.integer(axdr.UINT8, 0)
+            return axdr.integer(DataType.UINT8, 0)
         if index in (5, 6):
             return _UNSPECIFIED_DATE
         if index == 7:
-            return axdr.integer(axdr.INT8, 0)
+            return axdr.integer(DataType.INT8, 0)
         if index == 8:
             return axdr.boolean(False)
         if index == 9:
-            return axdr.integer(axdr.ENUM, 1)  # internal crystal
+            return axdr.integer(DataType.ENUM, 1)  # internal crystal
         return None
 
     def write(self, ln: str, index: int, value) -> int:
@@ -281,7 +281,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def __init__(self, meter: Meter, interface: str) -> None:
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
-        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window)
+        super().__init__(itype, spec.title, spec.max_info, spec.max_window)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0
@@ -311,25 +311,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if cipher.invocationCounter > self.meter.invocation_counter:
             self.meter.invocation_counter = cipher.invocationCounter
         out = reply.reply
-        if out and self.settings.interfaceType == InterfaceType.HDLC:
-            out = self._rest_of_window(bytes(out))
         return bytes(out) if out else None
-
-    def _rest_of_window(self, first: bytes) -> bytes:
-        """With a negotiated window above one, the following segments of a long reply go out at
-        once, the poll/final bit only on the last one (gurux's server sends one frame per RR).
-        A real meter does the same: it keeps the bus for the whole window."""
-        window = self.settings.hdlc.windowSizeTX
-        frames = [first]
-        while window > len(frames) and frames[-1][1] & 0x08 and self.replyData.size:
-            frames.append(bytes(GXDLMS.getHdlcFrame(self.settings, self.settings.getNextSend(False),
-                                                    self.replyData)))
-        if len(frames) == 1:
-            return first
-        # gurux counts one frame per RR in the N(R) it expects from the client next: k frames went.
-        rf = self.settings.receiverFrame
-        self.settings.receiverFrame = (rf & 0x1F) | ((((rf >> 5) + len(frames) - 1) & 7) << 5)
-        return b"".join([hdlc_fixes.rebuilt(f, clear_final=True) for f in frames[:-1]] + [frames[-1]])
 
     def reset(self, connect=False):
         """gurux zeroes the cipher's invocation counter on every AARQ/SNRM; the meter's persists."""

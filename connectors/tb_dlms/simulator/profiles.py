@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import math
 
-from . import axdr
+from ..protocol import axdr
+from ..protocol.axdr import DataType
 from .objects import CAPTURE_PERIOD
 
 
@@ -109,11 +110,11 @@ class LoadProfile:
         rows = []
         compact = meter.spec.profile_null_clock
         for k, t in enumerate(times[start:stop]):
-            clock = axdr.NULL if compact and k else axdr.octets(stamp(t))
+            clock = axdr.NULL_DATA if compact and k else axdr.octets(stamp(t))
             values = (
                 clock,
-                axdr.integer(axdr.UINT32, load.energy_import(t)),
-                axdr.integer(axdr.UINT32, load.energy_export(t)),
+                axdr.integer(DataType.UINT32, load.energy_import(t)),
+                axdr.integer(DataType.UINT32, load.energy_export(t)),
             ) if not self.registers else (clock, *(r.encode(load, t) for r in self.registers))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)
@@ -143,6 +144,6 @@ class EventLog:
         stamp = meter.spec.encode_time
         rows = []
         for t, code in chosen:
-            values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))
+            values = (axdr.octets(stamp(t)), axdr.integer(DataType.UINT8, code))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)

@@ -130,6 +130,7 @@ class SerialLine:
 
     # ---- receiving ------------------------------------------------------------------------
     def _readable(self) -> None:
+        assert self._master is not None  # the reader is removed before the pty closes
         try:
             data = os.read(self._master, 4096)
         except BlockingIOError:
@@ -173,6 +174,7 @@ class SerialLine:
 
     async def _ascii_line(self, line: bytes) -> None:
         meter = self.mode_e_meter
+        assert meter is not None  # only a mode E line collects ASCII lines
         spec = meter.spec
         await self._arrival(len(line) + 2)
         if line.startswith(b"/?") and line.endswith(b"!"):
@@ -183,7 +185,7 @@ class SerialLine:
                 return
             async with self._bus:
                 await asyncio.sleep(max(spec.delay, 0.02))
-                await self._paced(spec.mode_e_identification.encode("ascii") + b"\r\n")
+                await self._paced((spec.mode_e_identification or "").encode("ascii") + b"\r\n")
         elif line[:1] == bytes([mode_e.ACK]) and len(line) == 4 and line[1:2] == b"2" and line[3:4] == b"2":
             char = line[2:3].decode()
             if char in mode_e.BAUD_RATES:

@@ -10,38 +10,41 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
+from ..protocol.quiet import silence_gurux
 from .faults import Fault
 from .meter import Meter
-from .quiet import silence
 from .serial_line import SerialLine
 from .server import Port
 from .spec import MeterSpec
+
+if TYPE_CHECKING:  # imported when a control port is asked for (start_async)
+    from .control import ControlServer
 
 
 class Simulator:
     def __init__(self, specs: Iterable[MeterSpec], host: str = "127.0.0.1",
                  control_port: int | None = None) -> None:
-        silence()
+        silence_gurux("tb_dlms.simulator.gurux")  # the CLI prints a table people parse: keep stdout clean
         self.host = host
         self.meters: dict[str, Meter] = {}
         for spec in specs:
             if spec.name in self.meters:
                 raise ValueError(f"duplicate meter name {spec.name!r}")
             self.meters[spec.name] = Meter(spec)
-        self.ports: list[Port] = self._plan_ports()
+        self.ports: list[Port | SerialLine] = self._plan_ports()
         self._port_of = {m.name: p for p in self.ports for m in p.meters}
         self.control_port = control_port
-        self._control = None
+        self._control: ControlServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
 
-    def _plan_ports(self) -> list[Port]:
+    def _plan_ports(self) -> list[Port | SerialLine]:
         groups: dict[str, list[Meter]] = {}
         lines: dict[str, list[Meter]] = {}
-        ports = []
+        ports: list[Port | SerialLine] = []
         for meter in self.meters.values():
             spec = meter.spec
             if spec.serial_line is not None:
@@ -86,14 +89,19 @@ class Simulator:
         if self._stopped is not None:
             self._stopped.set()
 
+    def _stop_event(self) -> asyncio.Event:
+        if self._stopped is None:  # start_async() creates it
+            raise RuntimeError("the simulator has not been started")
+        return self._stopped
+
     async def serve(self) -> None:
         """Run until ``stop()`` (or cancellation)."""
         if self._stopped is None:
             await self.start_async()
         try:
-            await self._stopped.wait()
+            await self._stop_event().wait()
         finally:
-            if not self._stopped.is_set():
+            if not self._stop_event().is_set():
                 await self.stop_async()
 
     async def __aenter__(self) -> "Simulator":
@@ -118,7 +126,7 @@ class Simulator:
                     ready.set_exception(exc)
                     return
                 ready.set_result(None)
-                await self._stopped.wait()
+                await self._stop_event().wait()
 
             try:
                 loop.run_until_complete(main())
@@ -152,7 +160,10 @@ class Simulator:
 
     def path_of(self, name: str) -> str:
         """The device a client opens for a meter on a serial line."""
-        return self._call(lambda: self._port_of[name].device)
+        line = self._port_of[name]
+        if not isinstance(line, SerialLine):
+            raise ValueError(f"{name} is not on a serial line")
+        return self._call(lambda: line.device)
 
     def line(self, name: str) -> SerialLine:
         return next(p for p in self.ports if isinstance(p, SerialLine) and p.name == name)
@@ -222,7 +233,7 @@ class Simulator:
                 on_line = isinstance(port, SerialLine)
                 rows.append({
                     "name": s.name, "interface": s.interface, "host": "serial" if on_line else self.host,
-                    "port": port.device if on_line else port.port,
+                    "port": port.device if isinstance(port, SerialLine) else port.port,
                     "server_address": s.server_address, "logical": s.logical_address,
                     "physical": s.effective_physical_address, "client": s.client_address,
                     "auth": s.auth, "serial": s.serial_number,

@@ -14,8 +14,10 @@ from typing import Any, Sequence
 
 from ..config.schema import DeviceConfig, PointConfig
 from ..gateway.convert import json_value
+from ..gateway.sessions import SessionLike
 from ..protocol.errors import DlmsError
 from ..protocol.session import MeterSession
+from ..protocol.pools import link_pool
 from ..protocol.transport import LinkPool
 from .diagnosis import Diagnosis, addresses, diagnose
 
@@ -90,7 +92,7 @@ async def probe_device(device: DeviceConfig, links: LinkPool | None = None, conn
 _PROBE_COUNTERS = ("roundTrips", "resends", "bytesSent", "bytesReceived")
 
 
-async def probe_session(device: DeviceConfig, session: Any, connector: str = "", *, owned: bool = True,
+async def probe_session(device: DeviceConfig, session: SessionLike, connector: str = "", *, owned: bool = True,
                         deadline_s: float | None = None) -> MeterResult:
     """Probe over ``session``. ``owned=False``: the session belongs to a polled meter; it is used
     in turn with the polls (operations queue on it), never cancelled mid-exchange (that would tear
@@ -107,11 +109,11 @@ async def probe_session(device: DeviceConfig, session: Any, connector: str = "",
             started = time.perf_counter()
             await session.connect()
             result.connect_ms = _ms_since(started)
-            result.identification = getattr(session, "identification", None)
+            result.identification = session.identification
             started = time.perf_counter()
             readings = await session.read([p.ref for _, p in sections])
             result.read_ms = _ms_since(started)
-        for (section, point), reading in zip(sections, readings):
+        for (section, point), reading in zip(sections, readings, strict=True):
             result.points.append(PointResult(section, point, reading.value, reading.unit, reading.scaler,
                                              reading.error))
     except (DlmsError, TimeoutError, OSError) as exc:
@@ -139,7 +141,7 @@ async def probe_all(devices: Sequence[tuple[str, DeviceConfig]], parallel: int =
 
     async def one(connector: str, device: DeviceConfig) -> MeterResult:
         async with gate:
-            return await probe_device(device, pools.setdefault(connector, LinkPool()), connector)
+            return await probe_device(device, pools.setdefault(connector, link_pool()), connector)
 
     return list(await asyncio.gather(*(one(c, d) for c, d in devices)))
 
