@@ -131,6 +131,10 @@ class FakeSession:
     def associated(self) -> bool:
         return self._associated
 
+    @property
+    def identification(self) -> str | None:
+        return None
+
     async def connect(self) -> None:
         self._associate()
 

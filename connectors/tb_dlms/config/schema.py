@@ -23,6 +23,7 @@ from ..protocol.settings import (
     Secret,
     Security,
     SecurityPolicy,
+    SerialSettings,
     hdlc_server_address,
     physical_address_from_serial,
 )
@@ -62,11 +63,14 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs")
+                   "probeTimeoutMs", "serial")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
                  "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
 HDLC_KEYS = ("maxInfoField", "windowSize")
+#: The gateway's Modbus connector names these the same way; modeE and below are ours.
+SERIAL_KEYS = ("port", "baudrate", "bytesize", "parity", "stopbits", "modeE", "deviceAddress", "switchDelayMs")
+SERIAL_BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
 BREAKER_KEYS = ("failureThreshold", "cooldownS", "maxCooldownS")
@@ -121,6 +125,9 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
     }
     if c.probe_timeout is not None:
         out["probeTimeoutMs"] = round(c.probe_timeout * 1000)
+    if c.serial is not None:
+        del out["host"], out["port"]
+        out["serial"] = _serial_dict(c.serial)
     if c.serial_number is not None:
         out["serialNumber"] = c.serial_number
     elif c.physical_address is not None:
@@ -145,6 +152,14 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
                 out["security"][key] = MASK
         if s.meter_public_key is not None:
             out["security"]["meterPublicKey"] = "(PEM)"
+    return out
+
+
+def _serial_dict(sp: SerialSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"port": sp.port, "baudrate": sp.baudrate, "bytesize": sp.bytesize, "parity": sp.parity,
+                           "stopbits": sp.stopbits, "modeE": sp.mode_e, "switchDelayMs": round(sp.switch_delay * 1000)}
+    if sp.device_address:
+        out["deviceAddress"] = sp.device_address
     return out
 
 
@@ -357,8 +372,9 @@ def _association_slot(c: MeterSettings) -> tuple[tuple[Any, ...], str]:
     """
     host = c.host.lower()
     if c.interface is Interface.HDLC:
-        return ("hdlc", host, c.port, c.server_address), \
-            f"HDLC server address {c.server_address} on {c.host}:{c.port}"
+        where = ("serial", c.serial.port) if c.serial is not None else (host, c.port)
+        return ("hdlc", *where, c.server_address), \
+            f"HDLC server address {c.server_address} on {c.endpoint}"
     return ("wrapper", host, c.port, c.client_address, c.logical_address), \
         (f"WRAPPER client address {c.client_address} with server address {c.logical_address} on "
          f"{c.host}:{c.port}")
@@ -493,9 +509,18 @@ def _breaker_dict(b: BreakerSettings) -> dict[str, Any]:
 
 def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSettings | None:
     before = len(sec.errors)
-    host = sec.text("host", required=not partial)
-    interface = sec.choice("interface", Interface, Interface.WRAPPER)
+    serial_port = _serial(sec)
+    on_serial = sec.has("serial")
+    host = sec.text("host", required=not partial and not on_serial)
+    interface = sec.choice("interface", Interface, Interface.HDLC if on_serial else Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
+    if on_serial and not partial:
+        if interface is Interface.WRAPPER:
+            sec.error("interface", "must be 'hdlc' with a serial port (WRAPPER is a TCP profile)")
+        for key in ("host", "port"):
+            if sec.has(key):
+                sec.error(key, "conflicts with serial: a meter is reached over TCP (host, port) or a serial "
+                               "port, not both")
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
     hdlc_mode = interface is Interface.HDLC
     client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
@@ -523,9 +548,9 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
-    if len(sec.errors) != before or partial or host is None:
+    if len(sec.errors) != before or partial or (host is None and serial_port is None):
         return None
-    return MeterSettings(host=host, port=port, interface=interface, client_address=client,
+    return MeterSettings(host=host or "", port=port, serial=serial_port, interface=interface, client_address=client,
                          logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
                          authentication=auth, password=password,
                          security=security if auth is not Authentication.NONE else None, timeout=timeout_ms / 1000,
@@ -533,6 +558,38 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
                          max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
                          inactivity_timeout=inactivity, clock_deviation=deviation,
                          probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None, name=name)
+
+
+def _serial(sec: Section) -> SerialSettings | None:
+    """``serial``: a port on the gateway (RS-485, USB adapter, optical probe with mode E)."""
+    sub = sec.section("serial")
+    if sub is None:
+        return None
+    sub.reject_unknown(SERIAL_KEYS)
+    before = len(sub.errors)
+    path = sub.text("port", required=True)
+    baudrate = sub.integer("baudrate", 9600)
+    if baudrate not in SERIAL_BAUDRATES:
+        sub.error("baudrate", f"must be one of {', '.join(map(str, SERIAL_BAUDRATES))}, got {baudrate}")
+    bytesize = sub.integer("bytesize", 8, 7, 8)
+    parity = sub.text("parity", "N")
+    if parity.upper() not in ("N", "E", "O", "M", "S"):
+        sub.error("parity", f"must be N, E, O, M or S, got {show(parity)}")
+    stopbits = sub.number("stopbits", 1)
+    if stopbits not in (1, 1.5, 2):
+        sub.error("stopbits", f"must be 1, 1.5 or 2, got {show(stopbits)}")
+    mode = sub.data.get("modeE", False)
+    if not isinstance(mode, bool):
+        sub.error("modeE", f"must be true or false, got {show(mode)}")
+    address = sub.data.get("deviceAddress", "")
+    if not isinstance(address, str) or len(address) > 32 or any(c in "/!?" or not c.isprintable() for c in address):
+        sub.error("deviceAddress", f"must be up to 32 printable characters without / ! ?, got {show(address)}")
+    elif address and not mode:
+        sub.error("deviceAddress", "only applies with modeE (it is sent in the IEC 62056-21 sign-on)")
+    delay_ms = sub.integer("switchDelayMs", 300, 0, 10_000)
+    if len(sub.errors) != before or path is None:
+        return None
+    return SerialSettings(path, baudrate, bytesize, parity.upper(), stopbits, mode, address, delay_ms / 1000)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int | None, int], int | None]:

@@ -321,6 +321,10 @@ def encode_length(n: int) -> bytes:
     return b"\x84" + n.to_bytes(4, "big")
 
 
+#: null-data: a value left out (a compact profile's clock after its first row).
+NULL_DATA: Final = bytes((DataType.NONE,))
+
+
 def integer(tag: DataType, value: int) -> bytes:
     """An integer or enum value of type ``tag`` (struct.error when it does not fit)."""
     return bytes((tag,)) + _INTEGER_FORMATS[tag].pack(value)

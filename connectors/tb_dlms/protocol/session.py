@@ -28,7 +28,7 @@ from gurux_dlms.enums import ExceptionServiceError, Service
 from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, key_transfer, profile, quiet, security_fixes
+from . import axdr, fast_gcm, gurux_compat, hdlc_fixes, key_transfer, profile, quiet, security_fixes
 from .axdr import data_type
 from .errors import (
     AccessError,
@@ -48,13 +48,15 @@ from .errors import (
     ReplyTimeout,
     ReplyTooLarge,
 )
+from .framing import HdlcFrame
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
 from .settings import Authentication, Interface, MeterSettings, Secret, Security, SecurityPolicy
 from .stats import SessionStats
 from .link import ClosedNotice, Link, LinkProvider, Mailbox
-from .transport import LinkPool
+from .mode_e import Identification
+from .pools import link_pool
 from .values import apply_scaler, decode_clock, plain, unit_text
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,12 @@ _FAST_CIPHERED = frozenset({Command.GLO_GET_RESPONSE, Command.GENERAL_GLO_CIPHER
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
 class MeterSession:
     """One association; its frames go over the ``Link`` that ``links`` hands out for its endpoint
-    (a ``transport.LinkPool`` of TCP links unless given), never over a socket of its own."""
+    (``pools.link_pool()``: TCP and serial links, unless given), never over a socket of its own."""
 
     def __init__(self, settings: MeterSettings, links: LinkProvider | None = None) -> None:
         self.settings = settings
         self.stats = SessionStats()
-        self._links: LinkProvider = links or LinkPool()
+        self._links: LinkProvider = links or link_pool()
         self._link: Link | None = None
         self._box: Mailbox | None = None
         self._client: GXDLMSClient | None = None
@@ -120,6 +122,13 @@ class MeterSession:
     @property
     def associated(self) -> bool:
         return self._associated and self._link is not None and self._link.is_open
+
+    @property
+    def identification(self) -> str | None:
+        """The meter's IEC 62056-21 identification, when its link signed on in mode E."""
+        # Only a serial link signs on (protocol.serial_link, imported only where a port is configured).
+        ident = getattr(self._link, "identification", None)
+        return ident.raw if isinstance(ident, Identification) else None
 
     async def connect(self) -> None:
         """Open transport and associate (SNRM/UA, frame counter, AARQ/AARE). Idempotent."""
@@ -733,6 +742,10 @@ class MeterSession:
                         box.queue.put_nowait(item)
                         raise LinkClosed(item.reason, self.settings.label)
                     if self._accept(client, item.raw, reply, expect):
+                        if isinstance(item, HdlcFrame) and reply.isMoreData() and not hdlc_fixes.final(item.control):
+                            # Inside an HDLC window: the meter keeps the bus and sends on; one RR
+                            # (and one turnaround) per window, not per frame.
+                            continue
                         return True
         except TimeoutError:
             return False

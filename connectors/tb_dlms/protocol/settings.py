@@ -167,6 +167,27 @@ def server_address_from_serial(serial_number: int, logical: int = 1, size: int =
 
 
 @dataclass(frozen=True, slots=True)
+class SerialSettings:
+    """A serial port on the gateway itself (RS-485, USB adapter, optical probe).
+
+    The key names and defaults are those of the gateway's Modbus connector (8N1 at 9600 baud).
+    """
+
+    port: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    #: IEC 62056-21 mode E sign-on (optical probes): 300 baud 7E1 first, then HDLC at the agreed rate.
+    mode_e: bool = False
+    #: Device address put in the sign-on request (``/?address!``); empty: any meter answers.
+    device_address: str = ""
+    #: Seconds to wait after the baud-rate switch before the first HDLC frame: some meters echo
+    #: the acknowledgement before switching and lose a frame sent at once (field note).
+    switch_delay: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
 class MeterSettings:
     host: str
     port: int
@@ -199,6 +220,13 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
+    #: A serial port on the gateway instead of host:port (HDLC only; then ``host`` is empty).
+    serial: SerialSettings | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Where the meter is reached, for messages: ``host:port`` or the serial port's path."""
+        return self.serial.port if self.serial is not None else f"{self.host}:{self.port}"
 
     @property
     def server_address(self) -> int:
@@ -233,4 +261,4 @@ class MeterSettings:
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.host}:{self.port}/{self.server_address}"
+        return self.name or f"{self.endpoint}/{self.server_address}"

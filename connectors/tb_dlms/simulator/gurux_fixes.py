@@ -6,7 +6,7 @@ bug in its docstring and the gurux version it was written against: :func:`apply`
 once, and warns for each fix when another gurux-dlms is installed (the bug may be gone, or the
 patched code changed under it), so a new gurux is re-checked fix by fix before it is pinned.
 Fixes only add missing methods or replace methods that cannot work as shipped; none changes
-client behaviour.
+client behaviour but ``hdlc_long_frames``, which is the client's own fix (protocol/hdlc_fixes.py).
 
 Fixed in classes (they are the server, so they cannot be patched in): ``FixedAssociationLN``
 (HLS answer as bytes, ``getAssociationStatus``, access rights in the association view) and
@@ -32,7 +32,7 @@ from gurux_dlms.ConnectionState import ConnectionState
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction
 from gurux_dlms.AesGcmParameter import AesGcmParameter
-from gurux_dlms.enums import Command, Conformance, ErrorCode, RequestTypes, Security
+from gurux_dlms.enums import Command, Conformance, ErrorCode, InterfaceType, RequestTypes, Security
 from gurux_dlms._HDLCInfo import _HDLCInfo
 from gurux_dlms.objects import GXDLMSAssociationLogicalName
 from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
@@ -40,6 +40,7 @@ from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
 
+from ..protocol import hdlc_fixes
 from . import hls
 
 #: The gurux-dlms release the fixes below were written against (pyproject.toml pins it).
@@ -369,6 +370,43 @@ _GLO_REQUESTS = frozenset({
     Command.GLO_GET_REQUEST, Command.GLO_SET_REQUEST, Command.GLO_METHOD_REQUEST,
     Command.DED_GET_REQUEST, Command.DED_SET_REQUEST, Command.DED_METHOD_REQUEST,
 })
+
+
+@server_fix("1.0.203")
+def hdlc_long_frames() -> None:
+    """``GXDLMS.getHdlcFrame`` announces 256 bytes less than a frame has once its length crosses a
+    multiple of 256 (information fields above 128 bytes): the meter's long replies need the same
+    fix as the client's requests (``protocol.hdlc_fixes``, shared)."""
+    hdlc_fixes.install()
+
+
+@server_fix("1.0.203")
+def hdlc_reply_window() -> None:
+    """``GXDLMSServer.handleRequest`` sends one I-frame of a long reply per RR whatever window it
+    negotiated. A meter keeps the bus for the whole window: up to ``windowSizeTX`` frames back to
+    back, the poll/final bit only on the last, then one RR from the client (on a 9600-baud line a
+    window of 7 costs one turnaround, not seven; bench/results/serial.md)."""
+    original = GXDLMSServer.handleRequest
+
+    def handle_request(self: Any, sr: Any) -> None:
+        original(self, sr)
+        if sr.reply and self.settings.interfaceType == InterfaceType.HDLC:
+            sr.reply = _rest_of_window(self, bytes(sr.reply))
+
+    GXDLMSServer.handleRequest = handle_request
+
+
+def _rest_of_window(server: Any, first: bytes) -> bytes:
+    settings = server.settings
+    frames = [first]
+    while settings.hdlc.windowSizeTX > len(frames) and frames[-1][1] & 0x08 and server.replyData.size:
+        frames.append(bytes(GXDLMS.getHdlcFrame(settings, settings.getNextSend(False), server.replyData)))
+    if len(frames) == 1:
+        return first
+    # gurux counts one frame per RR in the N(R) it expects from the client next: k frames went.
+    rf = settings.receiverFrame
+    settings.receiverFrame = (rf & 0x1F) | ((((rf >> 5) + len(frames) - 1) & 7) << 5)
+    return b"".join([hdlc_fixes.rebuilt(f, clear_final=True) for f in frames[:-1]] + [frames[-1]])
 
 
 def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:

@@ -75,6 +75,10 @@ _LOAD_PROFILE = LoadProfile(
     (_LN(cosem.CLOCK), _LN(cosem.ENERGY_IMPORT), _LN(cosem.ENERGY_EXPORT)),
     capacity=96 * 40,
 )
+_LOAD_PROFILE_4 = LoadProfile(
+    (_LN(cosem.CLOCK), *(_LN(ln) for ln in cosem.PROFILE_4_CHANNELS)),
+    capacity=96 * 40, registers=tuple(cosem.REGISTER_BY_LN[ln] for ln in cosem.PROFILE_4_CHANNELS),
+)
 _EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
 _UNSPECIFIED_DATE = axdr.octets(cosem_datetime.NOT_SPECIFIED)
 
@@ -193,6 +197,8 @@ class Meter:
                 return axdr.integer(DataType.UINT8, self.events[-1][1] if self.events else 0)
             if ln == cosem.LOAD_PROFILE:
                 return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
+            if ln == cosem.LOAD_PROFILE_4:
+                return _LOAD_PROFILE_4.encode(self, selector, params, t, spec.reject_range)
             if ln == cosem.EVENT_LOG:
                 return _EVENT_LOG.encode(self, selector, params)
         if ln == cosem.CLOCK:
@@ -202,6 +208,9 @@ class Meter:
                 return axdr.boolean(self.output_state)
             if index in (3, 4):
                 return axdr.integer(DataType.ENUM, self.control_state if index == 3 else self.control_mode)
+        if ln == cosem.LOAD_PROFILE_4 and index in (7, 8):
+            return axdr.integer(DataType.UINT32, len(_LOAD_PROFILE_4.row_times(self, t)) if index == 7
+                                else _LOAD_PROFILE_4.capacity)
         if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity

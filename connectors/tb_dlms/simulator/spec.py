@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from ..protocol import cosem_datetime
+from ..protocol.mode_e import BAUD_RATES
 from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
 T = TypeVar("T")
@@ -68,6 +69,9 @@ class MeterSpec:
     seed: int | None = None
     serial_number: int | None = None
     reject_range: bool = False
+    #: Profile rows after the first of a reply carry the clock as null-data (the capture period
+    #: gives their time), as compact meters do: 1 byte instead of 14 per row.
+    profile_null_clock: bool = False
     #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
     utc_offset_minutes: int = 60
     #: Clock deviation on the wire as local minus UTC (+60 for CET) instead of gurux's UTC minus local.
@@ -84,6 +88,20 @@ class MeterSpec:
     #: Idle seconds after which the meter forgets the association (0 = never).
     inactivity_timeout: float = 180.0
     firmware: str = "SIM-1.4.2"
+    #: Serve on a serial line (a pty) instead of TCP: meters with the same name share the line.
+    serial_line: str | None = None
+    #: Stable path of the line (a symlink to the pty, like /dev/serial/by-id); None: the pty's name.
+    serial_path: str | None = None
+    #: The line's rate: bytes take 10 bits each; ``delay`` is the meter's turnaround.
+    baudrate: int = 9600
+    #: IEC 62056-21 mode E: sign-on at 300 baud before HDLC (an optical port).
+    mode_e: bool = False
+    #: Identification sent at sign-on; None: "/SIM" + baud character + "\\2" + model.
+    mode_e_identification: str | None = None
+    #: Device address the meter answers to in ``/?address!`` (an empty request reaches any meter).
+    mode_e_address: str = ""
+    #: Ignore the sign-on entirely (a probe on the wrong meter, or a meter with its port disabled).
+    mode_e_silent: bool = False
 
     def __post_init__(self) -> None:
         self.interface = self.interface.lower()
@@ -102,6 +120,11 @@ class MeterSpec:
             raise ValueError(f"{self.name}: high_ecdsa needs security_suite 1 or 2")
         if self.seed is None:
             self.seed = zlib.crc32(self.name.encode())
+        if self.serial_line is not None and self.interface != "hdlc":
+            raise ValueError(f"{self.name}: a serial line carries HDLC (interface 'hdlc')")
+        if self.mode_e_identification is None:
+            char = max((c for c, rate in BAUD_RATES.items() if rate <= self.baudrate), default="0")
+            self.mode_e_identification = f"/SIM{char}\\2SIMMETER-{self.firmware}"
         if self.serial_number is None:
             self.serial_number = 10_000_000 + self.seed % 89_999_999
         if self.client_address is None:

@@ -60,8 +60,11 @@ def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--debug", action="store_true", help="protocol debug log on stderr")
-    d = p.add_argument_group("discovery (--discover HOST:PORT prints a devices[] entry)")
-    d.add_argument("--discover", metavar="HOST:PORT")
+    d = p.add_argument_group("discovery (--discover HOST:PORT or a serial port path prints a devices[] entry)")
+    d.add_argument("--discover", metavar="HOST:PORT|/dev/PORT")
+    d.add_argument("--baudrate", type=int, default=9600,
+                   help="serial port: the line's rate (mode E: the rate to agree)")
+    d.add_argument("--mode-e", action="store_true", help="serial port: IEC 62056-21 mode E sign-on (optical probe)")
     d.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
     d.add_argument("--client", type=int, help="client address (default by --auth: none 16, low 32, HLS 1)")
     d.add_argument("--server-logical", type=int, default=1)
