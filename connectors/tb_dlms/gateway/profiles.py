@@ -22,6 +22,7 @@ from thingsboard_gateway.gateway.entities.report_strategy_config import ReportSt
 from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..config.meter_data import Archive, EventLogConfig, ProfileConfig
+from ..protocol.cosem_datetime import DOUBTFUL_STATUS
 from ..protocol.events import event_name
 from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
 from ..protocol.profile_reads import ProfileReadState, read_profile_since
@@ -35,8 +36,6 @@ EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
 BATCH_ROWS = 96
 #: Cursors remembered per archive for going back after a meter clock was set back (one per batch).
 HISTORY = 256
-#: Clock flags that make a row's timestamp questionable (daylight saving alone is normal).
-DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
 #: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
@@ -111,7 +110,7 @@ class ProfileColumns:
                 value = json_value(row.values[index]) if index < len(row.values) else None
                 if value is not None:
                     values[key] = value
-            flags = [s for s in row.clock_status if s in DOUBTFUL_CLOCK]
+            flags = [s for s in row.clock_status if s in DOUBTFUL_STATUS]
             if flags and self.status_key is not None:
                 values[self.status_key] = ",".join(flags)
             if values:
