@@ -11,7 +11,7 @@ from tb_dlms.config import load_connector_config
 from tb_dlms.config.meter_data import ATTRIBUTE_UPDATE_KEYS, CLOCK_KEYS, EVENT_LOG_KEYS, PROFILE_KEYS, EventLogConfig, \
     ProfileConfig
 from tb_dlms.gateway.cursors import Cursor, CursorStore, cursor_file
-from tb_dlms.gateway.events import event_name
+from tb_dlms.protocol.events import event_name
 from tb_dlms.gateway.profiles import ArchiveReader, Collected, EventColumns, after_cursor, cursor_after
 from tb_dlms.protocol.obis import ObisCode
 from tb_dlms.protocol.profile import CaptureObject, ProfileData, ProfileRow

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from ..protocol.axdr import data_type
+from ..protocol.clock import time_ref as clock_time_ref
+from ..protocol.disconnect_control import DISCONNECT_CONTROL_CLASS
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .fields import Section, kind_of, show
@@ -75,7 +77,7 @@ class ClockConfig:
 
     @property
     def ref(self) -> AttributeRef:
-        return AttributeRef(self.obis, 8, 2)
+        return clock_time_ref(self.obis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +291,7 @@ def _attribute_update(sub: Section) -> AttributeUpdateConfig | None:
     obis = sub.obis("obis", required=True)
     method_raw = sub.data.get("method")
     is_method = method_raw is not None
-    class_id = sub.class_id(70 if is_method else 3)
+    class_id = sub.class_id(DISCONNECT_CONTROL_CLASS if is_method else 3)
     type_name = sub.text("type", None)
     if type_name is not None:
         try:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ..config.meter_data import ClockConfig
-from ..protocol.cosem_datetime import clock_value
+from ..protocol.clock import meter_time as parse_meter_time, set_time
 from .sessions import SessionLike
 
 
@@ -44,7 +44,7 @@ async def read_clock(session: SessionLike, config: ClockConfig, timeout_s: float
     if reading.error is not None:
         raise ClockUnreadable(f"clock {config.obis} not read: {reading.error}")
     try:
-        meter_time = _dt.datetime.fromisoformat(str(reading.value))
+        meter_time = parse_meter_time(reading.value)
     except ValueError:
         raise ClockUnreadable(f"clock {config.obis} gave {reading.value!r}, not a date-time") from None
     unspecified = meter_time.tzinfo is None
@@ -55,19 +55,15 @@ async def read_clock(session: SessionLike, config: ClockConfig, timeout_s: float
     return ClockReading(meter_time, gateway_time, unspecified)
 
 
-def clock_octets(now: _dt.datetime, like: ClockReading, config: ClockConfig,
-                 deviation_utc_minus_local: bool = True) -> bytes:
-    """The 12-byte date-time to write: ``now`` at the offset the meter itself reported, signed its way."""
-    return clock_value(now, like.meter_time.tzinfo, deviation_specified=not like.deviation_unspecified,
-                       standard_offset=config.utc_offset_min, utc_minus_local=deviation_utc_minus_local)
-
-
 async def sync_clock(session: SessionLike, config: ClockConfig, timeout_s: float) -> dict:
     """Set the meter clock to the gateway's time; the reply says how far off it was."""
     before = await read_clock(session, config, timeout_s)
     now = _dt.datetime.now(_dt.timezone.utc)
-    octets = clock_octets(now, before, config, session.settings.deviation_utc_minus_local)
-    await asyncio.wait_for(session.set(config.ref, octets, "octet_string"), timeout_s)
+    # ``now`` at the offset the meter itself reported, signed its way.
+    await asyncio.wait_for(set_time(session, config.obis, now, before.meter_time.tzinfo,
+                                    deviation_specified=not before.deviation_unspecified,
+                                    standard_offset=config.utc_offset_min,
+                                    utc_minus_local=session.settings.deviation_utc_minus_local), timeout_s)
     after = await read_clock(session, config, timeout_s)
     return {"success": True, "obis": str(config.obis), "driftBeforeS": before.drift_s, "driftAfterS": after.drift_s,
             "meterTimeBefore": before.meter_time.isoformat(), "meterTimeAfter": after.meter_time.isoformat()}

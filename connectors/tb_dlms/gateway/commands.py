@@ -13,34 +13,28 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
-import math
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..config.meter_data import DISCONNECT_CONTROL_OBIS, AttributeUpdateConfig, ClockConfig, ProfileConfig
-from ..protocol.axdr import INTEGER_RANGES, data_type_name
+from ..protocol import disconnect_control
+from ..protocol.axdr import data_type_name
 from ..protocol.obis import ObisCode, ObisError
-from ..protocol.readings import AttributeRef
+from ..protocol.profile_reads import ProfileReadState, read_profile_between
+from ..protocol.readings import ATTRIBUTE_RANGE, CLASS_ID_RANGE, REGISTER_CLASS, VALUE_ATTRIBUTE, AttributeRef
+from ..protocol.writable import METHOD_PARAMETER_TYPE, UNWRITABLE, WRITABLE_TYPES, typed_value
 from .clock import read_clock, sync_clock
 from . import rpc_work
 from .convert import json_value
 from .device import DLMSDevice
-from .profiles import columns_for, read_range, to_datetime
+from .profiles import columns_for, to_datetime
 from .sessions import SessionLike
 from .rpc_work import DeviceMethod, DeviceWork, RpcError, int_param
 
-DISCONNECT_CLASS = 70
-REMOTE_DISCONNECT, REMOTE_RECONNECT = 1, 2
-OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE = 2, 3, 4
-CONTROL_STATES = {0: "disconnected", 1: "connected", 2: "ready_for_reconnection"}
 #: A profile read on demand may span days of block transfers.
 READ_PROFILE_TIMEOUT_S = 60.0
 READ_PROFILE_MAX_DAYS = 31
 READ_PROFILE_MAX_ROWS = 2000
-#: Container types: a JSON list does not say the type of each element, so they are not written.
-_UNWRITABLE = ("array", "structure", "compact_array", "none")
-WRITABLE_TYPES = tuple(INTEGER_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
-                                          "bitstring", "datetime", "date", "time")
 
 def _obis(params: dict, method: str, default: ObisCode | None = None) -> ObisCode:
     raw = params.get("obis")
@@ -63,70 +57,18 @@ def _type_name(params: dict, method: str) -> str:
         canonical = data_type_name(name)
     except ValueError as exc:
         raise RpcError(f"params.type: {exc}") from None
-    if canonical in _UNWRITABLE:
+    if canonical in UNWRITABLE:
         raise RpcError(f"params.type: {method} cannot write {canonical} values from JSON; "
                            f"one of: {', '.join(WRITABLE_TYPES)}")
     return canonical
 
 
-def _bad_value(value: Any, type_name: str, wanted: str) -> RpcError:
-    return RpcError(f"params.value must be {wanted} for {type_name}, got {json.dumps(value, default=str)}")
-
-
 def _typed_value(value: Any, type_name: str) -> Any:
-    """Check the value fits the type before anything goes to the meter.
-
-    gurux fails deep inside request building on a value of the wrong kind (a number for an
-    octet string, a list for a string, a word for a date-time): caught here, that is a parameter
-    error for the caller, not a protocol error that would cost the meter its association.
-    """
-    if value is None:
-        raise RpcError("params.value is required")
-    if type_name in INTEGER_RANGES:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        lo, hi = INTEGER_RANGES[type_name]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
-    elif type_name == "boolean":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise _bad_value(value, type_name, "true or false")
-    elif type_name in ("float32", "float64"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _bad_value(value, type_name, "a finite number")
-        value = float(value)
-    elif type_name in ("octet_string", "string", "string_utf8"):
-        if not isinstance(value, str):
-            raise _bad_value(value, type_name, "a string")
-        if type_name == "string" and not value.isascii():
-            raise _bad_value(value, type_name, "an ASCII string (string_utf8 takes any text)")
-    elif type_name == "bitstring":
-        if not isinstance(value, str) or set(value) - {"0", "1"}:
-            raise _bad_value(value, type_name, 'a string of 0 and 1, e.g. "0101"')
-    elif type_name in ("datetime", "date", "time"):
-        value = _when_value(value, type_name)
-    return value
-
-
-def _when_value(value: Any, type_name: str) -> _dt.datetime:
-    """ISO 8601 text to the datetime gurux encodes (date and time use only their part of it)."""
-    examples = {"datetime": '"2024-03-31T02:00:00+01:00" (with its UTC offset)', "date": '"2024-03-31"',
-                "time": '"02:00:00"'}
-    if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        try:
-            if type_name == "date":
-                return _dt.datetime.combine(_dt.date.fromisoformat(text), _dt.time())
-            if type_name == "time":
-                return _dt.datetime.combine(_dt.date(2000, 1, 1), _dt.time.fromisoformat(text))
-            when = _dt.datetime.fromisoformat(text)
-            if when.tzinfo is not None:
-                return when
-        except ValueError:
-            pass
-    raise _bad_value(value, type_name, f"ISO 8601 text such as {examples[type_name]}")
+    """Check the value fits the type before anything goes to the meter (see protocol.writable)."""
+    try:
+        return typed_value(value, type_name)
+    except ValueError as exc:
+        raise RpcError(f"params.value {exc}") from None
 
 
 # -- set ----------------------------------------------------------------------------------------
@@ -134,8 +76,8 @@ def _when_value(value: Any, type_name: str) -> _dt.datetime:
 
 def set_command(params: dict) -> DeviceWork:
     code = _obis(params, "set")
-    class_id = int_param(params, "classId", 3, 1, 0xFFFF)
-    attribute = int_param(params, "attribute", 2, 1, 127)
+    class_id = int_param(params, "classId", REGISTER_CLASS, *CLASS_ID_RANGE)
+    attribute = int_param(params, "attribute", VALUE_ATTRIBUTE, *ATTRIBUTE_RANGE)
     type_name = _type_name(params, "set")
     value = _typed_value(params.get("value"), type_name)
     ref = AttributeRef(code, class_id, attribute)
@@ -152,28 +94,32 @@ def set_command(params: dict) -> DeviceWork:
 
 
 async def relay_state(session: SessionLike, obis: ObisCode) -> dict:
-    refs = [AttributeRef(obis, DISCONNECT_CLASS, a) for a in (OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE)]
-    output, control, mode = await session.read(refs)
-    for reading in (output, control):
-        if reading.error is not None:
-            raise RpcError(f"relay state not read: {reading.error}")
-    state = control.value
-    return {"obis": str(obis), "outputState": bool(output.value),
-            "controlState": CONTROL_STATES.get(state, f"state {state}"),
-            "controlMode": mode.value if mode.error is None else None}
+    try:
+        return await disconnect_control.relay_state(session, obis)
+    except disconnect_control.RelayStateUnread as exc:
+        raise RpcError(str(exc)) from None
 
 
-def _relay_command(method_index: int | None) -> DeviceMethod:
+#: RPC method -> the relay operation it runs before reading the state back (None: only the state).
+RELAY_OPERATIONS: dict[str, Callable[[SessionLike, ObisCode], Awaitable[None]] | None] = {
+    "disconnect": disconnect_control.disconnect,
+    "reconnectRelay": disconnect_control.reconnect,
+    "relayState": None,
+}
+
+
+def _relay_command(name: str) -> DeviceMethod:
+    operate = RELAY_OPERATIONS[name]
+
     def build(params: dict) -> DeviceWork:
-        name = {REMOTE_DISCONNECT: "disconnect", REMOTE_RECONNECT: "reconnectRelay", None: "relayState"}[method_index]
         code = _obis(params, name, DISCONNECT_CONTROL_OBIS)
 
         async def run(device: DLMSDevice) -> dict:
             session = device.shared_session()
-            if method_index is not None:
-                await session.action(AttributeRef(code, DISCONNECT_CLASS, method_index), 0, "int8")
+            if operate is not None:
+                await operate(session, code)
             state = await relay_state(session, code)
-            return {"success": True, **state} if method_index is not None else state
+            return {"success": True, **state} if operate is not None else state
 
         return DeviceWork(run)
 
@@ -250,19 +196,14 @@ def read_profile_command(params: dict) -> DeviceWork:
         collector = device.collector
         reader = collector.reader(str(code)) if collector is not None else None
         config = reader.config if reader is not None else None
-
-        def refused(exc) -> None:
-            if reader is not None:
-                reader.by_entry = True
-
-        data = await read_range(device.shared_session(), str(code), start, end,
-                                by_entry=reader.by_entry if reader is not None else False,
-                                timeout_s=READ_PROFILE_TIMEOUT_S,
-                                local_offset_min=config.range_offset_min if config is not None else None,
-                                on_range_refused=refused)
+        # A configured profile learns (and remembers) that the meter refuses ranges; any other starts afresh.
+        data = await read_profile_between(device.shared_session(), str(code), start, end,
+                                          state=reader.read_state if reader is not None else ProfileReadState(),
+                                          timeout_s=READ_PROFILE_TIMEOUT_S,
+                                          local_offset_min=config.range_offset_min if config is not None else None)
         if config is None:  # not configured: every column under its OBIS
             config = ProfileConfig(code, 24, 1, 900, columns_by_index=tuple(
-                (i, str(c.ref.obis) if c.ref.attribute == 2 else f"{c.ref.obis}:{c.ref.attribute}")
+                (i, str(c.ref.obis) if c.ref.attribute == VALUE_ATTRIBUTE else f"{c.ref.obis}:{c.ref.attribute}")
                 for i, c in enumerate(data.columns) if not c.is_clock))
         entries = columns_for(config, data.columns).entries(data.rows, None)
         truncated = len(entries) > READ_PROFILE_MAX_ROWS
@@ -285,9 +226,9 @@ def read_profile_command(params: dict) -> DeviceWork:
 DEVICE_COMMANDS: dict[str, DeviceMethod] = {
     "set": set_command,
     "readProfile": read_profile_command,
-    "disconnect": _relay_command(REMOTE_DISCONNECT),
-    "reconnectRelay": _relay_command(REMOTE_RECONNECT),
-    "relayState": _relay_command(None),
+    "disconnect": _relay_command("disconnect"),
+    "reconnectRelay": _relay_command("reconnectRelay"),
+    "relayState": _relay_command("relayState"),
     "syncClock": sync_clock_command,
     "readClock": read_clock_command,
 }
@@ -310,7 +251,7 @@ async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: 
         else:
             index = ref.attribute
         method = AttributeRef(ref.obis, ref.class_id, index)
-        await session.action(method, mapping.method_value, mapping.type or "int8")
+        await session.action(method, mapping.method_value, mapping.type or METHOD_PARAMETER_TYPE)
         return f"method {index} of {ref.class_id}/{ref.obis}"
     type_name = data_type_name(mapping.type) if mapping.type else ""
     typed = _typed_value(value, type_name)

@@ -36,7 +36,7 @@ TIMEOUT_RANGE_MS = (1_000, 60_000)
 #: Answer this long before the caller's wait ends, so a slow meter still gets a reply, not a timeout.
 REPLY_MARGIN_S = 0.5
 #: What a probe reads when the request maps nothing: every meter has its logical device name.
-DEFAULT_POINTS = [{"key": "logicalDeviceName", "obis": "0.0.42.0.0.255", "classId": 1}]
+DEFAULT_POINTS = [{"key": "logicalDeviceName", "obis": "0.0.42.0.0.255", "classId": "Data"}]
 #: Top-level keys of the request that are not a device entry's.
 REQUEST_KEYS = ("timeoutMs",)
 SECRET_KEYS = ("password", "blockCipherKey", "authenticationKey")

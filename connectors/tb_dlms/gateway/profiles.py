@@ -10,11 +10,10 @@ range selectors is read by entry, backwards from the newest entry until the gap 
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import logging
-import math
 from collections import deque
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
@@ -23,24 +22,20 @@ from thingsboard_gateway.gateway.entities.report_strategy_config import ReportSt
 from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..config.meter_data import Archive, EventLogConfig, ProfileConfig
-from ..protocol.errors import AccessError
-from ..protocol.obis import ObisCode
+from ..protocol.cosem_datetime import DOUBTFUL_STATUS
+from ..protocol.events import event_name
 from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
+from ..protocol.profile_reads import ProfileReadState, read_profile_since
 from .convert import json_value
 from .cursors import Cursor, CursorStore
-from .events import event_name
 from .sessions import SessionLike
 
 #: Interval data must reach ThingsBoard even when the connector filters unchanged values.
 EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
 #: Rows per hand-over to the gateway: progress is saved at least this often during a backfill.
 BATCH_ROWS = 96
-#: Entries read per request when the meter refuses ranges and the capture period is unknown.
-ENTRY_CHUNK = 96
 #: Cursors remembered per archive for going back after a meter clock was set back (one per batch).
 HISTORY = 256
-#: Clock flags that make a row's timestamp questionable (daylight saving alone is normal).
-DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
 #: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
@@ -115,7 +110,7 @@ class ProfileColumns:
                 value = json_value(row.values[index]) if index < len(row.values) else None
                 if value is not None:
                     values[key] = value
-            flags = [s for s in row.clock_status if s in DOUBTFUL_CLOCK]
+            flags = [s for s in row.clock_status if s in DOUBTFUL_STATUS]
             if flags and self.status_key is not None:
                 values[self.status_key] = ",".join(flags)
             if values:
@@ -172,32 +167,6 @@ def columns_for(config: Archive, columns: Sequence[CaptureObject]):
     return ProfileColumns(config, columns)  # type: ignore[arg-type]
 
 
-# -- reading ----------------------------------------------------------------------------------
-
-
-async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int,
-                                timeout_s: float) -> ProfileData:
-    """The newest entries, read backwards in chunks until a row at or before ``floor_ms`` (or entry 1)."""
-    total = await asyncio.wait_for(session.profile_entries(obis), timeout_s)
-    data: ProfileData | None = None
-    rows: list[ProfileRow] = []
-    last = total
-    chunk = max(chunk, 1)
-    while last >= 1:
-        first = max(1, last - chunk + 1)
-        part = await asyncio.wait_for(session.read_profile(obis, entries=(first, last)), timeout_s)
-        data = data or part
-        rows[0:0] = part.rows
-        stamps = [r.timestamp_ms for r in part.rows if r.timestamp_ms is not None]
-        if not part.rows or (stamps and min(stamps) <= floor_ms):
-            break
-        last = first - 1
-    if data is None:
-        return ProfileData(ObisCode.parse(obis), [], [])
-    data.rows = rows
-    return data
-
-
 @dataclass
 class Collected:
     delivered: int = 0
@@ -215,9 +184,8 @@ class ArchiveReader:
         self.obis = str(config.obis)
         self.cursors = cursors
         self.log = log
-        #: Learnt when the meter refuses a range selector; kept for the life of the connector.
-        self.by_entry = False
-        self.period_s: int | None = None
+        #: Refuses range selectors, capture period: learnt from the reads, kept for the life of the connector.
+        self.read_state = ProfileReadState()
         self.next_due = 0.0
         self.backlog = True
         self.delivered = 0
@@ -228,6 +196,10 @@ class ArchiveReader:
         self._settled: Settled = _always_settled
         #: Cursors reached lately, oldest first: where to go back to once a meter clock is set back.
         self._history: deque[Cursor] = deque(maxlen=HISTORY)
+
+    @property
+    def by_entry(self) -> bool:
+        return self.read_state.by_entry
 
     @property
     def cursor(self) -> Cursor | None:
@@ -265,69 +237,39 @@ class ArchiveReader:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
         self._settled = settled
-        if not self.by_entry:
-            try:
-                await self._collect_by_range(session, deliver, now_ms, timeout_s, max_reads, result)
-                return result
-            except AccessError as exc:
-                if result.reads:  # ranges worked before: this refusal is about something else
-                    raise
-                refused = exc
-            try:
-                await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
-            except AccessError:
-                raise refused from None
-            self.by_entry = True
-            self.log.info("%s: %s refuses range selectors (%s); reading it by entry", self.meter, self.obis, refused)
-            return result
-        await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
-        return result
-
-    async def _collect_by_range(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
-                                max_reads: int, result: Collected) -> None:
-        start = self._floor(now_ms)
-        if self._empty_before is not None and self.cursor is None:
-            start = max(start, self._empty_before)
-        window = int(self.config.window_hours * 3_600_000)
-        settled = now_ms - 2 * max(self.period_s or 0, 60) * 1000
-        while True:
-            # Not clipped to now: a meter clock running ahead has rows stamped after our now.
-            end = start + window
-            data = await asyncio.wait_for(
-                session.read_profile(self.obis, to_datetime(start), to_datetime(end),
-                                     local_offset_min=self.config.range_offset_min), timeout_s)
-            result.reads += 1
-            self.period_s = data.capture_period or None
-            if not await self._settled_before(data, result):
-                return
-            if not self._hand_over(data, deliver, result):
-                return
-            if not data.rows and end <= settled and self.cursor is None:
-                self._empty_before = end
-            if end >= now_ms:
-                result.backlog = False
-                return
-            if result.reads >= max_reads:
-                result.backlog = True
-                return
-            start = end
-
-    async def _collect_by_entry(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
-                                result: Collected) -> None:
         floor = self._floor(now_ms)
-        chunk = ENTRY_CHUNK
-        if self.period_s:
-            # Just enough entries to reach back to the cursor, plus one for a capture in between.
-            chunk = max(2, min(math.ceil((now_ms - floor) / 1000 / self.period_s) + 2,
-                               int(self.config.window_hours * 3600 / self.period_s) or 1))
-        data = await read_by_entry_back_to(session, self.obis, floor, chunk, timeout_s)
-        result.reads += 1
-        self.period_s = data.capture_period or self.period_s
         horizon = now_ms - int(self.config.horizon_days * 86_400_000)
-        data.rows = [r for r in data.rows if r.timestamp_ms is not None and r.timestamp_ms >= horizon]
-        result.backlog = False
-        if await self._settled_before(data, result):
-            self._hand_over(data, deliver, result)
+        empty_before = self._empty_before if self.cursor is None else None
+        quiet_before = now_ms - 2 * max(self.read_state.period_s or 0, 60) * 1000
+        windows = read_profile_since(session, self.obis, floor, now_ms, state=self.read_state,
+                                     window_ms=int(self.config.window_hours * 3_600_000), timeout_s=timeout_s,
+                                     local_offset_min=self.config.range_offset_min, ranges_from_ms=empty_before)
+        async with aclosing(windows):
+            async for window in windows:
+                result.reads += 1
+                if window.range_refused is not None:
+                    self.log.info("%s: %s refuses range selectors (%s); reading it by entry", self.meter, self.obis,
+                                  window.range_refused)
+                data = window.data
+                if window.end_ms is None:  # by entry: every row back to the floor, some older
+                    data.rows = [r for r in data.rows if r.timestamp_ms is not None and r.timestamp_ms >= horizon]
+                    result.backlog = False
+                    if await self._settled_before(data, result):
+                        self._hand_over(data, deliver, result)
+                    return result
+                if not await self._settled_before(data, result):
+                    return result
+                if not self._hand_over(data, deliver, result):
+                    return result
+                if not data.rows and window.end_ms <= quiet_before and self.cursor is None:
+                    self._empty_before = window.end_ms
+                if window.end_ms >= now_ms:
+                    result.backlog = False
+                    return result
+                if result.reads >= max_reads:
+                    result.backlog = True
+                    return result
+        return result
 
     async def _settled_before(self, data: ProfileData, result: Collected) -> bool:
         """Wait for the previous window's cursor to be saved before handing over this one.
@@ -367,23 +309,3 @@ class ArchiveReader:
             result.delivered += len(entries)
             self.delivered += len(entries)
         return True
-
-
-# -- on demand (RPC readProfile) --------------------------------------------------------------
-
-
-async def read_range(session: SessionLike, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
-                     local_offset_min: int | None = None,
-                     on_range_refused: Callable[[AccessError], Awaitable[None] | None] | None = None) -> ProfileData:
-    """Rows captured in [start, end], by range if the meter allows it, else by entry."""
-    if not by_entry:
-        try:
-            return await asyncio.wait_for(
-                session.read_profile(obis, to_datetime(start_ms), to_datetime(end_ms),
-                                     local_offset_min=local_offset_min), timeout_s)
-        except AccessError as exc:
-            if on_range_refused is not None:
-                on_range_refused(exc)
-    data = await read_by_entry_back_to(session, obis, start_ms, ENTRY_CHUNK, timeout_s)
-    data.rows = [r for r in data.rows if r.timestamp_ms is not None and start_ms <= r.timestamp_ms <= end_ms]
-    return data

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from ..protocol.obis import ObisCode, ObisError
-from ..protocol.readings import AttributeRef
+from ..protocol.readings import ATTRIBUTE_RANGE, CLASS_ID_RANGE, REGISTER_CLASS, VALUE_ATTRIBUTE, AttributeRef
 from .commands import DEVICE_COMMANDS
 from .device import DLMSDevice
 from .key_change import change_keys_command
@@ -122,8 +122,8 @@ def _get(params: dict) -> DeviceWork:
         code = ObisCode.parse(obis)
     except ObisError as exc:
         raise RpcError(f"params.obis: {exc}") from None
-    class_id = int_param(params, "classId", 3, 1, 0xFFFF)
-    attribute = int_param(params, "attribute", 2, 1, 127)
+    class_id = int_param(params, "classId", REGISTER_CLASS, *CLASS_ID_RANGE)
+    attribute = int_param(params, "attribute", VALUE_ATTRIBUTE, *ATTRIBUTE_RANGE)
     ref = AttributeRef(code, class_id, attribute)
 
     async def run(device: DLMSDevice) -> dict:

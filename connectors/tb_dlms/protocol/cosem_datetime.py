@@ -55,6 +55,10 @@ STATUS_NAMES: Final[dict[int, str]] = {
     int(ClockStatus.DAYLIGHT_SAVING_ACTIVE): "daylightSavingActive",
 }
 
+#: Status names that make a timestamp questionable (daylight saving alone is normal).
+DOUBTFUL_STATUS: Final = tuple(STATUS_NAMES[int(flag)] for flag in (
+    ClockStatus.INVALID, ClockStatus.DOUBTFUL, ClockStatus.DIFFERENT_CLOCK_BASE, ClockStatus.INVALID_CLOCK_STATUS))
+
 #: Every field not specified: the value of a clock's DST begin/end when it has none.
 NOT_SPECIFIED: Final = _LAYOUT.pack(YEAR_NOT_SPECIFIED, *(FIELD_NOT_SPECIFIED,) * 7,
                                     DEVIATION_NOT_SPECIFIED, STATUS_NOT_SPECIFIED)

@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .obis import ObisCode
+
+#: What a bare OBIS code means: a Register (class 3) and its value (attribute 2).
+REGISTER_CLASS: Final = 3
+VALUE_ATTRIBUTE: Final = 2
+#: A class id is a long-unsigned; attribute indexes run 1..127 (an integer, negative ones are not attributes).
+CLASS_ID_RANGE: Final = (1, 0xFFFF)
+ATTRIBUTE_RANGE: Final = (1, 127)
 
 #: COSEM interface classes we name in configs and errors.
 CLASS_NAMES = {
@@ -24,8 +31,8 @@ class AttributeRef:
     """One COSEM attribute: class id, logical name, attribute index (2 = a register's value)."""
 
     obis: ObisCode
-    class_id: int = 3
-    attribute: int = 2
+    class_id: int = REGISTER_CLASS
+    attribute: int = VALUE_ATTRIBUTE
     #: Computed once: refs are dictionary keys on every poll (scaler cache, decoders).
     _hash: int = field(init=False, repr=False, compare=False)
 
@@ -36,7 +43,8 @@ class AttributeRef:
         return self._hash
 
     @classmethod
-    def of(cls, obis: "str | ObisCode", class_id: int = 3, attribute: int = 2) -> "AttributeRef":
+    def of(cls, obis: "str | ObisCode", class_id: int = REGISTER_CLASS,
+           attribute: int = VALUE_ATTRIBUTE) -> "AttributeRef":
         return cls(ObisCode.parse(obis), class_id, attribute)
 
     @property

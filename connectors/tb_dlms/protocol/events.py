@@ -6,9 +6,9 @@ device config adds or overrides names per event log (``eventLogs[].names``).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Final, Mapping
 
-STANDARD_EVENTS: dict[int, str] = {
+STANDARD_EVENTS: Final[dict[int, str]] = {
     1: "Power down",
     2: "Power up",
     3: "Daylight saving time enabled or disabled",
