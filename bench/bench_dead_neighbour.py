@@ -19,19 +19,17 @@ import argparse
 import json
 import logging
 import math
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from soak import Recorder  # noqa: E402
-
-from tb_dlms.gateway.connector import DLMSConnector  # noqa: E402
-from tb_dlms.gateway.schedule import start_offset  # noqa: E402
-from tb_dlms.simulator.simulator import Simulator  # noqa: E402
-from tb_dlms.simulator.spec import MeterSpec  # noqa: E402
+from tb_dlms.devtools.fake_gateway import FakeGateway
+from tb_dlms.devtools.sim_devices import device_entry
+from tb_dlms.gateway.connector import DLMSConnector
+from tb_dlms.gateway.schedule import start_offset
+from tb_dlms.simulator.simulator import Simulator
+from tb_dlms.simulator.spec import MeterSpec
 
 DEAD = "absent"
+TIMESERIES = [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]
 #: Physical address configured for the absent meter; no simulated meter has it.
 DEAD_PHYSICAL = 99
 
@@ -57,18 +55,14 @@ def run(duration_s: float = 90.0, period_s: float = 10.0, timeout_ms: int = 5000
              for i, n in enumerate(healthy_names(neighbours))]
     with Simulator(specs) as sim:
         port = sim.port_of(specs[0].name)
-
-        def device(name: str, physical: int) -> dict:
-            conn = {"host": "127.0.0.1", "port": port, "interface": "hdlc", "timeoutMs": timeout_ms,
-                    "retries": retries, "connectTimeoutMs": 2000,
-                    "serverAddress": {"logical": 1, "physical": physical, "size": 2}}
-            if probe_timeout_ms is not None:
-                conn["probeTimeoutMs"] = probe_timeout_ms
-            return {"deviceName": name, "pollPeriod": period_s, "connection": conn,
-                    "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]}
-
-        devices = [device(s.name, s.physical_address) for s in specs] + [device(DEAD, DEAD_PHYSICAL)]
-        recorder = Recorder()
+        timeouts = {"timeoutMs": timeout_ms, "retries": retries, "connectTimeoutMs": 2000}
+        if probe_timeout_ms is not None:
+            timeouts["probeTimeoutMs"] = probe_timeout_ms
+        # The absent meter: one more address on the bus port that no simulated meter answers.
+        absent = MeterSpec(DEAD, interface="hdlc", physical_address=DEAD_PHYSICAL, address_size=2)
+        devices = [device_entry(spec, port, TIMESERIES, device_type=None, connection=timeouts, pollPeriod=period_s)
+                   for spec in [*specs, absent]]
+        recorder = FakeGateway(keep="timestamps")
         connector = DLMSConnector(recorder, {"name": "DLMS Bus", "logLevel": "ERROR", "devices": devices}, "dlms")
         logging.getLogger(connector.get_name()).setLevel(logging.CRITICAL)  # the absent meter's warnings
         connector.open()

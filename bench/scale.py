@@ -39,7 +39,9 @@ from simproc import SimulatorProcess  # noqa: E402
 from tb_dlms.devtools.fake_thingsboard import FakeThingsBoard  # noqa: E402
 from tb_dlms.devtools.gateway_process import GatewayProcess  # noqa: E402
 from tb_dlms.devtools.mosquitto import MosquittoBroker  # noqa: E402
+from tb_dlms.devtools.sim_devices import device_entry  # noqa: E402
 from tb_dlms.gateway.schedule import start_offset  # noqa: E402
+from tb_dlms.simulator.spec import MeterSpec  # noqa: E402
 
 REGISTERS = [
     ("voltageL1", "1.0.32.7.0.255"), ("voltageL2", "1.0.52.7.0.255"), ("voltageL3", "1.0.72.7.0.255"),
@@ -51,13 +53,10 @@ METERS_PER_SIM_PROCESS = 1500
 
 
 def connector_config(ports: dict[str, int], period: float) -> dict:
-    devices = [{
-        "deviceName": name,
-        "deviceType": "bench-meter",
-        "pollPeriod": period,
-        "connection": {"host": "127.0.0.1", "port": port, "interface": "wrapper", "authentication": "none"},
-        "timeseries": [{"key": k, "obis": o} for k, o in REGISTERS],
-    } for name, port in ports.items()]
+    timeseries = [{"key": k, "obis": o} for k, o in REGISTERS]
+    # Every bench meter is a default MeterSpec(name) in the simulator processes.
+    devices = [device_entry(MeterSpec(name), port, timeseries, device_type="bench-meter", pollPeriod=period)
+               for name, port in ports.items()]
     return {"name": "DLMS Connector", "logLevel": "WARNING", "pollPeriod": period,
             "defaults": {"timeoutMs": 5000, "retries": 1}, "devices": devices}
 

@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import resource
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tb_dlms.devtools.sim_devices import connection_for
+from tb_dlms.devtools.fake_gateway import FakeGateway
+from tb_dlms.devtools.sim_devices import device_entry
 from tb_dlms.gateway.connector import DLMSConnector
 from tb_dlms.gateway.schedule import start_offset
 from tb_dlms.resilience.breaker import BreakerState
@@ -44,41 +43,6 @@ REGISTERS = [("voltageL1", "1.0.32.7.0.255"), ("currentL1", "1.0.31.7.0.255"), (
 #: Faults a meter may get, with how they are injected (reject needs a fresh association to bite).
 FAULTS = ("no_reply", "drop_connection", "reset", "garbage", "half_frame", "reject_association", "reboot",
           "delay", "blackhole")
-
-
-class SilentRemoteHandler(logging.Handler):
-    """What the gateway's ``init_logger`` expects on ``gateway.remote_handler``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loggers: dict = {}
-
-    def add_logger(self, *args) -> None: ...
-
-    def update_logger(self, *args) -> None: ...
-
-    def remove_logger(self, *args) -> None: ...
-
-    def emit(self, record) -> None: ...
-
-
-class Recorder:
-    """The gateway as the connector sees it: telemetry timestamps per meter, counted, nothing kept."""
-
-    def __init__(self) -> None:
-        self.remote_handler = SilentRemoteHandler()
-        self.ts: dict[str, list[int]] = {}
-        self.messages = 0
-        self._lock = threading.Lock()
-
-    def send_to_storage(self, connector_name, connector_id, data) -> None:
-        with self._lock:
-            self.messages += 1
-            for entry in data.telemetry:
-                self.ts.setdefault(data.device_name, []).append(entry.ts)
-
-    def send_rpc_reply(self, *args, **kwargs) -> None:
-        pass
 
 
 @dataclass
@@ -209,8 +173,8 @@ def make_plans(names: list[str], duration: float, rng: random.Random) -> list[Pl
 def connector_config(sim: Simulator, names: list[str], period: float, cooldown: float) -> dict:
     timeseries = [{"key": k, "obis": o} for k, o in REGISTERS]
     # Every soak meter is a default MeterSpec(name), here or in the simulator subprocess.
-    devices = [{"deviceName": name, "deviceType": "soak-meter", "timeseries": timeseries,
-                "connection": connection_for(MeterSpec(name), sim.port_of(name))} for name in names]
+    devices = [device_entry(MeterSpec(name), sim.port_of(name), timeseries, device_type="soak-meter")
+               for name in names]
     return {"name": "DLMS Soak", "logLevel": "WARNING", "pollPeriod": period,
             "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},
             "breaker": {"failureThreshold": 3, "cooldownS": cooldown, "maxCooldownS": cooldown * 4},
@@ -262,7 +226,7 @@ def run_soak(meters: int = 30, duration: float = 120.0, period: float = 2.0, fau
         result.faults_injected[p.kind] = result.faults_injected.get(p.kind, 0) + 1
 
     sim = RemoteSimulator(names) if remote else Simulator([MeterSpec(n) for n in names]).start()
-    recorder = Recorder()
+    recorder = FakeGateway(keep="timestamps")  # per meter telemetry timestamps, nothing else kept
     connector = DLMSConnector(recorder, connector_config(sim, names, period, cooldown), "dlms")
     try:
         connector.open()

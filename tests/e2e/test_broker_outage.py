@@ -23,6 +23,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 
 POLL_PERIOD_S = 2
@@ -40,14 +41,13 @@ def simulator():
 
 @pytest.fixture(scope="module")
 def gateway(broker, fake_tb, simulator, tmp_path_factory):
-    def device(name, interface):
-        return {"deviceName": name, "deviceType": "dlms-meter",
-                "connection": {"host": "127.0.0.1", "port": simulator.port_of(name), "interface": interface},
-                "timeseries": [{"key": k, "obis": o} for k, o in TIMESERIES.items()]}
+    def device(name):
+        return device_for(simulator, name, [{"key": k, "obis": o} for k, o in TIMESERIES.items()],
+                          device_type="dlms-meter")
 
     config = {"name": "DLMS Connector", "id": "e2e-outage", "logLevel": "INFO", "pollPeriod": POLL_PERIOD_S,
               "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},
-              "devices": [device("Outage W", "wrapper"), device("Outage H", "hdlc")]}
+              "devices": [device("Outage W"), device("Outage H")]}
     gw = GatewayProcess(broker.port, connector_config=config, workdir=tmp_path_factory.mktemp("gw-outage"))
     assert gw.main_config["storage"]["type"] == "file"
     gw.start()

@@ -12,6 +12,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.faults import Fault
 
@@ -31,8 +32,7 @@ def gateway(broker, fake_tb, simulator, tmp_path_factory):
     fake_tb.inactivity_timeout_s = INACTIVITY_S
 
     def device(name):
-        return {"deviceName": name, "connection": {"host": "127.0.0.1", "port": simulator.port_of(name)},
-                "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]}
+        return device_for(simulator, name, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}], device_type=None)
 
     config = {"name": "DLMS Connector", "id": "e2e-activity", "logLevel": "DEBUG", "pollPeriod": 1,
               "defaults": {"timeoutMs": 500, "retries": 0, "connectTimeoutMs": 1000},

@@ -16,6 +16,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess
+from tb_dlms.devtools.sim_devices import device_for
 
 # The gateway loads this class by name: a missing module or a rename fails here, not as a skip.
 from tb_dlms.gateway.connector import DLMSConnector  # noqa: E402,F401
@@ -56,14 +57,9 @@ def _specs() -> list[MeterSpec]:
 
 
 def _connector_config(sim: Simulator) -> dict:
-    def device(name, dtype, connection):
-        return {
-            "deviceName": name,
-            "deviceType": dtype,
-            "connection": {"host": "127.0.0.1", "port": sim.port_of(name), **connection},
-            "timeseries": [{"key": k, "obis": o} for k, o in TIMESERIES.items()],
-            "attributes": ATTRIBUTES,
-        }
+    def device(name, dtype, **connection):
+        return device_for(sim, name, [{"key": k, "obis": o} for k, o in TIMESERIES.items()], device_type=dtype,
+                          connection=connection, attributes=ATTRIBUTES)
 
     return {
         "name": "DLMS Connector",
@@ -72,17 +68,10 @@ def _connector_config(sim: Simulator) -> dict:
         "pollPeriod": POLL_PERIOD_S,
         "defaults": {"timeoutMs": 2000, "retries": 1, "connectTimeoutMs": 2000},
         "devices": [
-            device("Meter W", GOOD["Meter W"], {"interface": "wrapper", "authentication": "none",
-                                                "clientAddress": 16, "serverAddress": {"logical": 1}}),
-            device("Meter L", GOOD["Meter L"], {"interface": "wrapper", "authentication": "low",
-                                                "clientAddress": 32, "password": PASSWORD,
-                                                "serverAddress": {"logical": 1}}),
-            device("Meter H", GOOD["Meter H"], {"interface": "hdlc", "authentication": "low",
-                                                "clientAddress": 32, "password": PASSWORD,
-                                                "serverAddress": {"logical": 1, "physical": 17, "size": 2},
-                                                "hdlc": {"maxInfoField": 128, "windowSize": 1}}),
-            device(BAD, "dlms-meter", {"interface": "wrapper", "authentication": "low", "clientAddress": 32,
-                                       "password": "wrong-password", "serverAddress": {"logical": 1}}),
+            device("Meter W", GOOD["Meter W"]),
+            device("Meter L", GOOD["Meter L"]),
+            device("Meter H", GOOD["Meter H"], hdlc={"maxInfoField": 128, "windowSize": 1}),
+            device(BAD, "dlms-meter", password="wrong-password"),
         ],
     }
 

@@ -13,6 +13,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.faults import Fault
 
@@ -24,10 +25,7 @@ HOSTILE = {"Meter Big": "blob", "Meter Junk": "tags"}
 
 def _connector_config(sim: Simulator) -> dict:
     def device(name, timeseries):
-        return {"deviceName": name, "deviceType": "dlms-meter",
-                "connection": {"host": "127.0.0.1", "port": sim.port_of(name), "interface": "wrapper",
-                               "authentication": "none", "clientAddress": 16},
-                "timeseries": timeseries}
+        return device_for(sim, name, timeseries, device_type="dlms-meter")
 
     return {
         "name": "DLMS Connector", "id": "e2e-hostile", "logLevel": "DEBUG", "pollPeriod": POLL_PERIOD_S,

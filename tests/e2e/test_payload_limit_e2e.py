@@ -14,6 +14,7 @@ import pytest
 from e2e_support import stop_gateway
 from tb_dlms.devtools.fake_thingsboard import DEFAULT_SESSION_LIMITS, FakeThingsBoard
 from tb_dlms.devtools.gateway_process import GatewayProcess
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.faults import Fault
 
@@ -42,9 +43,8 @@ def simulator():
 def gateway(broker, small_tb, simulator, tmp_path_factory):
     def device(name):
         # The wide value as its own read (an attribute): one GET, whose reply comes in data blocks.
-        return {"deviceName": name, "connection": {"host": "127.0.0.1", "port": simulator.port_of(name)},
-                "timeseries": [{"key": "voltageL1", "obis": VOLTAGE}],
-                "attributes": [{"key": "blob", "obis": FIRMWARE, "classId": 1}]}
+        return device_for(simulator, name, [{"key": "voltageL1", "obis": VOLTAGE}], device_type=None,
+                          attributes=[{"key": "blob", "obis": FIRMWARE, "classId": 1}])
 
     config = {"name": "DLMS Connector", "id": "e2e-payload", "logLevel": "DEBUG", "pollPeriod": 2,
               "devices": [device("Meter Wide"), device("Meter Plain")]}

@@ -18,6 +18,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
 
@@ -30,11 +31,9 @@ DAY_MS = 86_400_000
 
 def _connector_config(sim: Simulator) -> dict:
     def device(name, **profile):
-        return {"deviceName": name, "deviceType": "dlms-meter", "pollPeriod": 1,
-                "connection": {"host": "127.0.0.1", "port": sim.port_of(name)},
-                "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}],
-                "profiles": [{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport"},
-                              "horizonDays": 7, "readEvery": 1, **profile}]}
+        return device_for(sim, name, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}], device_type="dlms-meter",
+                          pollPeriod=1, profiles=[{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport"},
+                                                   "horizonDays": 7, "readEvery": 1, **profile}])
 
     return {"name": "DLMS Connector", "id": "e2e-durability", "logLevel": "DEBUG",
             "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},

@@ -16,6 +16,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.faults import Fault
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
@@ -32,11 +33,8 @@ GMAC_ENV = {"E2E_BLOCK_CIPHER_KEY": GMAC.block_cipher_key.hex(),
 
 def _connector_config(sim: Simulator) -> dict:
     def device(name, **extra):
-        dev = {"deviceName": name, "deviceType": "dlms-meter", "pollPeriod": 1,
-               "connection": {"host": "127.0.0.1", "port": sim.port_of(name)},
-               "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]}
-        dev.update(extra)
-        return dev
+        return device_for(sim, name, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}], device_type="dlms-meter",
+                          **{"pollPeriod": 1, **extra})
 
     return {
         "name": "DLMS Connector", "id": "e2e-profiles", "logLevel": "DEBUG",
@@ -46,15 +44,13 @@ def _connector_config(sim: Simulator) -> dict:
                                                            "1.0.2.8.0.255": "energyExport"},
                                  "windowHours": 24, "horizonDays": 7, "readEvery": 2}],
                    eventLogs=[{"obis": EVENTS, "readEvery": 2}]),
-            device(C, connection={"host": "127.0.0.1", "port": sim.port_of(C), "authentication": "low",
-                                  "clientAddress": 32, "clockDeviation": "local-minus-utc",
+            device(C, connection={"clockDeviation": "local-minus-utc",
                                   # The connector JSON takes the YAML's ${VAR:-default} (config/env.py).
                                   "password": "${E2E_UNSET_METER_PASSWORD:-" + PASSWORD + "}"},
                    clock={"driftKey": "clockDriftS"},
                    attributeUpdates=[{"key": "relay", "obis": "0.0.96.3.10.255", "classId": 70,
                                       "method": {"true": 2, "false": 1}}]),
-            device(G, connection={"host": "127.0.0.1", "port": sim.port_of(G), "authentication": "high_gmac",
-                                  "clientAddress": GMAC.client_address, "maxPduSize": 256,
+            device(G, connection={"maxPduSize": 256,
                                   "security": {"systemTitle": "5442444c4d533031",
                                                "blockCipherKey": "${E2E_BLOCK_CIPHER_KEY}",
                                                "authenticationKey": "${E2E_AUTHENTICATION_KEY}"}},

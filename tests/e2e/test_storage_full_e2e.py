@@ -17,6 +17,7 @@ import pytest
 
 from e2e_support import stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
 
@@ -49,11 +50,10 @@ def small_disk(tmp_path_factory):
 def gateway(broker, fake_tb, simulator, small_disk):
     config = {"name": "DLMS Connector", "id": "e2e-full-disk", "logLevel": "INFO",
               "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},
-              "devices": [{"deviceName": F, "deviceType": "dlms-meter", "pollPeriod": 1,
-                           "connection": {"host": "127.0.0.1", "port": simulator.port_of(F)},
-                           "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}],
-                           "profiles": [{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport"},
-                                         "readEvery": 1}]}]}
+              "devices": [device_for(simulator, F, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}],
+                                     device_type="dlms-meter", pollPeriod=1,
+                                     profiles=[{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport"},
+                                                "readEvery": 1}])]}
     gw = GatewayProcess(broker.port, connector_config=config, workdir=small_disk).start()
     yield gw
     if gw.running:

@@ -1,86 +1,22 @@
-"""Stand-ins for the gateway and for meter sessions, so the adapter is tested without either."""
+"""Stand-ins for the gateway and for meter sessions, so the adapter is tested without either.
+
+The gateway stand-in lives in ``tb_dlms.devtools.fake_gateway`` (the benchmarks use it too); it is
+re-exported here so that tests keep importing everything fake from this one module.
+"""
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import threading
 from typing import Any, Callable, Sequence
 
+from tb_dlms.devtools.fake_gateway import FakeGateway, RemoteHandler  # noqa: F401 - re-exported
 from tb_dlms.gateway.sessions import SessionLike
 from tb_dlms.protocol.obis import ObisCode
 from tb_dlms.protocol.profile import ProfileData
 from tb_dlms.protocol.readings import AttributeRef, Reading
 from tb_dlms.protocol.settings import MeterSettings
 from tb_dlms.protocol.stats import SessionStats
-
-
-class RemoteHandler(logging.Handler):
-    """What ``init_logger`` expects on ``gateway.remote_handler``; it sends nothing anywhere."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loggers: dict[str, Any] = {}
-
-    def add_logger(self, name, level) -> None:
-        self.loggers[name] = (logging.getLogger(name), level)
-
-    def update_logger(self, name, level) -> None:
-        self.add_logger(name, level)
-
-    def remove_logger(self, name) -> None:
-        self.loggers.pop(name, None)
-
-    def emit(self, record) -> None:
-        pass
-
-
-class FakeGateway:
-    """Records what the connector hands over; tests wait on its condition instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.remote_handler = RemoteHandler()
-        self.stored: list[tuple[str, Any, Any]] = []
-        self.replies: list[tuple[Any, Any, Any]] = []
-        self._changed = threading.Condition()
-
-    def send_to_storage(self, connector_name, connector_id, data) -> None:
-        with self._changed:
-            self.stored.append((connector_name, connector_id, data))
-            self._changed.notify_all()
-
-    def send_rpc_reply(self, device=None, req_id=None, content=None, **_kwargs) -> None:
-        with self._changed:
-            self.replies.append((device, req_id, content))
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(predicate, timeout)
-
-    # -- views --------------------------------------------------------------------------------
-
-    def data_for(self, device: str) -> list:
-        return [d for _, _, d in self.stored if d.device_name == device]
-
-    def telemetry(self, device: str) -> list[tuple[int, dict]]:
-        out = []
-        for data in self.data_for(device):
-            for entry in data.telemetry:
-                out.append((entry.ts, {k.key: v for k, v in entry.values.items()}))
-        return out
-
-    def attributes(self, device: str) -> dict:
-        merged: dict = {}
-        for data in self.data_for(device):
-            merged.update(data.attributes.to_dict())
-        return merged
-
-    def reply_for(self, req_id) -> Any:
-        for _, rid, content in self.replies:
-            if rid == req_id:
-                return content
-        return None
 
 
 class MeterScript:

@@ -8,24 +8,23 @@ import time
 import pytest
 from gateway_fakes import FakeFleet, FakeGateway, MeterScript
 
+from tb_dlms.devtools.sim_devices import device_entry
 from tb_dlms.gateway import commands
 from tb_dlms.gateway.connector import STOP_TIMEOUT_S, DLMSConnector
+from tb_dlms.simulator.spec import MeterSpec
 
 PASSWORD = "pa55-w0rd-never-shown"
 KEY = "000102030405060708090a0b0c0d0e0f"
 
 
-def meter(name: str, port: int, **extra) -> dict:
-    return {
-        "deviceName": name,
-        "deviceType": "dlms-meter",
-        "pollPeriod": 0.05,
-        "connection": {"host": "127.0.0.1", "port": port},
-        "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"},
-                       {"key": "energyImport", "obis": "1.0.1.8.0.255"}],
-        "attributes": [{"key": "serialNumber", "obis": "0.0.96.1.0.255", "classId": 1}],
-        **extra,
-    }
+TIMESERIES = [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}, {"key": "energyImport", "obis": "1.0.1.8.0.255"}]
+ATTRIBUTES = [{"key": "serialNumber", "obis": "0.0.96.1.0.255", "classId": 1}]
+
+
+def meter(name: str, port: int, spec: MeterSpec | None = None, **extra) -> dict:
+    """Fake meter ``name`` (FakeFleet answers by name; ``port`` only tells the endpoints apart)."""
+    return device_entry(spec or MeterSpec(name), port, TIMESERIES, device_type="dlms-meter",
+                        **{"pollPeriod": 0.05, "attributes": ATTRIBUTES, **extra})
 
 
 def connector_config(*devices) -> dict:
@@ -129,11 +128,8 @@ def test_a_timed_out_meter_reports_it_and_keeps_polling(gateway):
 
 
 def test_get_stats_rpc_has_counters_and_no_secrets(gateway):
-    secured = meter("Meter 1", 4059)
-    secured["connection"].update(authentication="low", password=PASSWORD)
-    gmac = meter("Meter 2", 4060)
-    gmac["connection"].update(authentication="high_gmac", security={
-        "systemTitle": "4d4d4d0000bc614e", "blockCipherKey": KEY, "authenticationKey": KEY})
+    secured = meter("Meter 1", 4059, MeterSpec("Meter 1", auth="low", password=PASSWORD))
+    gmac = meter("Meter 2", 4060, MeterSpec("Meter 2", auth="high_gmac", block_cipher_key=KEY, authentication_key=KEY))
     connector = DLMSConnector(gateway, connector_config(secured, gmac), "dlms", session_factory=FakeFleet())
     connector.open()
     try:

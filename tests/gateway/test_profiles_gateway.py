@@ -11,9 +11,9 @@ import time
 
 import pytest
 from gateway_fakes import FakeGateway
-from thingsboard_gateway.gateway.constant_enums import Status
 
 from tb_dlms.devtools.gateway_process import wait_until
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.gateway.connector import DLMSConnector
 from tb_dlms.simulator.faults import Fault
 from tb_dlms.simulator.objects import CAPTURE_PERIOD
@@ -39,17 +39,13 @@ def sim():
         yield s
 
 
-def meter_config(sim, name, *, low=False, **extra) -> dict:
-    connection = {"host": "127.0.0.1", "port": sim.port_of(name), "timeoutMs": 1000, "retries": 1,
-                  "connectTimeoutMs": 1000}
-    if low:
-        connection.update({"authentication": "low", "clientAddress": 32, "password": PASSWORD})
-    dev = {"deviceName": name, "deviceType": "dlms-meter", "pollPeriod": 0.3, "connection": connection,
-           "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}],
-           "profiles": [{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport", "1.0.2.8.0.255": "energyExport"},
-                         "horizonDays": 4, "readEvery": 0.5}]}
-    dev.update(extra)
-    return dev
+def meter_config(sim, name, *, low: bool | None = None, connection: dict | None = None, **extra) -> dict:
+    """Meter ``name`` of ``sim`` as its spec says (``low`` is ignored, kept for older callers)."""
+    timeouts = {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000, **(connection or {})}
+    profiles = [{"obis": LOAD, "columns": {"1.0.1.8.0.255": "energyImport", "1.0.2.8.0.255": "energyExport"},
+                 "horizonDays": 4, "readEvery": 0.5}]
+    return device_for(sim, name, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}], device_type="dlms-meter",
+                      connection=timeouts, **{"pollPeriod": 0.3, "profiles": profiles, **extra})
 
 
 def start(gateway, *devices, settle_s: float = 0.1) -> DLMSConnector:
@@ -143,23 +139,8 @@ def test_meter_rejecting_ranges_is_read_by_entry(sim):
         connector.close()
 
 
-class RefusingGateway(FakeGateway):
-    """The gateway's storage refuses the first hand-overs (e.g. its queue is failing)."""
-
-    def __init__(self, refusals: int) -> None:
-        super().__init__()
-        self.refusals = refusals
-
-    def send_to_storage(self, connector_name, connector_id, data):
-        if self.refusals > 0 and data.telemetry:
-            self.refusals -= 1
-            return Status.FAILURE
-        super().send_to_storage(connector_name, connector_id, data)
-        return Status.SUCCESS
-
-
 def test_rows_refused_by_storage_are_sent_again_not_skipped(sim):
-    gateway = RefusingGateway(refusals=3)
+    gateway = FakeGateway(refusals=3)  # the first hand-overs with rows are refused
     connector = start(gateway, meter_config(sim, "REF"))
     try:
         wait_complete(gateway, sim, "REF", timeout=30)
@@ -195,7 +176,7 @@ def test_events_with_names_and_clock_drift(sim):
 
 def test_clock_drift_is_reported_and_sync_clock_fixes_it(sim):
     gateway = FakeGateway()
-    connector = start(gateway, meter_config(sim, "RW", low=True, profiles=[], clock={"autoSyncThresholdS": 3600}))
+    connector = start(gateway, meter_config(sim, "RW", profiles=[], clock={"autoSyncThresholdS": 3600}))
     try:
         sim.advance_clock("RW", 300)
         reply = device_rpc(connector, gateway, "RW", "readClock")
@@ -222,7 +203,7 @@ def test_sync_clock_refused_names_the_object(sim):
 @pytest.fixture(scope="module")
 def rw(sim, tmp_path_factory):
     gateway = FakeGateway()
-    connector = start(gateway, meter_config(sim, "RW", low=True, profiles=[], attributeUpdates=[
+    connector = start(gateway, meter_config(sim, "RW", profiles=[], attributeUpdates=[
         {"key": "relay", "obis": "0.0.96.3.10.255", "classId": 70, "method": {"true": 2, "false": 1}},
         {"key": "controlMode", "obis": "0.0.96.3.10.255", "classId": 70, "attribute": 4, "type": "enum"},
     ]))
@@ -356,7 +337,7 @@ def test_read_profile_rpc_on_a_meter_rejecting_ranges(sim):
 def test_clock_set_automatically_when_drift_exceeds_the_threshold(sim):
     gateway = FakeGateway()
     sim.advance_clock("RST", 600)
-    connector = start(gateway, meter_config(sim, "RST", low=False, profiles=[],
+    connector = start(gateway, meter_config(sim, "RST", profiles=[],
                                             clock={"autoSyncThresholdS": 60}))
     try:
         # Public client: the meter refuses the write; the drift is still reported, the refusal logged.
@@ -372,7 +353,7 @@ def test_clock_set_automatically_when_drift_exceeds_the_threshold(sim):
 def test_clock_auto_sync_with_a_client_allowed_to_write(sim):
     gateway = FakeGateway()
     sim.advance_clock("RW", -90)
-    connector = start(gateway, meter_config(sim, "RW", low=True, profiles=[], clock={"autoSyncThresholdS": 30}))
+    connector = start(gateway, meter_config(sim, "RW", profiles=[], clock={"autoSyncThresholdS": 30}))
     try:
         assert gateway.wait_for(lambda: connector.devices["RW"].report().get("clockSyncs") == 1, 10)
         assert abs(sim.meter("RW").clock_offset) < 2
@@ -392,7 +373,7 @@ def lmu_sim():
 
 
 def lmu_config(sim, deviation: str | None) -> dict:
-    dev = meter_config(sim, "LMU", low=True, clock={"driftKey": "clockDriftS"})
+    dev = meter_config(sim, "LMU", clock={"driftKey": "clockDriftS"})
     if deviation is not None:
         dev["connection"]["clockDeviation"] = deviation
     return dev
@@ -433,11 +414,7 @@ def test_local_minus_utc_meter_read_the_gurux_way_is_two_offsets_off(lmu_sim):
 def test_high_gmac_meter_profile_backfilled_once():
     spec = MeterSpec("GMAC", auth="high_gmac", profile_days=1, max_pdu=256)
     with Simulator([spec]) as gsim:
-        dev = meter_config(gsim, "GMAC")
-        dev["connection"].update(authentication="high_gmac", clientAddress=spec.client_address, maxPduSize=256,
-                                 security={"systemTitle": "5442444c4d533031",
-                                           "blockCipherKey": spec.block_cipher_key.hex(),
-                                           "authenticationKey": spec.authentication_key.hex()})
+        dev = meter_config(gsim, "GMAC", connection={"maxPduSize": 256})
         gateway = FakeGateway()
         connector = start(gateway, dev)
         try:

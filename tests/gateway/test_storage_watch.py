@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from gateway_fakes import FakeGateway, FakeFleet, MeterScript
-from thingsboard_gateway.gateway.constant_enums import Status
 
 from tb_dlms.devtools.gateway_process import wait_until
 from tb_dlms.gateway.connector import DLMSConnector
@@ -61,20 +60,8 @@ def test_a_refusal_after_a_hand_over_sends_the_cursor_back_to_the_last_saved_one
     assert store.flush() and store.durable("M", LOAD) == Cursor(3000)
 
 
-class RefusingGateway(FakeGateway):
-    def __init__(self) -> None:
-        super().__init__()
-        self.refusing = True
-
-    def send_to_storage(self, connector_name, connector_id, data):
-        if self.refusing:
-            return Status.FAILURE
-        super().send_to_storage(connector_name, connector_id, data)
-        return Status.SUCCESS
-
-
 def test_live_readings_refused_are_said_once_per_meter_and_not_counted_as_sent():
-    gateway = RefusingGateway()
+    gateway = FakeGateway(refusing=True)
     factory = FakeFleet(M1=MeterScript(values={"1.0.32.7.0.255": 230.0}),
                         M2=MeterScript(values={"1.0.32.7.0.255": 231.0}))
     # One endpoint each: two devices on one endpoint and address are a config error.

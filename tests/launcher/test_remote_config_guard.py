@@ -13,6 +13,9 @@ CLEAR = {"name": "DLMS", "defaults": {"password": "topsecret"}, "devices": [
 
 
 class FakeGateway:
+    """The gateway as RemoteConfigurator sees it (``send_attributes``, the connectors by name), not
+    as a connector does: tb_dlms.devtools.fake_gateway fakes the other side, so this stays its own."""
+
     def __init__(self):
         self.sent = []
         self.available_connectors_by_name = {}

@@ -9,15 +9,17 @@ import support  # noqa: F401 - puts tests/gateway on the path
 from gateway_fakes import FakeFleet, FakeGateway, MeterScript
 
 from tb_dlms.config.schema import parse_connector_json
+from tb_dlms.devtools.sim_devices import device_entry
 from tb_dlms.gateway import rpc_work
 from tb_dlms.gateway.connector import CONNECTOR_RPC_TIMEOUT_S, DLMSConnector
+from tb_dlms.simulator.spec import MeterSpec
 
 KEY = "000102030405060708090a0b0c0d0e0f"
 
 
 def meter(name: str, port: int = 4059, **conn) -> dict:
-    return {"deviceName": name, "pollPeriod": 0.05, "connection": {"host": "127.0.0.1", "port": port, **conn},
-            "timeseries": [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}]}
+    return device_entry(MeterSpec(name), port, [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}], device_type=None,
+                        connection=conn, pollPeriod=0.05)
 
 
 def broken(path: str, value) -> dict:

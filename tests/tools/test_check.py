@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tools_support import REPO, device, make_config_dir
+from tools_support import REPO, device, make_config_dir, sim_device
 from tb_dlms.tools import check
 
 
@@ -19,10 +19,7 @@ def run_check(capsys, *args: str) -> tuple[int, str]:
 
 def test_valid_config_prints_a_table_and_exits_0(sim, tmp_path, token, capsys):
     config = make_config_dir(tmp_path, [
-        device("Meter 1", sim.port_of("open")),
-        device("Meter 2", sim.port_of("locked"), authentication="low", password="12345678"),
-        device("Meter 3", sim.port_of("bus-a"), interface="hdlc", authentication="low", password="12345678",
-               serverAddress={"logical": 1, "physical": 17, "size": 4}),
+        sim_device(sim, "open", "Meter 1"), sim_device(sim, "locked", "Meter 2"), sim_device(sim, "bus-a", "Meter 3"),
     ])
     code, out = run_check(capsys, "--config-dir", str(config))
     assert code == 0, out
@@ -35,8 +32,8 @@ def test_valid_config_prints_a_table_and_exits_0(sim, tmp_path, token, capsys):
 
 def test_wrong_password_is_diagnosed(sim, tmp_path, token, capsys):
     config = make_config_dir(tmp_path, [
-        device("Meter 1", sim.port_of("open")),
-        device("Locked", sim.port_of("locked"), authentication="low", password="wrong-one"),
+        sim_device(sim, "open", "Meter 1"),
+        sim_device(sim, "locked", "Locked", password="wrong-one"),
     ])
     code, out = run_check(capsys, "--config-dir", str(config))
     assert code == check.EXIT_METER
@@ -46,9 +43,8 @@ def test_wrong_password_is_diagnosed(sim, tmp_path, token, capsys):
 
 def test_wrong_server_address_is_diagnosed(sim, tmp_path, token, capsys):
     config = make_config_dir(tmp_path, [
-        device("Wrapper", sim.port_of("open"), serverAddress=7),
-        device("Bus", sim.port_of("bus-a"), interface="hdlc", authentication="low", password="12345678",
-               serverAddress={"logical": 1, "physical": 99, "size": 4}),
+        sim_device(sim, "open", "Wrapper", serverAddress=7),
+        sim_device(sim, "bus-a", "Bus", serverAddress={"logical": 1, "physical": 99, "size": 4}),
     ])
     code, out = run_check(capsys, "--config-dir", str(config), "--json")
     assert code == check.EXIT_METER
@@ -72,7 +68,7 @@ def test_refused_connection_is_diagnosed(tmp_path, token, capsys):
 
 
 def test_unreadable_point_is_partial(sim, tmp_path, token, capsys):
-    d = device("Meter 1", sim.port_of("open"))
+    d = sim_device(sim, "open", "Meter 1")
     d["timeseries"] = d["timeseries"] + [{"key": "nothing", "obis": "1.0.99.99.0.255"}]
     config = make_config_dir(tmp_path, [d])
     code, out = run_check(capsys, "--config-dir", str(config))
@@ -81,7 +77,7 @@ def test_unreadable_point_is_partial(sim, tmp_path, token, capsys):
 
 
 def test_invalid_config_exits_1_naming_device_and_field(sim, tmp_path, token, capsys):
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open")),
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1"),
                                         device("Typo", 70000)])
     code, out = run_check(capsys, "--config-dir", str(config))
     assert code == check.EXIT_CONFIG
@@ -97,7 +93,7 @@ def test_placeholder_token_is_a_config_error(tmp_path, monkeypatch, capsys):
 
 
 def test_json_shape(sim, tmp_path, token, capsys):
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     code, out = run_check(capsys, "--config-dir", str(config), "--json")
     data = json.loads(out)
     assert code == 0 and data["ok"] is True and data["exitCode"] == 0
@@ -115,7 +111,7 @@ def test_json_shape(sim, tmp_path, token, capsys):
 
 
 def test_colour_on_request_and_no_color(sim, tmp_path, token, capsys, monkeypatch):
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     _, out = run_check(capsys, "--config-dir", str(config), "--color", "always")
     assert "\033[32m" in out
     monkeypatch.setenv("NO_COLOR", "1")
@@ -130,7 +126,7 @@ def test_colour_on_request_and_no_color(sim, tmp_path, token, capsys, monkeypatc
 
 def test_script_runs_from_the_checkout(sim, tmp_path):
     """``python test_config.py`` with the checkout's connectors/ on the path, no install needed."""
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     env = {**os.environ, "TB_GATEWAY_TOKEN": "t", "PYTHONPATH": "", "TB_DLMS_NO_PLATFORM_CHECK": "1"}
     proc = subprocess.run([sys.executable, "test_config.py", "--config-dir", str(config)], cwd=REPO,
                           capture_output=True, text=True, timeout=60, env=env)

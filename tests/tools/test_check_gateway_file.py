@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from tools_support import REPO, device, make_config_dir
+from tools_support import REPO, device, make_config_dir, sim_device
 
 
 def run_script(config, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -19,7 +19,7 @@ def run_script(config, *args: str, env: dict | None = None) -> subprocess.Comple
 
 def test_missing_token_still_probes_the_meters(sim, tmp_path):
     """QUICKSTART's order: step 3 (this check) before step 4's exports."""
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     proc = run_script(config, "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 1, "a gateway-file error still fails the check"
@@ -29,7 +29,7 @@ def test_missing_token_still_probes_the_meters(sim, tmp_path):
 
 
 def test_unset_variable_without_default_still_probes_the_meters(sim, tmp_path):
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     yaml_path = config / "tb_gateway.yaml"
     yaml_path.write_text(yaml_path.read_text().replace('"${TB_GATEWAY_HOST:-localhost}"', '"${MY_TB_HOST}"'))
     proc = run_script(config, env={"TB_GATEWAY_TOKEN": "t"})
@@ -39,7 +39,7 @@ def test_unset_variable_without_default_still_probes_the_meters(sim, tmp_path):
 
 
 def test_no_warning_about_the_json_the_launcher_generated(sim, tmp_path):
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     env = {"TB_GATEWAY_TOKEN": "t"}
     prepared = subprocess.run([sys.executable, "-m", "tb_dlms.launcher", "--config-dir", str(config), "--prepare-only"],
                               capture_output=True, text=True, timeout=60, env={**os.environ, **env})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tools_support import device, make_config_dir
+from tools_support import make_config_dir, sim_device
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.tools import check
 
@@ -30,15 +30,15 @@ def probe(capsys, config) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
-def gmac(name: str, port: int, key: str = KEY, auth_key: str = AUTH_KEY) -> dict:
-    return device(name, port, authentication="high_gmac", clientAddress=1,
-                  security={"systemTitle": "4D4D4D0000000001", "blockCipherKey": key, "authenticationKey": auth_key})
+def gmac(sim: Simulator, name: str, meter: str, key: str = KEY, auth_key: str = AUTH_KEY) -> dict:
+    return sim_device(sim, meter, name, security={"systemTitle": "4D4D4D0000000001", "blockCipherKey": key,
+                                                  "authenticationKey": auth_key})
 
 
 def test_wrong_high_gmac_key_is_diagnosed_as_keys_or_system_title(meters, tmp_path, token, capsys):
-    config = make_config_dir(tmp_path, [gmac("Right", meters.port_of("gmac")),
-                                        gmac("Wrong key", meters.port_of("gmac-b"), key=WRONG),
-                                        gmac("Wrong auth key", meters.port_of("gmac-c"), auth_key=WRONG)])
+    config = make_config_dir(tmp_path, [gmac(meters, "Right", "gmac"),
+                                        gmac(meters, "Wrong key", "gmac-b", key=WRONG),
+                                        gmac(meters, "Wrong auth key", "gmac-c", auth_key=WRONG)])
     code, report = probe(capsys, config)
     assert code == check.EXIT_METER
     meters_ = {m["device"]: m for m in report["meters"]}
@@ -54,8 +54,7 @@ def test_wrong_high_gmac_key_is_diagnosed_as_keys_or_system_title(meters, tmp_pa
 
 def test_negotiated_pdu_size_0_or_1_is_named(meters, tmp_path, token, capsys):
     config = make_config_dir(tmp_path, [
-        device("Zero", meters.port_of("pdu-0")),
-        device("One", meters.port_of("pdu-1"), authentication="low", password="12345678"),
+        sim_device(meters, "pdu-0", "Zero"), sim_device(meters, "pdu-1", "One"),
     ])
     code, report = probe(capsys, config)
     assert code == check.EXIT_METER
@@ -67,7 +66,7 @@ def test_negotiated_pdu_size_0_or_1_is_named(meters, tmp_path, token, capsys):
 
 
 def test_text_output_names_the_negotiated_size(meters, tmp_path, token, capsys):
-    config = make_config_dir(tmp_path, [device("Zero", meters.port_of("pdu-0"))])
+    config = make_config_dir(tmp_path, [sim_device(meters, "pdu-0", "Zero")])
     assert check.main(["--config-dir", str(config)]) == check.EXIT_METER
     out = capsys.readouterr().out
     assert "negotiated a maximum PDU size of 0 bytes" in out and "check password or keys" not in out

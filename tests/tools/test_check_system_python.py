@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-from tools_support import REPO, device, make_config_dir
+from tools_support import REPO, make_config_dir, sim_device
 
 VENV_PYTHON = Path(sys.prefix) / "bin" / "python"
 
@@ -37,7 +37,7 @@ def clean_env(**extra: str) -> dict:
 
 def test_system_python_reexecutes_in_the_project_venv(sim, tmp_path):
     python = bare_python(tmp_path)
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     proc = subprocess.run([python, "test_config.py", "--config-dir", str(config)], cwd=REPO, capture_output=True,
                           text=True, timeout=120, env=clean_env(TB_DLMS_VENV=str(Path(sys.prefix))))
     assert "ModuleNotFoundError" not in proc.stderr, proc.stderr
@@ -63,7 +63,7 @@ def test_missing_venv_is_created_with_start_gateway_setup_only(sim, tmp_path):
     setup.write_text(f'#!/bin/sh\n[ "$1" = --setup-only ] || exit 9\necho "$1" > {called}\n'
                      f'ln -s {Path(sys.prefix)} {checkout / ".venv"}\n')
     setup.chmod(0o755)
-    config = make_config_dir(tmp_path, [device("Meter 1", sim.port_of("open"))])
+    config = make_config_dir(tmp_path, [sim_device(sim, "open", "Meter 1")])
     env = clean_env()
     env.pop("TB_DLMS_VENV", None)
     proc = subprocess.run([python, "test_config.py", "--config-dir", str(config), "--json"], cwd=checkout,

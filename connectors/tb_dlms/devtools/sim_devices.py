@@ -2,7 +2,9 @@
 
 The meter's ``MeterSpec`` says how it is reached (interface, addresses, authentication, keys); the
 entry here says the same to the connector, so a test or a benchmark names only what it measures
-(timeouts, poll period, points) and cannot get the addressing of a meter wrong.
+(timeouts, poll period, points) and cannot get the addressing of a meter wrong. A caller that
+means a wrong setting (a wrong password, an address no meter answers) says so in ``connection``,
+which overrides the keys derived from the spec.
 """
 from __future__ import annotations
 
@@ -31,8 +33,26 @@ def connection_for(spec: MeterSpec, port: int, host: str = LOOPBACK) -> dict[str
     return conn
 
 
-def device_for(sim: Simulator, name: str, timeseries: list[dict[str, Any]], *, device_type: str = "sim",
+def device_entry(spec: MeterSpec, port: int, timeseries: list[dict[str, Any]] | None = None, *,
+                 device_name: str | None = None, device_type: str | None = "sim",
+                 connection: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``devices[]`` entry for the meter of ``spec`` on ``port`` (a simulator in another process too).
+
+    ``device_name`` defaults to the meter's name; ``device_type=None`` leaves the key out (the
+    connector's default); ``timeseries=None`` leaves it out; ``extra`` are further device keys.
+    """
+    entry: dict[str, Any] = {"deviceName": device_name or spec.name}
+    if device_type is not None:
+        entry["deviceType"] = device_type
+    entry["connection"] = {**connection_for(spec, port), **(connection or {})}
+    if timeseries is not None:
+        entry["timeseries"] = timeseries
+    return {**entry, **extra}
+
+
+def device_for(sim: Simulator, name: str, timeseries: list[dict[str, Any]] | None = None, *,
+               device_name: str | None = None, device_type: str | None = "sim",
                connection: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """A ``devices[]`` entry for simulated meter ``name``; ``connection`` overrides its keys."""
-    conn = {**connection_for(sim.meter(name).spec, sim.port_of(name)), **(connection or {})}
-    return {"deviceName": name, "deviceType": device_type, "connection": conn, "timeseries": timeseries, **extra}
+    """A ``devices[]`` entry for simulated meter ``name`` of ``sim``; see ``device_entry``."""
+    return device_entry(sim.meter(name).spec, sim.port_of(name), timeseries, device_name=device_name,
+                        device_type=device_type, connection=connection, **extra)
