@@ -18,6 +18,15 @@ class Authentication(str, enum.Enum):
     HIGH_GMAC = "high_gmac"
 
 
+class Referencing(str, enum.Enum):
+    """How requests name an attribute: logical names (GET/SET/ACTION with class id and OBIS
+    code) or short names (READ/WRITE with a 16-bit name from the association SN's object list),
+    which older meters still in the field speak only."""
+
+    LN = "ln"
+    SN = "sn"
+
+
 class ClockDeviation(str, enum.Enum):
     """How a meter signs the deviation of its date-times: both conventions are in the field.
 
@@ -87,6 +96,7 @@ class MeterSettings:
     #: HDLC server address size in bytes: 1, 2, 4, or 0 to choose from the values.
     address_size: int = 0
     authentication: Authentication = Authentication.NONE
+    referencing: Referencing = Referencing.LN
     password: Secret | None = None
     security: Security | None = None
     #: Seconds to wait for each reply before resending the request.
@@ -105,6 +115,8 @@ class MeterSettings:
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: Seconds the one SNRM to an HDLC address that has not answered yet waits (None: timeout / 4).
     probe_timeout: float | None = None
+    #: Fewest seconds between two association attempts (some meters ignore one that comes sooner).
+    min_association_interval: float = 0.0
     #: Free-text name used in logs and errors.
     name: str = ""
     extra: dict = field(default_factory=dict, compare=False)

@@ -47,6 +47,9 @@ replaces methods that cannot work as shipped; it never changes client behaviour.
     ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
     every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
     object) not at all.
+19. The SN server (``GXDLMSSNCommandHandler`` read and write) cannot serve a request (float
+    attribute indexes, ``server.transaction()`` called, wrong result choices, broken method
+    offsets): READ_REQUEST and WRITE_REQUEST go to ``short_names.SnServer`` (the server's ``sn``).
 18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
     ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
     (undefined object) carried a stale invoke id and the client rightly dropped it.
@@ -200,6 +203,18 @@ def apply() -> None:
 
     GXDLMS.getPdu = classmethod(get_pdu)
 
+    # 19
+    from gurux_dlms.GXDLMSSNCommandHandler import GXDLMSSNCommandHandler
+
+    def sn_read(cls, settings, server, data, replyData, xml):
+        server.sn.read(data, replyData)
+
+    def sn_write(cls, settings, server, data, replyData, xml):
+        server.sn.write(data, replyData)
+
+    GXDLMSSNCommandHandler.handleReadRequest = classmethod(sn_read)
+    GXDLMSSNCommandHandler.handleWriteRequest = classmethod(sn_write)
+
 
 _GLO_REQUESTS = frozenset({
     Command.GLO_GET_REQUEST, Command.GLO_SET_REQUEST, Command.GLO_METHOD_REQUEST,
@@ -333,8 +348,9 @@ class FixedServerBase(GXDLMSSecureServer):
     ``max_info``/``max_window`` are the meter's own HDLC limits; the client may ask for less.
     """
 
-    def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1):
-        super().__init__(True, interface_type)
+    def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1,
+                 logical_names: bool = True):
+        super().__init__(logical_names, interface_type)
         self.settings.cipher = GXCiphering(system_title)  # fix 6
         self.max_info = max_info
         self.max_window = max_window

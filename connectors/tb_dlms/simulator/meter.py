@@ -26,7 +26,9 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
-from . import axdr, gurux_fixes, objects as cosem
+from gurux_dlms.objects import GXDLMSAssociationShortName
+
+from . import axdr, gurux_fixes, objects as cosem, short_names
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -257,7 +259,8 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def __init__(self, meter: Meter, interface: str) -> None:
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
-        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window)
+        logical_names = spec.referencing == "ln"
+        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window, logical_names)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0
@@ -269,11 +272,17 @@ class MeterServer(gurux_fixes.FixedServerBase):
         cipher.invocationCounter = meter.invocation_counter
         cipher.security = Security.NONE
         self.listing = False
-        association = gurux_fixes.FixedAssociationLN()
-        association.owner = self
-        association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
+        shared = cosem.shared_objects()
+        if logical_names:
+            association = gurux_fixes.FixedAssociationLN()
+            association.owner = self
+            association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
+        else:
+            association = GXDLMSAssociationShortName()
+            short_names.assign_short_names(list(shared))
+            self.sn = short_names.SnServer(self, short_names.NameTable([*shared, association]))
         association.secret = spec.password.encode()
-        self.install_objects(association, cosem.shared_objects())
+        self.install_objects(association, shared)
 
     def handle(self, frame: bytes) -> bytes | None:
         """One received frame in, the reply frame out (None: nothing to send)."""

@@ -39,6 +39,8 @@ class MeterSpec:
     #: HDLC server address size on the wire (1, 2, 4; 0 = from the values).
     address_size: int = 0
     auth: str = "none"
+    #: "ln" (logical names) or "sn" (short names: base names from the association SN's object list).
+    referencing: str = "ln"
     #: Client address of the authenticated association; public client 16 is always accepted.
     client_address: int | None = None
     password: str = "12345678"
@@ -74,6 +76,9 @@ class MeterSpec:
         self.auth = self.auth.lower()
         if self.interface not in ("wrapper", "hdlc"):
             raise ValueError(f"{self.name}: interface must be 'wrapper' or 'hdlc'")
+        self.referencing = self.referencing.lower()
+        if self.referencing not in ("ln", "sn"):
+            raise ValueError(f"{self.name}: referencing must be 'ln' or 'sn'")
         if self.auth not in AUTH_LEVELS:
             raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
         if self.seed is None:
