@@ -19,6 +19,7 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
+    Referencing,
     Secret,
     Security,
     hdlc_server_address,
@@ -27,6 +28,7 @@ from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
+from . import quirks
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
 
@@ -58,7 +60,7 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs")
+                   "probeTimeoutMs", "referencing", "quirks") + quirks.SWITCH_KEYS
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
@@ -131,6 +133,14 @@ class ConnectionConfig:
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
     probe_timeout_ms: int | None = None
+    referencing: Referencing = Referencing.LN
+    #: The quirks preset named (its settings are already merged into the fields here).
+    quirks: str | None = None
+    min_association_interval_s: float = 0.0
+    no_range_deviation: bool = False
+    #: unitOverrides: unit text by unit code, and by telemetry key.
+    unit_overrides_by_code: tuple[tuple[int, str], ...] = ()
+    unit_overrides_by_key: tuple[tuple[str, str], ...] = ()
 
     @property
     def wire_server_address(self) -> int:
@@ -164,6 +174,17 @@ class ConnectionConfig:
         }
         if self.probe_timeout_ms is not None:
             out["probeTimeoutMs"] = self.probe_timeout_ms
+        if self.referencing is not Referencing.LN:
+            out["referencing"] = self.referencing.value
+        if self.quirks is not None:
+            out["quirks"] = self.quirks
+        if self.min_association_interval_s:
+            out["minAssociationIntervalS"] = self.min_association_interval_s
+        if self.no_range_deviation:
+            out["noRangeDeviation"] = True
+        if self.unit_overrides_by_code or self.unit_overrides_by_key:
+            out["unitOverrides"] = {**{str(k): v for k, v in self.unit_overrides_by_code},
+                                    **dict(self.unit_overrides_by_key)}
         if self.serial_number is not None:
             out["serialNumber"] = self.serial_number
         elif sa.physical is not None:
@@ -240,6 +261,10 @@ class DeviceConfig:
             inactivity_timeout=c.inactivity_timeout_s,
             clock_deviation=c.clock_deviation,
             probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
+            referencing=c.referencing,
+            min_association_interval=c.min_association_interval_s,
+            no_range_deviation=c.no_range_deviation,
+            unit_overrides=dict(c.unit_overrides_by_code),
             name=self.name,
         )
 
@@ -549,6 +574,7 @@ def _breaker_dict(b: BreakerSettings) -> dict:
 
 def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     before = len(sec.errors)
+    sec = quirks.with_preset(sec)
     host = sec.text("host", required=not partial)
     interface = sec.choice("interface", Interface, Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
@@ -575,6 +601,10 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
+    referencing = sec.choice("referencing", Referencing, Referencing.LN)
+    min_interval = sec.number("minAssociationIntervalS", 0.0, 0.0, 3600.0)
+    no_range_dev = quirks.no_range_deviation(sec)
+    by_code, by_key = quirks.unit_overrides(sec)
     if len(sec.errors) != before or partial or host is None:
         return None
     return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
@@ -582,7 +612,11 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
                             retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
                             inactivity_timeout_s=inactivity, clock_deviation=deviation,
-                            probe_timeout_ms=probe_timeout_ms)
+                            probe_timeout_ms=probe_timeout_ms, referencing=referencing,
+                            quirks=str(sec.data["quirks"]).strip().lower() if sec.data.get("quirks") else None,
+                            min_association_interval_s=min_interval, no_range_deviation=no_range_dev,
+                            unit_overrides_by_code=tuple(sorted(by_code.items())),
+                            unit_overrides_by_key=tuple(sorted(by_key.items())))
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:

@@ -417,7 +417,7 @@ class MeterSession:
             return Reading(ref, clock["iso"])
         if ref.has_scaler:
             scaler, unit = self._scalers.get(ref, (None, None))
-            return Reading(ref, apply_scaler(plain(value), scaler), unit_text(unit), scaler)
+            return Reading(ref, apply_scaler(plain(value), scaler), self._unit_text(unit), scaler)
         return Reading(ref, plain(value))
 
     async def _get_raw(self, refs: Sequence[AttributeRef], client: GXDLMSClient | None = None) -> list[Any]:
@@ -564,6 +564,9 @@ class MeterSession:
         await self._ensure_associated()
         client = self._client
         columns, period = await self._profile_layout(code)
+        if local_offset_min is None and self.settings.no_range_deviation:
+            # noRangeDeviation: bounds in UTC, but with the deviation "not specified" (0x8000).
+            local_offset_min = 0
         if selector is None:
             clock = next((c for c in columns if c.is_clock), None)
             selector = profile.range_selector(start, end, clock, local_offset_min)
@@ -626,7 +629,12 @@ class MeterSession:
 
     def unit_of(self, ref: AttributeRef) -> str | None:
         """Unit text of a register read in this association (profiles report values only)."""
-        return unit_text(self._scalers.get(ref, (None, None))[1])
+        return self._unit_text(self._scalers.get(ref, (None, None))[1])
+
+    def _unit_text(self, code: int | None) -> str | None:
+        """The unit's text; ``unitOverrides`` first (a meter reporting a wrong unit code)."""
+        override = self.settings.unit_overrides.get(code) if code is not None else None
+        return override if override is not None else unit_text(code)
 
     async def _set(self, ref: AttributeRef, value: Any, type_name: str | None) -> None:
         await self._ensure_associated()

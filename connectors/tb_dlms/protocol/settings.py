@@ -117,6 +117,10 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Fewest seconds between two association attempts (some meters ignore one that comes sooner).
     min_association_interval: float = 0.0
+    #: Profile range bounds with the deviation "not specified" (meters that reject a deviation).
+    no_range_deviation: bool = False
+    #: Unit text by unit code, over the Blue Book table (meters reporting a wrong code).
+    unit_overrides: dict = field(default_factory=dict, compare=False)
     #: Free-text name used in logs and errors.
     name: str = ""
     extra: dict = field(default_factory=dict, compare=False)
