@@ -64,6 +64,8 @@ def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     d.add_argument("--server-physical", type=int, help="HDLC physical address")
     d.add_argument("--server-size", type=int, choices=(1, 2, 4), help="HDLC address size in bytes")
     d.add_argument("--auth", choices=("none", "low", "high_gmac"), default="none")
+    d.add_argument("--referencing", choices=("ln", "sn"), default="ln",
+                   help="sn: a short-name meter (object list of the association SN, class 12)")
     d.add_argument("--password", help='password for --auth low (or "${ENV_VAR}", kept as is in the output)')
     d.add_argument("--system-title", help="high_gmac: the client's system title, 16 hex digits")
     d.add_argument("--block-cipher-key", help='high_gmac: 32 hex digits or "${ENV_VAR}" (kept as is in the output)')
