@@ -34,6 +34,7 @@ PROFILE = "1.0.99.1.0.255"
 @pytest.fixture(scope="module")
 def sim():
     specs = [MeterSpec(name=f"sn-{i}", interface=i, auth="low", referencing="sn") for i in ("wrapper", "hdlc")]
+    specs.append(MeterSpec(name="no-deviation", auth="low", referencing="sn", reject_range_deviation=True))
     with Simulator(specs) as s:
         yield s
 
@@ -150,6 +151,23 @@ def test_a_block_transfer_as_the_first_read_of_an_association(sim):
     reading, trips = run(go())
     assert reading.ok and len(reading.value) >= 3 * 96 - 1
     assert trips > 4  # AARQ, object list, then several blocks
+
+
+def test_no_range_deviation_for_a_meter_that_rejects_one(sim):
+    """noRangeDeviation: the range bounds go with deviation 0x8000, which this meter accepts."""
+    async def read(**over):
+        session = MeterSession(settings_for(sim, "no-deviation", **over))
+        try:
+            end = dt.datetime.now(dt.timezone.utc)
+            return await session.read_profile(PROFILE, end - dt.timedelta(hours=2), end)
+        finally:
+            await session.close()
+
+    with pytest.raises(AccessError, match="other-reason"):
+        run(read())
+    data = run(read(no_range_deviation=True))
+    assert 7 <= len(data.rows) <= 9
+    assert all(r.timestamp_ms % 900_000 == 0 for r in data.rows)
 
 
 def test_short_names_are_read_again_after_a_reconnect(sim):

@@ -48,6 +48,14 @@ def _entry_window(params, count: int, ncols: int) -> tuple[int, int, list[int]]:
     return first - 1, max(first - 1, last), list(range(col_first - 1, col_last))
 
 
+def _has_deviation(params) -> bool:
+    """Either bound's deviation (date-time bytes 9-10) is not "not specified" (0x8000)."""
+    try:
+        return any(bytes(params[i])[9:11] != b"\x80\x00" for i in (1, 2))
+    except (TypeError, IndexError):
+        return False
+
+
 def _range_bounds(params, spec) -> tuple[float, float, object]:
     try:
         start = spec.decode_time(bytes(params[1]))
@@ -84,6 +92,8 @@ class LoadProfile:
         elif selector == 1:
             if reject_range:
                 raise SelectorError("range selector rejected by configuration")
+            if meter.spec.reject_range_deviation and _has_deviation(params):
+                raise SelectorError("range bounds carry a deviation")
             t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
             start = 0 if t0 <= first else math.ceil((t0 - first) / CAPTURE_PERIOD)

@@ -53,6 +53,8 @@ class MeterSpec:
     seed: int | None = None
     serial_number: int | None = None
     reject_range: bool = False
+    #: Refuse range bounds that carry a deviation (some meters do: field notes); 0x8000 passes.
+    reject_range_deviation: bool = False
     #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
     utc_offset_minutes: int = 60
     #: Clock deviation on the wire as local minus UTC (+60 for CET) instead of gurux's UTC minus local.
