@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gurux_dlms import GXDLMSClient
-from gurux_dlms.enums import Authentication, InterfaceType, ObjectType
+from gurux_dlms.enums import Authentication, InterfaceType
 
 from tb_dlms.protocol import short_names as sn
 from tb_dlms.protocol.axdr import AccessResult
