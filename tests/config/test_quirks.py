@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tb_dlms.config import load_connector_config
 from tb_dlms.config.quirks import PRESETS
+from tb_dlms.config.schema import public_connection
 from tb_dlms.protocol.settings import Interface, Referencing
 
 
@@ -36,8 +37,10 @@ def test_microstar_preset_fills_in_what_the_field_notes_say():
     assert (c.interface, c.port, c.client_address) == (Interface.HDLC, 3333, 1)
     assert (s.hdlc_max_info, s.hdlc_window, s.inactivity_timeout) == (128, 1, 180)
     assert s.min_association_interval == 15
-    assert s.unit_overrides == {35: "V"}
-    assert c.to_public_dict()["quirks"] == "microstar"
+    assert s.unit_overrides_by_code == ((35, "V"),) and s.unit_override(35) == "V" and s.unit_override(32) is None
+    public = public_connection(c)
+    assert public["quirks"] == "microstar" and public["unitOverrides"] == {"35": "V"}
+    assert public["minAssociationIntervalS"] == 15 and "referencing" not in public
 
 
 def test_device_keys_win_over_the_preset():
@@ -63,6 +66,9 @@ def test_switches_alone_and_their_errors():
     assert c.unit_overrides_by_code == ((35, "V"),) and c.unit_overrides_by_key == (("voltageL1", "kV"),)
     s = cfg.devices[0].meter_settings()
     assert s.no_range_deviation and s.min_association_interval == 10
+    public = public_connection(c)
+    assert public["noRangeDeviation"] is True and public["unitOverrides"] == {"35": "V", "voltageL1": "kV"}
+    assert public_connection(load(referencing="sn")[0].devices[0].connection)["referencing"] == "sn"
     for bad, field in (({"unitOverrides": ["V"]}, "connection.unitOverrides"),
                        ({"unitOverrides": {"300": "V"}}, "connection.unitOverrides.300"),
                        ({"unitOverrides": {"35": ""}}, "connection.unitOverrides.35"),

@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 
 from tb_dlms.config import load_connector_config
-from tb_dlms.config.meter_data import ATTRIBUTE_UPDATE_KEYS, CLOCK_KEYS, EVENT_LOG_KEYS, PROFILE_KEYS, EventLogConfig
+from tb_dlms.config.meter_data import ATTRIBUTE_UPDATE_KEYS, CLOCK_KEYS, EVENT_LOG_KEYS, PROFILE_KEYS, EventLogConfig, \
+    ProfileConfig
 from tb_dlms.gateway.cursors import Cursor, CursorStore, cursor_file
 from tb_dlms.gateway.events import event_name
-from tb_dlms.gateway.profiles import EventColumns, after_cursor, cursor_after
+from tb_dlms.gateway.profiles import ArchiveReader, Collected, EventColumns, after_cursor, cursor_after
 from tb_dlms.protocol.obis import ObisCode
-from tb_dlms.protocol.profile import CaptureObject, ProfileRow
+from tb_dlms.protocol.profile import CaptureObject, ProfileData, ProfileRow
 from tb_dlms.protocol.readings import AttributeRef
 
 LOG = logging.getLogger("test.dlms.profiles")
+LOAD = "1.0.99.1.0.255"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dlms_connector.json.example"
 
 
@@ -42,7 +44,8 @@ def test_cursor_after_counts_rows_at_the_last_timestamp():
 
 def test_events_in_the_same_second_keep_distinct_timestamps_across_reads():
     config = EventLogConfig(ObisCode.parse("0.0.99.98.0.255"), 24, 7, 300, names=((70, "Remote disconnection"),))
-    columns = [CaptureObject(AttributeRef.of("0.0.1.0.0.255", 8, 2)), CaptureObject(AttributeRef.of("0.0.96.11.0.255", 1, 2))]
+    columns = [CaptureObject(AttributeRef.of("0.0.1.0.0.255", 8, 2)),
+               CaptureObject(AttributeRef.of("0.0.96.11.0.255", 1, 2))]
     events = EventColumns(config, columns)
     first = events.entries([ProfileRow(1000, (1000, 1)), ProfileRow(1000, (1000, 2))], None)
     assert [(e.ts, {k.key: v for k, v in e.values.items()}) for e in first] == [
@@ -80,6 +83,51 @@ def test_unreadable_cursor_file_is_kept_aside_and_backfill_starts_over(tmp_path,
     assert "unreadable" in caplog.text
 
 
+NOW_MS = 1_790_000_000_000
+GOOD = {"ts": NOW_MS, "atTs": 1}
+
+
+@pytest.mark.parametrize("content,words,kept", [
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": 4_102_444_800_000 * 10}}}}, ["M", LOAD, "ahead", "horizon"], None),
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": "1790000000000"}}}}, ["M", LOAD, "'1790000000000'", "horizon"], None),
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": 1.79e12}}}}, ["M", LOAD, "whole number", "horizon"], None),
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": True}}}}, ["M", LOAD, "whole number"], None),
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": -5}}}}, ["M", LOAD, "negative", "horizon"], None),
+    ({"version": 1, "meters": {"M": {LOAD: [NOW_MS]}}}, ["M", LOAD, "list", "horizon"], None),
+    ({"version": 1, "meters": {"M": {LOAD: {"ts": NOW_MS, "atTs": "x"}}}}, ["M", LOAD, "atTs", "again"],
+     Cursor(NOW_MS, 0)),
+    ({"version": 1, "meters": {"M": [GOOD]}}, ["'M'", "list", "horizon"], None),
+    ({"version": 1, "meters": [{"M": {LOAD: GOOD}}]}, ['"meters"', "list", "horizon", "kept as"], None),
+    ({"version": 2, "meters": {"M": {LOAD: GOOD}}}, ["version 2", "version 1", "horizon", "kept as"], None),
+    ({"meters": {"M": {LOAD: GOOD}}}, ["version None", "kept as"], None),
+    ([GOOD], ["list", "kept as"], None),
+])
+def test_untrustworthy_cursor_is_reported_with_what_is_done_instead(tmp_path, caplog, content, words, kept):
+    path = tmp_path / "c.cursors.json"
+    other = {"N": {LOAD: GOOD}}
+    if isinstance(content, dict) and isinstance(content.get("meters"), dict):
+        content["meters"].update(other)
+    path.write_text(json.dumps(content))
+    with caplog.at_level(logging.WARNING):
+        store = CursorStore(path, LOG)
+    assert store.get("M", LOAD) == kept
+    line = next((r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING), "")
+    for word in words:
+        assert word in line, line
+    if isinstance(content, dict) and content.get("version") == 1 and isinstance(content.get("meters"), dict):
+        assert store.get("N", LOAD) == Cursor(NOW_MS)  # one bad entry spoils no other meter
+    if "kept as" in words:
+        assert any(p.name.startswith("c.cursors.json.corrupt-") for p in tmp_path.iterdir())
+
+
+def test_a_valid_cursor_file_loads_without_a_word(tmp_path, caplog):
+    path = tmp_path / "c.cursors.json"
+    path.write_text(json.dumps({"version": 1, "meters": {"M": {LOAD: {"ts": NOW_MS, "atTs": 2}}}}))
+    with caplog.at_level(logging.WARNING):
+        assert CursorStore(path, LOG).get("M", LOAD) == Cursor(NOW_MS, 2)
+    assert not caplog.records
+
+
 def test_cursor_file_location():
     class Settings:
         data_folder_path = "/var/lib/tb/data/"
@@ -90,7 +138,8 @@ def test_cursor_file_location():
     class Gateway:
         _event_storage = Storage()
 
-    assert cursor_file(Gateway(), None, "DLMS Connector") == Path("/var/lib/tb/data/tb_dlms/DLMS_Connector.cursors.json")
+    assert cursor_file(Gateway(), None, "DLMS Connector") == Path(
+        "/var/lib/tb/data/tb_dlms/DLMS_Connector.cursors.json")
     assert cursor_file(Gateway(), "/srv/x", "c") == Path("/srv/x/c.cursors.json")
     assert cursor_file(object(), None, "c") == Path("data/tb_dlms/c.cursors.json")
 
@@ -160,3 +209,17 @@ def test_example_documents_every_meter_data_key(monkeypatch):
     walk(raw)
     assert set(PROFILE_KEYS + EVENT_LOG_KEYS + CLOCK_KEYS + ATTRIBUTE_UPDATE_KEYS) - used == set()
     assert any(d.meter_data.profiles for d in cfg.devices)
+
+
+def test_rewind_goes_back_to_the_newest_cursor_not_ahead_of_the_meter_clock(tmp_path):
+    config = ProfileConfig(ObisCode.parse(LOAD), 24, 7, 900)
+    store = CursorStore(tmp_path / "c.cursors.json", LOG, settle_s=0)
+    reader = ArchiveReader("M", config, store, LOG)
+    columns = [CaptureObject(AttributeRef.of("0.0.1.0.0.255", 8, 2)),
+               CaptureObject(AttributeRef.of("1.0.1.8.0.255", 3, 2))]
+    for stamps in ((1000, 2000), (90_000,), (91_000,)):  # the last two stamped after a jump ahead
+        reader._hand_over(ProfileData(LOAD, columns, rows(*stamps)), lambda entries: True, Collected())
+    assert reader.cursor == Cursor(91_000)
+    assert reader.rewind(meter_now_ms=5000) == Cursor(2000) and reader.cursor == Cursor(2000)
+    # Nothing known that is not ahead (e.g. after a restart): back to the horizon.
+    assert reader.rewind(meter_now_ms=500) is None and reader.cursor is None

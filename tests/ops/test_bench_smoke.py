@@ -35,3 +35,19 @@ def test_gcm_benchmark_runs():
 def test_connector_memory_benchmark_reports_every_meter(meters):
     out = run("bench/connector_memory.py", "--meters", str(meters), "--period", "1")
     assert f"{meters} meters ({meters} reported)" in out, out
+
+
+BENCHES = sorted(p.name for p in (REPO / "bench").glob("*.py") if "__main__" in p.read_text())
+
+
+@pytest.mark.parametrize("script", BENCHES)
+def test_bench_docstring_flags_exist(script):
+    """Every ``--flag`` a benchmark's docstring tells a reader to use is one its ``--help`` lists."""
+    import ast
+    import re
+
+    doc = ast.get_docstring(ast.parse((REPO / "bench" / script).read_text())) or ""
+    documented = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", doc))
+    help_text = run(f"bench/{script}", "--help", timeout=60)
+    offered = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", help_text))
+    assert documented <= offered, f"{script}: docstring documents {sorted(documented - offered)}, not in --help"

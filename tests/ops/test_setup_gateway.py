@@ -1,8 +1,8 @@
 """setup_gateway.sh against a scratch root: install, re-install, status, upgrade, uninstall.
 
 The fast path reuses the test's own virtualenv (--venv-from); one test builds a real virtualenv
-from requirements-gateway.txt, as production does (about 40 s here; skipped without network
-access to a package index, or with TB_DLMS_SKIP_SLOW=1).
+from requirements-gateway.txt, as production does (about 40 s here; skipped when the package index
+does not offer every pin, with pip's reason, or with TB_DLMS_SKIP_SLOW=1).
 """
 from __future__ import annotations
 
@@ -169,13 +169,52 @@ def test_systemd_analyze_verify(installed):
     assert proc.returncode == 0 and not problems, proc.stderr
 
 
+def pinned_set_unavailable(tmp_path: Path, env: dict | None = None) -> str | None:
+    """Why the packages ``setup_gateway.sh install`` needs cannot be had from the configured index, or None.
+
+    pip resolves exactly that set without installing it: the pinned service requirements (as the
+    script filters them) and the build backend for tb-dlms itself. An index that is reachable but
+    lacks one pin is as unusable for the install as no index at all (a probe with one small package
+    passed there, and the install then failed); an index that has every pin leaves the install no
+    excuse, so after this check any install failure is a failure.
+    """
+    import tomllib
+
+    pins = [line for line in (REPO / "requirements-gateway.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#") and not re.match(r"(?i)(pytest|hypothesis)==", line)]
+    build = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    wanted = tmp_path / "pinned-set.txt"
+    wanted.write_text("\n".join(pins + build) + "\n")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+                               "--disable-pip-version-check", "-r", str(wanted)],
+                              capture_output=True, text=True, timeout=240, env=env)
+    except subprocess.TimeoutExpired:
+        return "pip could not resolve the pinned requirements within 240 s (index unreachable or too slow)"
+    if proc.returncode == 0:
+        return None
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")] or proc.stderr.splitlines()[-3:]
+    return "the package index does not offer the pinned set: " + " ".join(errors)[:500]
+
+
+def test_pinned_set_check_names_what_the_index_lacks(tmp_path):
+    """An index without the pins (here: an empty one) is reported with the pin pip could not find."""
+    empty = tmp_path / "empty-index"
+    empty.mkdir()
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(empty)}
+    reason = pinned_set_unavailable(tmp_path, env)
+    assert reason and "does not offer the pinned set" in reason, reason
+    first_pin = next(line for line in (REPO / "requirements-gateway.txt").read_text().splitlines()
+                     if re.match(r"[A-Za-z]", line))
+    assert first_pin in reason, reason
+
+
 @pytest.mark.skipif(os.environ.get("TB_DLMS_SKIP_SLOW") == "1", reason="TB_DLMS_SKIP_SLOW=1")
 def test_real_virtualenv_install(tmp_path):
     """The production path: a fresh venv with the pinned requirements and a non-editable tb-dlms."""
-    probe = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp_path / "w"),
-                            "six==1.17.0"], capture_output=True, timeout=60)
-    if probe.returncode != 0:
-        pytest.skip("no package index reachable for pip")
+    unavailable = pinned_set_unavailable(tmp_path)
+    if unavailable:
+        pytest.skip(unavailable)
     root = tmp_path / "root"
     run("install", "--prefix", str(root), "--python", sys.executable, timeout=300)
     venv_python = paths(root)["app"] / "venv/bin/python"

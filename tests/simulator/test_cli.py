@@ -78,3 +78,17 @@ def test_async_api_in_existing_loop():
             assert sim.stats("a1")["associations"] == 1
 
     asyncio.run(main())
+
+
+def test_help_shows_the_defaults_a_client_needs():
+    """``--help`` names the password, ports, addresses and keys: a user must not read code for them."""
+    out = subprocess.run([sys.executable, "-m", "tb_dlms.simulator", "--help"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    flat = " ".join(out.split())  # argparse wraps help text at the terminal width
+    spec = MeterSpec("x")
+    for flag, default in [("--password", spec.password), ("--base-port", "4059"), ("--host", "127.0.0.1"),
+                          ("--auth", "none"), ("--block-cipher-key", spec.block_cipher_key.hex()),
+                          ("--authentication-key", spec.authentication_key.hex()), ("--hdlc-meters", "3")]:
+        assert flag in flat, out
+        assert f"(default: {default})" in flat, f"{flag}: no default {default!r} in --help:\n{out}"
+    assert "32 for low" in flat and "1 for high_gmac" in flat, out

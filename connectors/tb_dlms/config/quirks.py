@@ -26,7 +26,7 @@ SWITCH_KEYS = ("unitOverrides", "minAssociationIntervalS", "noRangeDeviation")
 
 @dataclass(frozen=True, slots=True)
 class Preset:
-    settings: dict
+    settings: dict[str, Any]
     #: Where each fact comes from (shown in README's table).
     source: str
 
@@ -62,6 +62,12 @@ def with_preset(sec: Section) -> Section:
         if isinstance(value, dict) and isinstance(own, dict):
             merged[key] = {**value, **own}
     return Section(merged, sec.path, sec.errors, sec.device_index, sec.device_name)
+
+
+def preset_name(sec: Section) -> str | None:
+    """The preset's name as written back (``public_connection``): trimmed, lower case."""
+    name = sec.data.get("quirks")
+    return name.strip().lower() if isinstance(name, str) and name.strip() else None
 
 
 def unit_overrides(sec: Section) -> tuple[dict[int, str], dict[str, str]]:

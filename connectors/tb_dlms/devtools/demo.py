@@ -5,7 +5,8 @@ Starts, in a temp dir:
 2. simulated meters matching the connector config (default ``config/dlms_connector.json``) on free
    ports (``python -m tb_dlms.simulator --config ...``; ports rewritten by :mod:`tb_dlms.devtools.meters`);
 3. the real ThingsBoard IoT Gateway with the DLMS connector (:mod:`tb_dlms.devtools.gateway_process`);
-4. a fake ThingsBoard printing a live table of what the gateway sends (one row per meter).
+4. a fake ThingsBoard showing a live table of what the gateway sends (one row per meter:
+   readings with units and health, :mod:`tb_dlms.devtools.live_table`).
 
 Runs until Ctrl-C (or ``--duration N`` seconds), then stops everything in reverse order. Exit code 0
 when at least one meter reported telemetry, 1 otherwise, 2 on a setup error.
@@ -20,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from .fake_thingsboard import FakeThingsBoard, run_live_table
+from rich.console import Console
+
+from .fake_thingsboard import FakeThingsBoard
 from .gateway_process import GatewayProcess, set_log_level
+from .live_table import run_live_table
 from .meters import simulator_specs, with_free_ports
 from .mosquitto import MosquittoBroker
 
@@ -118,37 +121,41 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tb-dlms-demo-"))
     broker = simulator = gateway = tb = None
     out = sys.stdout
+    # One console for our lines and the table: on a terminal rich wraps our lines at its width (an
+    # 80-column screen stays readable); piped, lines stay whole for logs and grep.
+    console = Console(file=out, highlight=False, emoji=False, markup=False)
+
+    def say(message: str) -> None:
+        console.print(message, soft_wrap=not console.is_terminal)
+
     try:
         source = Path(args.connector_config) if args.connector_config else _default_connector_config()
         connector = with_free_ports(json.loads(source.read_text()))
         sim_config = workdir / "simulator.json"
         sim_config.write_text(json.dumps({"meters": simulator_specs(connector)}, indent=2))
-        print(f"demo: working directory {workdir}", file=out, flush=True)
+        say(f"demo: working directory {workdir}")
 
         broker = MosquittoBroker(workdir=workdir / "mosquitto").start()
-        print(f"demo: mosquitto on 127.0.0.1:{broker.port}", file=out, flush=True)
+        say(f"demo: mosquitto on 127.0.0.1:{broker.port}")
 
         simulator = SimulatorProcess(sim_config, workdir / "simulator.log").start()
         for line in simulator.lines:
             if line != "READY":
-                print(f"demo: simulator: {line}", file=out, flush=True)
+                say("demo: simulator: " + " ".join(line.split()))
 
         tb = FakeThingsBoard(port=broker.port).start()
         gateway = GatewayProcess(broker.port, connector_config=connector, workdir=workdir / "gateway")
         if args.debug:
             set_log_level(gateway.config_dir, "DEBUG")
         gateway.start()
-        print(f"demo: gateway pid {gateway.pid}, logs in {gateway.logs_dir}, console in {gateway.output_path}",
-              file=out, flush=True)
-        print("demo: Ctrl-C to stop" if args.duration is None else f"demo: running for {args.duration:g}s",
-              file=out, flush=True)
+        say(f"demo: gateway pid {gateway.pid}, logs in {gateway.logs_dir}, console in {gateway.output_path}")
+        say("demo: Ctrl-C to stop" if args.duration is None else f"demo: running for {args.duration:g}s")
         _write_pidfile(broker, simulator, gateway)
-        run_live_table(tb, args.duration, args.interval, out=out)
+        run_live_table(tb, args.duration, args.interval, console=console)
         with tb._cond:
             with_data = sum(1 for d in tb.devices.values() if d.telemetry)
         if gateway.proc is not None and gateway.proc.poll() is not None:
-            print(f"demo: the gateway exited early (code {gateway.proc.returncode}):\n{gateway.output_tail()}",
-                  file=out, flush=True)
+            say(f"demo: the gateway exited early (code {gateway.proc.returncode}):\n{gateway.output_tail()}")
         return 0 if with_data else 1
     except KeyboardInterrupt:
         return 0
@@ -157,18 +164,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
-        print("demo: stopping...", file=out, flush=True)
-        for step in (lambda: gateway and gateway.stop(), lambda: tb and tb.stop(),
-                     lambda: simulator and simulator.stop(), lambda: broker and broker.stop()):
+        say("demo: stopping...")
+        for process in (gateway, tb, simulator, broker):
             try:
-                step()
+                if process is not None:
+                    process.stop()
             except Exception as exc:
                 print(f"demo: cleanup step failed: {exc}", file=sys.stderr)
         if args.keep or os.environ.get("TB_DLMS_KEEP_TMP"):
-            print(f"demo: kept {workdir}", file=out, flush=True)
+            say(f"demo: kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-        print("demo: stopped", file=out, flush=True)
+        say("demo: stopped")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ On a plain broker our own publications come back to us (we subscribe to what we 
 content carrying ``data.method`` is a request (ours), not a reply, and request ids we sent are ours.
 
 CLI (demo): ``python -m tb_dlms.devtools.fake_thingsboard --live-table --port P`` prints one row per
-meter with the latest telemetry/attribute values and the age of the last update, refreshed in place
-on a terminal, as plain periodic snapshots when piped.
+meter with its latest readings, units and health (:mod:`tb_dlms.devtools.live_table`), refreshed in
+place on a terminal, as plain snapshots when piped.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ class FakeThingsBoard:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 2)
+        self.client.reconnect_delay_set(0.2, 2)  # type: ignore[arg-type]  # paho sleeps any float; 0.2 s in tests
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "FakeThingsBoard":
@@ -226,7 +226,7 @@ class FakeThingsBoard:
         topic, p = m.topic, m.payload
         if topic == "v1/gateway/connect" and isinstance(p, dict):
             self.connects.append({"device": p.get("device"), "type": p.get("type"), "received": m.received})
-            state = self._device(p.get("device"))
+            state = self._device(str(p.get("device")))
             state.connected = True
             state.last_connect = m.received
             state.type = p.get("type", state.type)
@@ -467,75 +467,6 @@ class FakeThingsBoard:
         self.client.publish("v1/gateway/attributes", json.dumps({"device": device, "data": data}), qos=1)
 
 
-# -- live table (demo) ---------------------------------------------------------------------------
-def _fmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
-def _fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 100:
-        return f"{seconds:.1f}s"
-    return f"{seconds / 60:.0f}m"
-
-
-def render_table(tb: FakeThingsBoard, now: float | None = None, width: int = 160) -> list[str]:
-    now = time.time() if now is None else now
-    with tb._cond:
-        devices = sorted(tb.devices.values(), key=lambda d: d.name)
-        lines = [f"fake ThingsBoard on {tb.host}:{tb.port} - gateway "
-                 f"{'connected' if tb.session_limit_requests else 'not seen yet'}, "
-                 f"{len(devices)} meter(s), {len(tb.telemetry)} telemetry entries, {len(tb.messages)} messages"]
-        if not devices:
-            lines.append("  (waiting for the gateway to report meters...)")
-        for d in devices:
-            age = None if d.last_update is None else max(0.0, now - d.last_update)
-            values = " ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(d.telemetry.items()))
-            attrs = " ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(d.attributes.items()))
-            row = f"  {d.name:<16} {(d.type or '-'):<12} age={_fmt_age(age):>6}  {values or '(no telemetry yet)'}"
-            if attrs:
-                row += f"  | {attrs}"
-            lines.append(row[:width] if width else row)
-    return lines
-
-
-def run_live_table(tb: FakeThingsBoard, duration: float | None, interval: float, out=sys.stdout) -> None:
-    tty = out.isatty()
-    deadline = None if duration is None else time.monotonic() + duration
-    stop = threading.Event()
-    last_count = -1
-    try:
-        while not stop.is_set():
-            if tty:
-                import shutil as _shutil
-                lines = render_table(tb, width=_shutil.get_terminal_size((160, 40)).columns)
-                out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
-                out.flush()
-            else:
-                with tb._cond:
-                    count = len(tb.messages)
-                if count != last_count:  # plain snapshots when piped, only when something changed
-                    last_count = count
-                    out.write(f"--- {time.strftime('%H:%M:%S')}\n" + "\n".join(render_table(tb, width=0)) + "\n")
-                    out.flush()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            stop.wait(interval if remaining is None else min(interval, remaining))
-    except KeyboardInterrupt:
-        pass
-    out.write("--- final\n" + "\n".join(render_table(tb, width=0)) + "\n")
-    with tb._cond:
-        with_data = sum(1 for d in tb.devices.values() if d.telemetry)
-        out.write(f"SUMMARY meters={len(tb.devices)} meters_with_telemetry={with_data} "
-                  f"telemetry_entries={len(tb.telemetry)} messages={len(tb.messages)}\n")
-    out.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -549,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     tb = FakeThingsBoard(args.host, args.port).start()
     try:
         if args.live_table:
+            from .live_table import run_live_table
+
             run_live_table(tb, args.duration, args.interval)
         else:
             stop = threading.Event()

@@ -16,10 +16,11 @@ from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
 from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
-from ..config.meter_data import MeterDataConfig
+from ..config.meter_data import ClockConfig, MeterDataConfig
 from .clock import ClockReading, read_clock, sync_clock
 from .cursors import CursorStore
 from .profiles import ArchiveReader, Collected, to_datetime
+from .sessions import SessionLike
 
 #: A failed automatic clock sync is not retried sooner than this (a meter refusing it would be
 #: written to at every association otherwise).
@@ -28,13 +29,20 @@ AUTO_SYNC_RETRY_S = 3600.0
 MIN_READ_TIMEOUT_S = 30.0
 #: After a failed read, retry no later than this even when the profile is read rarely.
 RETRY_AFTER_S = 60.0
+#: A cursor this far ahead of a clock is ahead of it (clock reads are good to about a second).
+CLOCK_SLACK_S = 60.0
 
-Deliver = Callable[[ConvertedData], bool]
+#: Hands one batch of converted data to the gateway (its storage); False: refused, keep it.
+DeliverConverted = Callable[[ConvertedData], bool]
+
+
+def _iso(cursor) -> str:
+    return to_datetime(cursor.ts).isoformat() if cursor is not None else "the configured horizon"
 
 
 class MeterDataCollector:
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
-                 deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
+                 deliver: DeliverConverted, gateway_running: Callable[[], bool], log: logging.Logger,
                  read_timeout_s: float = MIN_READ_TIMEOUT_S,
                  queue_drained: Callable[[], bool] = lambda: False) -> None:
         self.name = name
@@ -87,26 +95,28 @@ class MeterDataCollector:
     async def _run(self, device) -> None:
         try:
             if self.config.clock is not None and self._clock_read_at != device.stats.associations:
-                await self._check_clock(device.open_session())
+                await self._check_clock(device.shared_session())
                 self._clock_read_at = device.stats.associations
             for reader in self.readers:
                 while reader.backlog or time.monotonic() >= reader.next_due:
-                    result = await self._collect(reader, device.open_session())
+                    result = await self._collect(reader, device.shared_session())
                     if result is None or not result.backlog:
                         break
         finally:
             self._flush_soon()
 
-    async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
+    async def _collect(self, reader: ArchiveReader, session: SessionLike) -> Collected | None:
+        await self._cursor_not_ahead_of_meter(reader, session)
         now_ms = self._meter_now_ms()
+        reader.last_error = None  # what goes wrong in this collection sets it again
         try:
-            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s)
+            result = await reader.collect(session, self.deliver_entries, now_ms, self.read_timeout_s,
+                                          settled=lambda: self._settled(reader))
         except Exception as exc:  # noqa: BLE001 - the poll goes on; the gap is read next time
             reader.last_error = f"{reader.obis}: {exc or type(exc).__name__}"
             reader.next_due = time.monotonic() + min(reader.config.read_every_s, RETRY_AFTER_S)
             self._log.warning("%s: %s not collected: %s", self.name, reader.obis, reader.last_error)
             return None
-        reader.last_error = None
         reader.backlog = result.backlog
         reader.next_due = time.monotonic() + reader.config.read_every_s
         if result.delivered:
@@ -116,12 +126,36 @@ class MeterDataCollector:
                            " (more to read)" if result.backlog else "")
         return result
 
+    async def _cursor_not_ahead_of_meter(self, reader: ArchiveReader, session) -> None:
+        """A cursor ahead of the meter's clock means the clock ran ahead and was set back: every row
+        captured after the correction would be taken for delivered. Checked (one clock read) only
+        while the cursor is ahead of the gateway's own clock, the one case where it can happen."""
+        cursor = reader.cursor
+        if cursor is None or cursor.ts <= (time.time() + CLOCK_SLACK_S) * 1000:
+            return
+        try:
+            reading = await read_clock(session, self.config.clock or ClockConfig(), self.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - not checked now; the collection goes on as before
+            self._log.warning("%s: %s: cursor %s is ahead of the gateway's clock and the meter clock could not "
+                              "be read to check it: %s", self.name, reader.obis, to_datetime(cursor.ts).isoformat(),
+                              exc or type(exc).__name__)
+            return
+        self.clock = reading  # its drift says how far ahead of us the meter's rows may be stamped
+        meter_ms = int(reading.meter_time.timestamp() * 1000)
+        if cursor.ts <= meter_ms + CLOCK_SLACK_S * 1000:
+            return
+        back = reader.rewind(meter_ms)
+        self._log.warning("%s: %s: cursor %s is ahead of the meter's clock (%s): the clock was set back; reading "
+                          "again from %s, rows delivered since then come once more", self.name, reader.obis,
+                          to_datetime(cursor.ts).isoformat(), reading.meter_time.isoformat(),
+                          to_datetime(back.ts).isoformat() if back else "the configured horizon")
+
     def _meter_now_ms(self) -> int:
         """Read up to the meter's own now: a meter running ahead has rows stamped after ours."""
         ahead = max(0.0, self.drift_s or 0.0)
         return int((time.time() + ahead + 1) * 1000)
 
-    async def _check_clock(self, session) -> None:
+    async def _check_clock(self, session: SessionLike) -> None:
         clock = self.config.clock
         assert clock is not None
         try:
@@ -151,6 +185,22 @@ class MeterDataCollector:
                        drift, threshold, result["driftAfterS"])
 
     # -- hand-over -------------------------------------------------------------------------------
+
+    async def _settled(self, reader: ArchiveReader) -> bool:
+        """Wait until the cursor of the rows ``reader`` handed over so far is written; False: stop
+        collecting (the gateway is stopping, or its storage refused data: read again when due)."""
+        while True:
+            self.cursors.flush(self._gateway_running())
+            if self.cursors.rolled_back(self.name, reader.obis):
+                reader.last_error = (f"{reader.obis}: the gateway's storage refused data; rows from "
+                                     f"{_iso(reader.cursor)} on are read again from the meter")
+                return False
+            remaining = self.cursors.settles_in(self.name, reader.obis)
+            if remaining is None:
+                return True
+            if not self._gateway_running():
+                return False
+            await asyncio.sleep(max(0.02, remaining))
 
     def deliver_entries(self, entries: list[TelemetryEntry]) -> bool:
         data = ConvertedData(self.name, self.device_type)

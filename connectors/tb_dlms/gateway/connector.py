@@ -29,6 +29,7 @@ from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
 from .loop_thread import LoopNotRunning, LoopThread
 from .sessions import SessionFactory, meter_session_factory
+from .storage_watch import StorageWatch
 
 #: close() waits this long for the polling thread; the gateway calls close() again if needed.
 STOP_TIMEOUT_S = 3.0
@@ -74,6 +75,12 @@ def gateway_entry(gateway, config: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _refusal(status) -> str | None:
+    """3.8.5 answers Status.SUCCESS, FAILURE or FORBIDDEN_DEVICE (None from older gateways)."""
+    name = getattr(status, "name", "SUCCESS")
+    return None if name == "SUCCESS" else f"send_to_storage answered {name}"
+
+
 class DLMSConnector(Connector):
     def __init__(self, gateway, config: dict, connector_type: str,
                  session_factory: SessionFactory | None = None) -> None:
@@ -87,7 +94,8 @@ class DLMSConnector(Connector):
         self.dlms_config: ConnectorConfig
         self.dlms_config, self.config_errors = load_handed_over(
             config, self.config_file, secrets_from_env=remote_configuration_on(gateway))
-        self.name = given.get("name") if isinstance(given.get("name"), str) else entry_name or \
+        given_name = given.get("name")
+        self.name: str = given_name if isinstance(given_name, str) else entry_name or \
             "DLMS Connector " + "".join(choice(ascii_lowercase) for _ in range(5))
         self.__id = given.get("id")
         self._log = init_logger(gateway, self.name, self.dlms_config.log_level,
@@ -100,7 +108,9 @@ class DLMSConnector(Connector):
         #: Bumped when a stuck loop is replaced: data from the old loop's devices is then dropped.
         self._generation = 0
         self.loop_restarts = 0
-        self.cursors = CursorStore(cursor_file(gateway, self.dlms_config.data_dir, self.name), self._log)
+        self.storage = StorageWatch()
+        self.cursors = CursorStore(cursor_file(gateway, self.dlms_config.data_dir, self.name), self._log,
+                                   storage_failed_at=self.storage.failed_since)
         self._devices: dict[str, DLMSDevice] = self._make_devices()
         self._heartbeat = Heartbeat.for_stall(self.dlms_config.loop_stall_s)
         self._loop_thread = LoopThread(f"{self.name} polling", self._poll_all, self._log)
@@ -155,6 +165,7 @@ class DLMSConnector(Connector):
             elif not previous._loop_thread.stop(PREVIOUS_LOOP_WAIT_S):
                 self._log.error("%s: the polling thread of the configuration replaced is still busy after %g s",
                                 self.name, PREVIOUS_LOOP_WAIT_S)
+        self.storage.attach()
         self._loop_thread.start()
         self._watchdog.start()
 
@@ -202,6 +213,7 @@ class DLMSConnector(Connector):
         with self._restart_lock:
             pass  # a restart in progress finishes first, so the loop stopped below is the current one
         stopped = self._loop_thread.stop(STOP_TIMEOUT_S)
+        self.storage.detach()
         if first:
             if stopped:
                 self._log.info("%s has been stopped", self.get_name())
@@ -241,13 +253,16 @@ class DLMSConnector(Connector):
         self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
         try:
             StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
-            self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
-            self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
+            status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
         except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end a meter's schedule
             self._log.error("%s: data for %s not stored: %s", self.name, data.device_name, exc)
+            self._storage_answer(data.device_name, f"send_to_storage failed: {exc}")
+            return
+        self._storage_answer(data.device_name, _refusal(status))
 
     def _deliver(self, data: ConvertedData) -> bool:
-        """Hand over rows whose cursor depends on it: True only when the gateway queued them."""
+        """Hand over rows whose cursor depends on it: True only when the gateway queued them and
+        its storage is not refusing data (the rows are then read again, never skipped)."""
         if not self._gateway_running():
             return False  # a stopping gateway no longer moves its queue into storage
         self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
@@ -256,14 +271,20 @@ class DLMSConnector(Connector):
             status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
         except Exception as exc:  # noqa: BLE001 - not delivered: the cursor stays, the rows come again
             self._log.error("%s: rows of %s not stored: %s", self.name, data.device_name, exc)
-            return False
-        # 3.8.5 returns Status.SUCCESS, FAILURE or FORBIDDEN_DEVICE (None from older gateways).
-        if getattr(status, "name", "SUCCESS") != "SUCCESS":
-            self._log.error("%s: rows of %s refused by the gateway storage (%s)", self.name, data.device_name,
-                            getattr(status, "name", status))
-            return False
-        self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
-        return True
+            return self._storage_answer(data.device_name, f"send_to_storage failed: {exc}")
+        return self._storage_answer(data.device_name, _refusal(status))
+
+    def _storage_answer(self, device_name: str, refusal: str | None) -> bool:
+        """Count the hand-over as sent only if the storage takes data; tell the meter otherwise."""
+        if refusal is None:
+            self.storage.handed_over()
+        problem = refusal or self.storage.problem()
+        if problem is None:
+            self.statistics[STATISTIC_MESSAGE_SENT_PARAMETER] += 1
+        device = self._devices.get(device_name)
+        if device is not None:
+            device.note_storage(problem)
+        return problem is None
 
     def _presence(self, device: DLMSDevice, present: bool) -> None:
         """Device activity at ThingsBoard follows the meter (as the Modbus connector's add/del_device).
@@ -314,11 +335,12 @@ class DLMSConnector(Connector):
 
     def on_attributes_update(self, content: dict) -> None:
         """Shared attributes mapped in a device's ``attributeUpdates`` become meter writes or methods."""
-        device = self._devices.get(content.get("device")) if isinstance(content, dict) else None
+        name = content.get("device") if isinstance(content, dict) else None
+        device = self._devices.get(name) if isinstance(name, str) else None
         data = content.get("data") if isinstance(content, dict) else None
         mapped_keys = {m.key for m in device.config.meter_data.attribute_updates} if device is not None else set()
         mapped = {k: v for k, v in data.items() if k in mapped_keys} if isinstance(data, dict) else {}
-        if not mapped:
+        if device is None or not mapped:
             self._log.debug("%s: attribute update ignored (no writable mapping): %s", self.name,
                             json.dumps(content, default=str)[:500])
             return
@@ -342,7 +364,7 @@ class DLMSConnector(Connector):
 
     def _device_rpc(self, content: dict) -> None:
         """Answered through ``send_rpc_reply`` once the loop is done; the gateway's thread moves on."""
-        device = content.get("device")
+        device = str(content.get("device"))  # on_rpc_request() checked it is there
         data = content.get("data")
         # Known before parsing, so that a malformed request is still answered under its own id.
         req_id = data.get("id", content.get("id")) if isinstance(data, dict) else content.get("id")

@@ -14,6 +14,7 @@ checked: when it is empty, everything handed over is in storage and every cursor
 """
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -27,6 +28,9 @@ from typing import Callable
 #: Seconds the gateway gets to move queued rows into its storage before their cursor is saved.
 SETTLE_S = 3.0
 FORMAT_VERSION = 1
+#: A cursor further ahead of the gateway's clock than this is not a meter clock error worth obeying:
+#: it is ignored at load. Closer ones are checked against the meter's own clock (collector.py).
+FAR_FUTURE_S = 31 * 86400
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -39,11 +43,34 @@ class Cursor:
         return {"ts": self.ts, "atTs": self.at_ts}
 
     @classmethod
-    def from_json(cls, raw) -> "Cursor | None":
-        if not isinstance(raw, dict) or not isinstance(raw.get("ts"), int):
-            return None
+    def check(cls, raw, latest_ms: int) -> "tuple[Cursor | None, str | None]":
+        """The cursor a file entry stands for, and what was wrong with it (None: nothing).
+
+        A cursor that cannot be trusted is dropped (the archive is backfilled from its horizon):
+        one far in the future would otherwise hold a meter's profile back until that date.
+        """
+        if not isinstance(raw, dict):
+            return None, f"cursor is a {type(raw).__name__}, not an object"
+        ts = raw.get("ts")
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            return None, f"ts {ts!r} is not a whole number of milliseconds"
+        if ts < 0:
+            return None, f"ts {ts} is negative"
+        if ts > latest_ms:
+            return None, (f"ts {ts} ({_iso(ts)}) is more than {FAR_FUTURE_S // 86400} days ahead of the "
+                          "gateway's clock")
         at_ts = raw.get("atTs", 1)
-        return cls(raw["ts"], at_ts if isinstance(at_ts, int) and at_ts >= 1 else 1)
+        if not isinstance(at_ts, int) or isinstance(at_ts, bool) or at_ts < 0:
+            return cls(ts, 0), f"atTs {at_ts!r} is not a count of rows"
+        return cls(ts, at_ts), None
+
+
+
+def _iso(ms: int) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return "beyond any date"
 
 
 #: Sub-directory of the gateway's storage directory where cursors live by default.
@@ -86,8 +113,13 @@ class CursorStore:
     """Delivered-up-to marks per (meter, OBIS), in memory at once and on disk once settled."""
 
     def __init__(self, path: str | os.PathLike, log: logging.Logger, settle_s: float = SETTLE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 storage_failed_at: Callable[[], float | None] = lambda: None) -> None:
         self.path = Path(path)
+        #: When (same clock) the gateway's storage last refused data (storage_watch.py).
+        self._storage_failed_at = storage_failed_at
+        #: (meter, obis) whose cursor went back because the storage refused data after the hand-over.
+        self._rolled_back: set[tuple[str, str]] = set()
         self._log = log
         self.settle_s = settle_s
         self._clock = clock
@@ -121,6 +153,7 @@ class CursorStore:
             return False
         settled_before = float("inf") if queue_drained else self._clock() - self.settle_s
         changed = False
+        self._drop_refused()
         for (meter, obis), marks in list(self._pending.items()):
             settled = [c for t, c in marks if t <= settled_before]
             if not settled:
@@ -136,11 +169,47 @@ class CursorStore:
             self._write()
         return changed
 
+    def _drop_refused(self) -> None:
+        """Rows handed over before a storage refusal may be the refused ones: no cursor covering
+        them is saved (a later one covers them too), and the cursor goes back to the last one
+        saved, so the rows are read from the meter again (a duplicate at worst, never a gap)."""
+        failed = self._storage_failed_at()
+        if failed is None:
+            return
+        for key, marks in list(self._pending.items()):
+            if marks[0][0] > failed:
+                continue  # all handed over after the latest refusal
+            meter, obis = key
+            back = self._durable.get(meter, {}).get(obis)
+            if back is None:
+                self._current.get(meter, {}).pop(obis, None)
+            else:
+                self._current.setdefault(meter, {})[obis] = back
+            del self._pending[key]
+            self._rolled_back.add(key)
+            self._log.warning("%s: %s: the gateway's storage refused data after rows up to %s were handed over; "
+                              "the cursor goes back to %s and those rows are read from the meter again", meter, obis,
+                              marks[-1][1].ts, back.ts if back is not None else "the configured horizon")
+
+    def rolled_back(self, meter: str, obis: str) -> bool:
+        """True once after the cursor of (meter, obis) went back for a storage refusal."""
+        self._drop_refused()
+        if (meter, obis) in self._rolled_back:
+            self._rolled_back.discard((meter, obis))
+            return True
+        return False
+
+    def settles_in(self, meter: str, obis: str) -> float | None:
+        """Seconds until the oldest rows of (meter, obis) not yet on disk count as stored; None: all on disk."""
+        marks = self._pending.get((meter, obis))
+        return marks[0][0] + self.settle_s - self._clock() if marks else None
+
     @property
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
     def durable(self, meter: str, obis: str) -> Cursor | None:
+        """The cursor on disk (what a restart resumes from), as opposed to the one in memory."""
         return self._durable.get(meter, {}).get(obis)
 
     # -- file ---------------------------------------------------------------------------------
@@ -151,31 +220,50 @@ class CursorStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            # Starting over means a backfill up to the horizon (duplicates of equal rows at worst);
-            # keeping the broken file lets an operator see what happened.
-            keep = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            self._log.error("Cursor file %s unreadable (%s); kept as %s, backfilling up to the horizon",
-                            self.path, exc, keep.name)
-            try:
-                self.path.replace(keep)
-            except OSError:
-                pass
-            return {}
-        meters = raw.get("meters") if isinstance(raw, dict) else None
+            return self._set_aside(f"unreadable ({exc})")
+        if not isinstance(raw, dict) or raw.get("version") != FORMAT_VERSION or not isinstance(raw.get("meters"), dict):
+            if not isinstance(raw, dict):
+                problem = f"holds a JSON {type(raw).__name__}, not an object"
+            elif raw.get("version") != FORMAT_VERSION:
+                problem = f"has version {raw.get('version')!r}; this connector reads version {FORMAT_VERSION}"
+            else:
+                problem = f'has "meters" of type {type(raw.get("meters")).__name__}, not an object'
+            return self._set_aside(problem)
         out: dict[str, dict[str, Cursor]] = {}
-        for meter, cursors in (meters or {}).items():
+        latest = int((time.time() + FAR_FUTURE_S) * 1000)
+        for meter, cursors in raw["meters"].items():
             if not isinstance(cursors, dict):
+                self._log.warning("Cursor file %s: meter %r has %s instead of an object of cursors; its profiles "
+                                  "and event logs are backfilled from the configured horizon", self.path, meter,
+                                  type(cursors).__name__)
                 continue
             for obis, value in cursors.items():
-                cursor = Cursor.from_json(value)
+                cursor, wrong = Cursor.check(value, latest)
+                if wrong is not None:
+                    self._log.warning("Cursor file %s: %s %s: %s; %s", self.path, meter, obis, wrong,
+                                      "backfilled from the configured horizon" if cursor is None else
+                                      f"resuming at {cursor.ts} and sending the rows of that instant again")
                 if cursor is not None:
                     out.setdefault(meter, {})[obis] = cursor
         return out
 
+    def _set_aside(self, problem: str) -> dict:
+        """Starting over means a backfill up to the horizon (duplicates of equal rows at worst);
+        keeping the file lets an operator (or a newer connector version) see what it held."""
+        keep = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        self._log.error("Cursor file %s %s; kept as %s, every profile and event log is backfilled from the "
+                        "configured horizon", self.path, problem, keep.name)
+        try:
+            self.path.replace(keep)
+        except OSError:
+            pass
+        return {}
+
     def _write(self) -> None:
         """Atomic: a temp file in the same directory, fsync, rename; a crash leaves old or new, never half."""
         data = {"version": FORMAT_VERSION,
-                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())} for m, cs in sorted(self._durable.items())}}
+                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())}
+                           for m, cs in sorted(self._durable.items())}}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

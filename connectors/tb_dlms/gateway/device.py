@@ -7,6 +7,7 @@ so counters survive a session that had to be dropped.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
 import time
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from ..protocol.stats import SessionStats
 from ..resilience.breaker import BreakerState, CircuitBreaker, Transition
 from ..resilience.stale import StaleTimer
 from ..resilience.watchdog import guard_task
+from .collector import MeterDataCollector
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
@@ -35,6 +37,10 @@ HEALTH_BREAKER = "breakerState"
 Publish = Callable[[ConvertedData], None]
 #: Told when the meter should leave ThingsBoard's list of connected devices (False) or is back (True).
 Presence = Callable[["DLMSDevice", bool], None]
+
+
+def _dt_iso(ts: float | None) -> str:
+    return _dt.datetime.fromtimestamp(ts or 0, _dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -73,7 +79,7 @@ class DLMSDevice:
         #: Polls that outlived their deadline plus grace and were cancelled from outside.
         self.stuck_polls = 0
         #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
-        self.collector = None
+        self.collector: MeterDataCollector | None = None
         #: Connected at ThingsBoard (the gateway connects a device with its first data). False once the
         #: breaker opened: the device is then disconnected, and nothing is published for it (every
         #: message is device activity to ThingsBoard) until it answers again; health held meanwhile.
@@ -81,6 +87,10 @@ class DLMSDevice:
         self.platform_disconnects = 0
         self._presence = presence
         self._held: dict[str, Any] = {}
+        #: Hand-overs made while the gateway's storage refused data, and what it said (None: it takes data).
+        self.storage_refusals = 0
+        self.storage_error: str | None = None
+        self._storage_refusing_since: float | None = None
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -119,7 +129,7 @@ class DLMSDevice:
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
-        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        keep_alive_every = self.config.connection.inactivity_timeout / 2
         while (delay := when - time.time()) > 0:
             if delay > keep_alive_every and self.session is not None and self.connected:
                 await asyncio.sleep(keep_alive_every)
@@ -222,7 +232,7 @@ class DLMSDevice:
             # Units come with the scalers, read once per association: publish them then, as one
             # attribute, so dashboards can label values without a unit on every reading.
             by_key = dict(self.config.connection.unit_overrides_by_key)  # unitOverrides by key win
-            units = {p.key: by_key.get(p.key, r.unit) for p, r in zip(self._timeseries.points, readings)
+            units = {p.key: by_key.get(p.key, r.unit) for p, r in zip(self._timeseries.points, readings, strict=True)
                      if r.ok and (r.unit or p.key in by_key)}
             if units:
                 data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
@@ -252,6 +262,28 @@ class DLMSDevice:
         if error is not None:
             health[HEALTH_LAST_ERROR] = error
         self._send_changed(health)
+
+    def note_storage(self, problem: str | None) -> None:
+        """The gateway's storage refuses data (a full disk, a full memory storage) or takes it again:
+        said once per episode, in the log and in ``lastError``; the counter counts every refusal."""
+        if problem is not None:
+            self.storage_refusals += 1
+            if self.storage_error is not None:
+                return
+            self.storage_error = problem
+            self._storage_refusing_since = time.time()
+            self.last_error = f"gateway storage refuses data: {problem}"
+            self._log.warning("%s: the gateway's storage refuses data (%s): live readings are lost until it takes "
+                              "data again; profile intervals stay in the meter and are read again", self.name, problem)
+            self._send_changed({HEALTH_LAST_ERROR: self.last_error})  # lost too while it refuses
+        elif self.storage_error is not None:
+            since = _dt_iso(self._storage_refusing_since)
+            self._log.info("%s: the gateway's storage takes data again (refusing since %s, %d hand-over(s) "
+                           "refused)", self.name, since, self.storage_refusals)
+            error, self.storage_error = self.storage_error, None
+            # What ThingsBoard could not be told while the storage refused: the gap in the readings.
+            self.last_error = f"gateway storage refused data from {since} to {_dt_iso(time.time())}: {error}"
+            self._send_changed({HEALTH_LAST_ERROR: self.last_error})
 
     def _breaker_changed(self, change: Transition | None) -> None:
         """Log and publish a breaker transition once, whatever the number of failed polls behind it."""
@@ -299,17 +331,15 @@ class DLMSDevice:
 
     # -- session ------------------------------------------------------------------------------
 
-    def open_session(self) -> SessionLike:
-        """The meter's session for RPCs and collections (operations queue on the session)."""
+    def shared_session(self) -> SessionLike:
+        """The meter's one session, shared with the polls, for RPCs and collections: made if there
+        is none, not connected (operations queue on the session and associate on first use)."""
         return self._session()
 
     def _session(self) -> SessionLike:
         if self.session is None:
             session = self._factory(self.config.meter_settings())
-            try:
-                session.stats = self.stats
-            except AttributeError:  # a session that keeps its own counters
-                pass
+            session.stats = self.stats
             self.session = session
         return self.session
 
@@ -324,9 +354,7 @@ class DLMSDevice:
         except TimeoutError:
             self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
             self.session = None
-            abort = getattr(session, "abort", None)
-            if abort is not None:
-                await abort()
+            await session.abort()
         except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None
@@ -337,9 +365,8 @@ class DLMSDevice:
         self._attributes_read_at = None
         if session is None:
             return
-        stop = getattr(session, "abort", None) or session.close
         try:
-            await asyncio.wait_for(stop(), self._close_bound)
+            await asyncio.wait_for(session.abort(), self._close_bound)
         except Exception as exc:  # noqa: BLE001 - the session is gone either way
             self._log.debug("%s: session abort: %s", self.name, describe_error(exc))
 
@@ -386,6 +413,8 @@ class DLMSDevice:
             "onPlatform": self.on_platform,
             "platformDisconnects": self.platform_disconnects,
             "staleReconnects": self.stale.reconnects,
+            "storageRefusals": self.storage_refusals,
+            "storageError": self.storage_error,
         })
         if self.collector is not None:
             out.update(self.collector.report())

@@ -3,7 +3,9 @@
 The meter keeps its intervals for weeks; we only need to remember up to which capture we
 delivered (the cursor). Each collection reads from the cursor to now, in windows, and advances
 the cursor only after the gateway accepted the rows, so a link, gateway or ThingsBoard outage
-leaves a gap that the next collection fills from the meter's own buffer. A meter that refuses
+leaves a gap that the next collection fills from the meter's own buffer. A window's rows are
+handed over only once the previous window's cursor is on disk (``settled``), so a gateway killed
+mid-backfill re-sends at most the one window that was not yet settled. A meter that refuses
 range selectors is read by entry, backwards from the newest entry until the gap is covered.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import datetime as _dt
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
@@ -21,10 +24,12 @@ from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..config.meter_data import Archive, EventLogConfig, ProfileConfig
 from ..protocol.errors import AccessError
+from ..protocol.obis import ObisCode
 from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
 from .convert import json_value
 from .cursors import Cursor, CursorStore
 from .events import event_name
+from .sessions import SessionLike
 
 #: Interval data must reach ThingsBoard even when the connector filters unchanged values.
 EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
@@ -32,11 +37,20 @@ EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
 BATCH_ROWS = 96
 #: Entries read per request when the meter refuses ranges and the capture period is unknown.
 ENTRY_CHUNK = 96
+#: Cursors remembered per archive for going back after a meter clock was set back (one per batch).
+HISTORY = 256
 #: Clock flags that make a row's timestamp questionable (daylight saving alone is normal).
 DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
-Deliver = Callable[[list[TelemetryEntry]], bool]
+#: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
+DeliverEntries = Callable[[list[TelemetryEntry]], bool]
+#: Waits until the rows handed over so far are in the gateway's storage; False: stop collecting.
+Settled = Callable[[], Awaitable[bool]]
+
+
+async def _always_settled() -> bool:
+    return True
 
 
 def to_datetime(ms: int) -> _dt.datetime:
@@ -59,13 +73,15 @@ def after_cursor(rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[Prof
                 if at_cursor <= cursor.at_ts:
                     continue
         fresh.append(row)
-    fresh.sort(key=lambda r: r.timestamp_ms)
+    fresh.sort(key=lambda r: r.timestamp_ms or 0)  # every row here has one (checked above)
     return fresh
 
 
 def cursor_after(rows: Sequence[ProfileRow], cursor: Cursor | None) -> Cursor:
     """Where the cursor stands once ``rows`` (from ``after_cursor``) are delivered."""
     last = rows[-1].timestamp_ms
+    if last is None:
+        raise ValueError("cursor_after() takes rows from after_cursor(), which all have a timestamp")
     same = sum(1 for r in rows if r.timestamp_ms == last)
     if cursor is not None and cursor.ts == last:
         same += cursor.at_ts
@@ -84,11 +100,11 @@ class ProfileColumns:
             elif not columns[index].is_clock:
                 self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
         for obis, key in config.columns_by_obis:
-            index = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
-            if index is None:
+            found = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
+            if found is None:
                 self.missing.append(f"{obis} ({key}) is not captured")
             else:
-                self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
+                self.mapped.append((found, DatapointKey(key, EVERY_ROW)))
         self.status_key = DatapointKey(config.status_key, EVERY_ROW) if config.status_key else None
 
     def entries(self, rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[TelemetryEntry]:
@@ -136,6 +152,8 @@ class EventColumns:
         previous, same = (cursor.ts, cursor.at_ts) if cursor is not None else (None, 0)
         for row in rows:
             ts = row.timestamp_ms
+            if ts is None:  # after_cursor() already dropped these
+                continue
             same = same + 1 if ts == previous else 1
             previous = ts
             code = row.values[self.index] if self.index < len(row.values) else None
@@ -157,7 +175,8 @@ def columns_for(config: Archive, columns: Sequence[CaptureObject]):
 # -- reading ----------------------------------------------------------------------------------
 
 
-async def read_by_entry_back_to(session, obis, floor_ms: int, chunk: int, timeout_s: float) -> ProfileData:
+async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int,
+                                timeout_s: float) -> ProfileData:
     """The newest entries, read backwards in chunks until a row at or before ``floor_ms`` (or entry 1)."""
     total = await asyncio.wait_for(session.profile_entries(obis), timeout_s)
     data: ProfileData | None = None
@@ -174,7 +193,7 @@ async def read_by_entry_back_to(session, obis, floor_ms: int, chunk: int, timeou
             break
         last = first - 1
     if data is None:
-        return ProfileData(obis, [], [])
+        return ProfileData(ObisCode.parse(obis), [], [])
     data.rows = rows
     return data
 
@@ -206,10 +225,28 @@ class ArchiveReader:
         #: Range reads found nothing before this (ms): a backfill horizon beyond the meter's buffer.
         self._empty_before: int | None = None
         self._warned: set[str] = set()
+        self._settled: Settled = _always_settled
+        #: Cursors reached lately, oldest first: where to go back to once a meter clock is set back.
+        self._history: deque[Cursor] = deque(maxlen=HISTORY)
 
     @property
     def cursor(self) -> Cursor | None:
         return self.cursors.get(self.meter, self.obis)
+
+    def rewind(self, meter_now_ms: int) -> Cursor | None:
+        """The cursor stands ahead of the meter's clock (it was set back): go back to the newest
+        cursor this connector reached that is not ahead of it, so the rows the meter captures from
+        its corrected time on are read; without one (e.g. after a restart), back to the horizon.
+        Returns where reading resumes (None: the horizon)."""
+        back = next((c for c in reversed(self._history) if c.ts <= meter_now_ms), None)
+        self._history.clear()
+        if back is None:
+            self.cursors.reset(self.meter, self.obis)
+        else:
+            self.cursors.advance(self.meter, self.obis, back)
+            self._history.append(back)
+        self.backlog = True
+        return back
 
     def _floor(self, now_ms: int) -> int:
         horizon = now_ms - int(self.config.horizon_days * 86_400_000)
@@ -223,10 +260,11 @@ class ArchiveReader:
                              self.config.horizon_days, to_datetime(horizon).isoformat())
         return max(cursor.ts, horizon)
 
-    async def collect(self, session, deliver: Deliver, now_ms: int, timeout_s: float,
-                      max_reads: int = 8) -> Collected:
+    async def collect(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
+                      max_reads: int = 8, settled: Settled = _always_settled) -> Collected:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
+        self._settled = settled
         if not self.by_entry:
             try:
                 await self._collect_by_range(session, deliver, now_ms, timeout_s, max_reads, result)
@@ -245,7 +283,8 @@ class ArchiveReader:
         await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
         return result
 
-    async def _collect_by_range(self, session, deliver, now_ms, timeout_s, max_reads, result) -> None:
+    async def _collect_by_range(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
+                                max_reads: int, result: Collected) -> None:
         start = self._floor(now_ms)
         if self._empty_before is not None and self.cursor is None:
             start = max(start, self._empty_before)
@@ -259,6 +298,8 @@ class ArchiveReader:
                                      local_offset_min=self.config.range_offset_min), timeout_s)
             result.reads += 1
             self.period_s = data.capture_period or None
+            if not await self._settled_before(data, result):
+                return
             if not self._hand_over(data, deliver, result):
                 return
             if not data.rows and end <= settled and self.cursor is None:
@@ -271,7 +312,8 @@ class ArchiveReader:
                 return
             start = end
 
-    async def _collect_by_entry(self, session, deliver, now_ms, timeout_s, result) -> None:
+    async def _collect_by_entry(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
+                                result: Collected) -> None:
         floor = self._floor(now_ms)
         chunk = ENTRY_CHUNK
         if self.period_s:
@@ -283,10 +325,25 @@ class ArchiveReader:
         self.period_s = data.capture_period or self.period_s
         horizon = now_ms - int(self.config.horizon_days * 86_400_000)
         data.rows = [r for r in data.rows if r.timestamp_ms is not None and r.timestamp_ms >= horizon]
-        self._hand_over(data, deliver, result)
         result.backlog = False
+        if await self._settled_before(data, result):
+            self._hand_over(data, deliver, result)
 
-    def _hand_over(self, data: ProfileData, deliver: Deliver, result: Collected) -> bool:
+    async def _settled_before(self, data: ProfileData, result: Collected) -> bool:
+        """Wait for the previous window's cursor to be saved before handing over this one.
+
+        Without it a backfill queues window after window while the cursor file lags SETTLE_S behind,
+        and a kill -9 re-sent everything since the last write (2592 rows for 1920 intervals after
+        three kills). The wait overlaps nothing on the meter link; it costs about SETTLE_S per window.
+        """
+        if not after_cursor(data.rows, self.cursor):
+            return True
+        if await self._settled():
+            return True
+        result.backlog = False  # gateway stopping or storage refusing: the rest comes when next due
+        return False
+
+    def _hand_over(self, data: ProfileData, deliver: DeliverEntries, result: Collected) -> bool:
         """Deliver the new rows batch by batch; the cursor follows each accepted batch. False: stop."""
         cursor = self.cursor
         fresh = after_cursor(data.rows, cursor)
@@ -306,6 +363,7 @@ class ArchiveReader:
                 return False
             cursor = cursor_after(batch, cursor)
             self.cursors.advance(self.meter, self.obis, cursor)
+            self._history.append(cursor)
             result.delivered += len(entries)
             self.delivered += len(entries)
         return True
@@ -314,7 +372,7 @@ class ArchiveReader:
 # -- on demand (RPC readProfile) --------------------------------------------------------------
 
 
-async def read_range(session, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
+async def read_range(session: SessionLike, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
                      local_offset_min: int | None = None,
                      on_range_refused: Callable[[AccessError], Awaitable[None] | None] | None = None) -> ProfileData:
     """Rows captured in [start, end], by range if the meter allows it, else by entry."""

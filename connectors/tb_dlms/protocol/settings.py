@@ -1,8 +1,13 @@
-"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion."""
+"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion.
+
+``MeterSettings`` is also what the config schema makes of a device's ``connection`` section
+(config/schema.py), so each connection option has one field, here. This module imports no gurux:
+``import tb_dlms.config`` must not load it (tests/test_import_hygiene.py).
+"""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .obis import ObisCode
 
@@ -48,7 +53,18 @@ class Secret(bytes):
     __str__ = __repr__
 
 
+#: The usual TCP port of each interface: 4059 is the IANA port of DLMS/COSEM (WRAPPER); serial
+#: servers that carry raw HDLC are often set to 3333 (the field meter this was built for).
 DEFAULT_PORTS = {Interface.WRAPPER: 4059, Interface.HDLC: 3333}
+
+
+def default_port(interface: Interface | str | None) -> int:
+    """The usual port for an interface given by name (any case); WRAPPER's for an unknown one."""
+    if isinstance(interface, str) and interface.lower() == Interface.HDLC.value:
+        return DEFAULT_PORTS[Interface.HDLC]
+    return DEFAULT_PORTS[Interface.WRAPPER]
+
+
 FRAME_COUNTER_OBIS = ObisCode(0, 0, 43, 1, 0, 255)
 
 
@@ -80,9 +96,14 @@ def hdlc_server_address(logical: int, physical: int | None, size: int = 0) -> in
     raise ValueError(f"HDLC address out of range: logical {logical}, physical {physical}")
 
 
+def physical_address_from_serial(serial_number: int) -> int:
+    """The HDLC physical address a meter derives from its serial number (Green Book: SN % 10000 + 1000)."""
+    return serial_number % 10000 + 1000
+
+
 def server_address_from_serial(serial_number: int, logical: int = 1, size: int = 4) -> int:
-    """Physical address derived from the serial number (DLMS UA Green Book formula SN % 10000 + 1000)."""
-    return hdlc_server_address(logical, serial_number % 10000 + 1000, size)
+    """Server address with the physical part derived from the serial number."""
+    return hdlc_server_address(logical, physical_address_from_serial(serial_number), size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,8 @@ class MeterSettings:
     physical_address: int | None = None
     #: HDLC server address size in bytes: 1, 2, 4, or 0 to choose from the values.
     address_size: int = 0
+    #: The serial number the physical address was derived from, when the config gave one.
+    serial_number: int | None = None
     authentication: Authentication = Authentication.NONE
     referencing: Referencing = Referencing.LN
     password: Secret | None = None
@@ -119,11 +142,21 @@ class MeterSettings:
     min_association_interval: float = 0.0
     #: Profile range bounds with the deviation "not specified" (meters that reject a deviation).
     no_range_deviation: bool = False
-    #: Unit text by unit code, over the Blue Book table (meters reporting a wrong code).
-    unit_overrides: dict = field(default_factory=dict, compare=False)
+    #: unitOverrides: unit text by unit code, over the Blue Book table (meters reporting a wrong
+    #: code), and by telemetry key; pairs, so the settings stay hashable and comparable.
+    unit_overrides_by_code: tuple[tuple[int, str], ...] = ()
+    unit_overrides_by_key: tuple[tuple[str, str], ...] = ()
+    #: The ``quirks`` preset named (its settings are already merged into the fields here).
+    quirks: str | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+
+    def unit_override(self, code: int) -> str | None:
+        """The unit text configured for a unit code, if any (unitOverrides)."""
+        for overridden, text in self.unit_overrides_by_code:
+            if overridden == code:
+                return text
+        return None
 
     @property
     def server_address(self) -> int:
@@ -145,6 +178,11 @@ class MeterSettings:
         slowest (a long GET); a dead address on a shared bus holds the bus this long per probe."""
         probe = self.timeout / 4 if self.probe_timeout is None else self.probe_timeout
         return min(probe, self.timeout)
+
+    def worst_case_poll_s(self) -> float:
+        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
+        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
+        return self.connect_timeout + exchanges * (self.retries + 1) * self.timeout
 
     @property
     def deviation_utc_minus_local(self) -> bool:

@@ -22,7 +22,7 @@ from gurux_dlms import GXByteBuffer
 from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 
-from .axdr import AccessResult
+from .axdr import AccessResult, encode_length
 from .obis import ObisCode
 
 READ_REQUEST = 0x05
@@ -108,19 +108,13 @@ class ShortNames:
 
 def read_request_pdu(items: Sequence[tuple[int, int | None, bytes | None]]) -> bytes:
     """ReadRequest: [(short name, selector or None, encoded parameters)]."""
-    out = bytearray((READ_REQUEST,)) + _count(len(items))
+    out = bytearray((READ_REQUEST,)) + encode_length(len(items))
     for name, selector, parameters in items:
         if selector is None:
             out += struct.pack(">BH", VARIABLE_NAME, name)
         else:
             out += struct.pack(">BHB", PARAMETERISED_ACCESS, name, selector) + (parameters or b"\x00")
     return bytes(out)
-
-
-def _count(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    return bytes((0x82,)) + n.to_bytes(2, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +126,7 @@ class DataBlock:
     raw: bytes
 
 
-def read_results(settings, data: bytes) -> list[Any]:
+def read_results(settings: Any, data: bytes) -> list[Any]:
     """The results of a whole ReadResponse (``0C`` ...) or of its reassembled block raw data.
 
     Each is a gurux value (as the rest of the session uses), an ``AccessResult``, or a

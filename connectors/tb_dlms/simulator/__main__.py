@@ -12,31 +12,44 @@ import logging
 import signal
 import sys
 
+from ..protocol.settings import DEFAULT_PORTS, Interface
 from .simulator import Simulator
-from .spec import MeterSpec
+from .spec import (AUTH_LEVELS, DEFAULT_AUTH_CLIENT, DEFAULT_AUTHENTICATION_KEY, DEFAULT_BLOCK_CIPHER_KEY,
+                   PUBLIC_CLIENT, MeterSpec)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dlms-simulator", description="Simulated DLMS/COSEM meters")
+    # Every flag has a help text so ArgumentDefaultsHelpFormatter prints its default: a user
+    # pointing a client at the simulator needs the password, ports and keys without reading code.
+    p = argparse.ArgumentParser(prog="dlms-simulator", description="Simulated DLMS/COSEM meters",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--meters", type=int, default=1, help="WRAPPER (or --interface) meters")
-    p.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--base-port", type=int, default=4059, help="first port; 0 = free ports")
-    p.add_argument("--auth", choices=("none", "low", "high_gmac"), default="none")
-    p.add_argument("--password", default="12345678")
-    p.add_argument("--client-address", type=int, default=None)
-    p.add_argument("--block-cipher-key", default=None, help="hex, 16 bytes")
-    p.add_argument("--authentication-key", default=None, help="hex, 16 bytes")
+    p.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper", help="framing of --meters")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--base-port", type=int, default=DEFAULT_PORTS[Interface.WRAPPER],
+                   help="first port, one per meter; 0 = free ports")
+    p.add_argument("--auth", choices=AUTH_LEVELS, default="none", help="authentication the meters require")
+    p.add_argument("--password", default=MeterSpec.password, help="Low authentication password")
+    p.add_argument("--client-address", type=int, default=None,
+                   help="client address of the --auth association; None: "
+                        + ", ".join(f"{c} for {a}" for a, c in DEFAULT_AUTH_CLIENT.items() if c is not None)
+                        + f" (the public client {PUBLIC_CLIENT} is always served)")
+    p.add_argument("--block-cipher-key", default=DEFAULT_BLOCK_CIPHER_KEY.hex(),
+                   help="High-GMAC block cipher key, hex, 16 bytes")
+    p.add_argument("--authentication-key", default=DEFAULT_AUTHENTICATION_KEY.hex(),
+                   help="High-GMAC authentication key, hex, 16 bytes")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
-    p.add_argument("--profile-days", type=int, default=3)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--reject-range", action="store_true")
+    p.add_argument("--profile-days", type=int, default=3, help="days of load profile the meters hold")
+    p.add_argument("--seed", type=int, default=None, help="seed for the meters' values (None: random)")
+    p.add_argument("--reject-range", action="store_true",
+                   help="refuse range-selective profile reads (by date), like meters that only take entries")
     p.add_argument("--hdlc-shared-port", type=int, default=None,
-                   help="also serve --hdlc-meters HDLC meters behind this one port")
-    p.add_argument("--hdlc-meters", type=int, default=3)
+                   help="also serve --hdlc-meters HDLC meters behind this one port (0 = a free port)")
+    p.add_argument("--hdlc-meters", type=int, default=3, help="meters behind --hdlc-shared-port")
     p.add_argument("--config", help="JSON file: {\"meters\": [MeterSpec fields...]}")
-    p.add_argument("--control-port", type=int, default=None, help="JSON-lines control (loopback)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--control-port", type=int, default=None,
+                   help="JSON-lines control channel on loopback (0 = a free port; None: off)")
+    p.add_argument("-v", "--verbose", action="store_true", help="DEBUG logs on stderr")
     return p
 
 

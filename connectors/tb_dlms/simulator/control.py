@@ -5,7 +5,8 @@ One JSON object per line in, one per line out (``{"ok": true, ...}`` or ``{"ok":
   {"meter": "m1", "fault": "no_reply", "count": 3}     inject (also seconds/close/before)
   {"meter": "m1", "clear": true}  / {"meter": "m1", "clear": "delay"}
   {"meter": "m1", "reboot": true, "close": false}
-  {"meter": "m1", "advance_clock": 900}
+  {"meter": "m1", "advance_clock": 900}              time passes faster (every interval captured)
+  {"meter": "m1", "jump_clock": 86400}               a clock jump (skipped intervals never captured)
   {"stats": true}  /  {"stats": true, "meter": "m1"}
   {"list": true}
 Loopback only by default: it is an unauthenticated way to break meters.
@@ -67,6 +68,9 @@ class ControlServer:
             return None
         if "advance_clock" in cmd:
             sim.advance_clock(name, float(cmd["advance_clock"]))
+            return None
+        if "jump_clock" in cmd:
+            sim.jump_clock(name, float(cmd["jump_clock"]))
             return None
         if cmd.get("stats"):
             return {"stats": sim.stats(name)}

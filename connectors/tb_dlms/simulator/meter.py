@@ -28,7 +28,9 @@ from gurux_dlms.GXDateTime import GXDateTime
 
 from gurux_dlms.objects import GXDLMSAssociationShortName
 
-from . import axdr, gurux_fixes, objects as cosem, short_names
+from ..protocol import axdr, cosem_datetime
+from ..protocol.axdr import DataType
+from . import gurux_fixes, objects as cosem, short_names
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -71,7 +73,7 @@ _LOAD_PROFILE = LoadProfile(
     capacity=96 * 40,
 )
 _EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
-_UNSPECIFIED_DATE = axdr.octets(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\xff")
+_UNSPECIFIED_DATE = axdr.octets(cosem_datetime.NOT_SPECIFIED)
 
 
 class Meter:
@@ -80,17 +82,19 @@ class Meter:
     __slots__ = (
         "spec", "load", "clock_offset", "profile_first", "events", "output_state",
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
-        "requests", "replies", "associations", "rejected", "connections", "reboots", "links",
+        "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
         self.spec = spec
         wall = time.time() if now is None else now
         self.clock_offset = 0.0
+        #: (from, to) meter times a clock jump skipped: no interval was captured in between.
+        self.skipped: list[tuple[float, float]] = []
         start = wall - spec.profile_days * 86400
         self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
-        self.load = Load.from_seed(spec.seed, origin=start - 86400)
-        rnd = random.Random(spec.seed ^ 0x5EED)
+        self.load = Load.from_seed(spec.rng_seed, origin=start - 86400)
+        rnd = random.Random(spec.rng_seed ^ 0x5EED)
         cut = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         adj = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         self.events: list[tuple[float, int]] = sorted([
@@ -119,6 +123,17 @@ class Meter:
     def advance_clock(self, seconds: float) -> None:
         """Move the meter clock (e.g. forward a day to get new profile rows at once)."""
         self.clock_offset += seconds
+
+    def jump_clock(self, seconds: float) -> None:
+        """A real clock jump: forward, the skipped intervals are never captured; back (a correction),
+        the meter captures again from its corrected time on (``advance_clock`` then lets time pass)."""
+        before = self.now()
+        self.clock_offset += seconds
+        after = self.now()
+        if seconds > 0:
+            self.skipped.append((before, after))
+        else:
+            self.skipped = [(lo, min(hi, after)) for lo, hi in self.skipped if lo < after]
 
     def log_event(self, code: int, when: float | None = None) -> None:
         self.events.append((self.now() if when is None else when, code))
@@ -161,13 +176,13 @@ class Meter:
             if ln == cosem.SERIAL:
                 return axdr.octets(str(spec.serial_number).encode())
             if ln == cosem.SERIAL_RAW:
-                return axdr.octets(b"\x00\x9f" + spec.serial_number.to_bytes(4, "big") + b"\xff\x7f")
+                return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:
                 return axdr.octets(spec.firmware.encode())
             if ln == cosem.FRAME_COUNTER:
-                return axdr.integer(axdr.UINT32, self.invocation_counter & 0xFFFFFFFF)
+                return axdr.integer(DataType.UINT32, self.invocation_counter & 0xFFFFFFFF)
             if ln == cosem.EVENT_CODE:
-                return axdr.integer(axdr.UINT8, self.events[-1][1] if self.events else 0)
+                return axdr.integer(DataType.UINT8, self.events[-1][1] if self.events else 0)
             if ln == cosem.LOAD_PROFILE:
                 return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
             if ln == cosem.EVENT_LOG:
@@ -178,13 +193,13 @@ class Meter:
             if index == 2:
                 return axdr.boolean(self.output_state)
             if index in (3, 4):
-                return axdr.integer(axdr.ENUM, self.control_state if index == 3 else self.control_mode)
+                return axdr.integer(DataType.ENUM, self.control_state if index == 3 else self.control_mode)
         if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity
             else:
-                n = _LOAD_PROFILE.window(self.profile_first, t)[1] if index == 7 else _LOAD_PROFILE.capacity
-            return axdr.integer(axdr.UINT32, n)
+                n = len(_LOAD_PROFILE.row_times(self, t)) if index == 7 else _LOAD_PROFILE.capacity
+            return axdr.integer(DataType.UINT32, n)
         return None
 
     def _hostile_value(self, ln: str) -> bytes | None:
@@ -203,17 +218,17 @@ class Meter:
         if index == 2:
             return axdr.octets(self.spec.encode_time(t))
         if index == 3:
-            return axdr.integer(axdr.INT16, self.spec.wire_deviation)
+            return axdr.integer(DataType.INT16, self.spec.wire_deviation)
         if index == 4:
-            return axdr.integer(axdr.UINT8, 0)
+            return axdr.integer(DataType.UINT8, 0)
         if index in (5, 6):
             return _UNSPECIFIED_DATE
         if index == 7:
-            return axdr.integer(axdr.INT8, 0)
+            return axdr.integer(DataType.INT8, 0)
         if index == 8:
             return axdr.boolean(False)
         if index == 9:
-            return axdr.integer(axdr.ENUM, 1)  # internal crystal
+            return axdr.integer(DataType.ENUM, 1)  # internal crystal
         return None
 
     def write(self, ln: str, index: int, value) -> int:
@@ -260,7 +275,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
         logical_names = spec.referencing == "ln"
-        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window, logical_names)
+        super().__init__(itype, spec.title, spec.max_info, spec.max_window, logical_names)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0

@@ -8,9 +8,12 @@ Selectors: 1 = range by the clock column (from/to COSEM date-times), 2 = by entr
 """
 from __future__ import annotations
 
+import bisect
 import math
+from typing import Any
 
-from . import axdr
+from ..protocol import axdr, cosem_datetime
+from ..protocol.axdr import DataType
 from .objects import CAPTURE_PERIOD
 
 
@@ -48,12 +51,13 @@ def _entry_window(params, count: int, ncols: int) -> tuple[int, int, list[int]]:
     return first - 1, max(first - 1, last), list(range(col_first - 1, col_last))
 
 
-def _has_deviation(params) -> bool:
-    """Either bound's deviation (date-time bytes 9-10) is not "not specified" (0x8000)."""
+def _has_deviation(params: Any) -> bool:
+    """Either range bound carries a deviation (not "not specified")."""
     try:
-        return any(bytes(params[i])[9:11] != b"\x80\x00" for i in (1, 2))
+        bounds = [cosem_datetime.decode(bytes(params[i])) for i in (1, 2)]
     except (TypeError, IndexError):
         return False
+    return any(b is not None and b.deviation is not None for b in bounds)
 
 
 def _range_bounds(params, spec) -> tuple[float, float, object]:
@@ -84,8 +88,17 @@ class LoadProfile:
             count = self.capacity
         return first, count
 
-    def encode(self, meter, selector: int, params, now: float, reject_range: bool) -> bytes:
+    def row_times(self, meter, now: float) -> list[float]:
+        """Capture times of the rows held now, oldest first, without those a clock jump skipped."""
         first, count = self.window(meter.profile_first, now)
+        times = [first + k * CAPTURE_PERIOD for k in range(count)]
+        if meter.skipped:
+            times = [t for t in times if not any(lo < t < hi for lo, hi in meter.skipped)]
+        return times
+
+    def encode(self, meter, selector: int, params, now: float, reject_range: bool) -> bytes:
+        times = self.row_times(meter, now)
+        count = len(times)
         ncols = len(self.capture_lns)
         if selector == 0 or params is None:
             start, stop, cols = 0, count, list(range(ncols))
@@ -96,9 +109,8 @@ class LoadProfile:
                 raise SelectorError("range bounds carry a deviation")
             t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
-            start = 0 if t0 <= first else math.ceil((t0 - first) / CAPTURE_PERIOD)
-            stop = count if t1 == math.inf else min(count, math.floor((t1 - first) / CAPTURE_PERIOD) + 1)
-            start, stop = min(start, count), max(min(start, count), stop)
+            start, stop = bisect.bisect_left(times, t0), bisect.bisect_right(times, t1)
+            stop = max(start, stop)
         elif selector == 2:
             start, stop, cols = _entry_window(params, count, ncols)
         else:
@@ -106,12 +118,11 @@ class LoadProfile:
         stamp = meter.spec.encode_time
         load = meter.load
         rows = []
-        for k in range(start, stop):
-            t = first + k * CAPTURE_PERIOD
+        for t in times[start:stop]:
             values = (
                 axdr.octets(stamp(t)),
-                axdr.integer(axdr.UINT32, load.energy_import(t)),
-                axdr.integer(axdr.UINT32, load.energy_export(t)),
+                axdr.integer(DataType.UINT32, load.energy_import(t)),
+                axdr.integer(DataType.UINT32, load.energy_export(t)),
             )
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)
@@ -141,6 +152,6 @@ class EventLog:
         stamp = meter.spec.encode_time
         rows = []
         for t, code in chosen:
-            values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))
+            values = (axdr.octets(stamp(t)), axdr.integer(DataType.UINT8, code))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)

@@ -19,7 +19,6 @@ the Blue Book / IEC 62056-5-3, with gurux only for the objects and the value enc
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,8 @@ from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 
 # The Blue Book's short-name layout (method offsets per class), shared with the client on purpose:
 # it is the standard's table, checked against published frames in tests/protocol/test_short_names.py.
+from ..protocol import axdr
+from ..protocol.axdr import DataType
 from ..protocol.short_names import ASSOCIATION_SN_BASE, METHODS
 
 READ_REQUEST, READ_RESPONSE, WRITE_REQUEST, WRITE_RESPONSE = 0x05, 0x0C, 0x06, 0x0D
@@ -64,18 +65,17 @@ class NameTable:
 
     def object_list(self) -> bytes:
         """Association SN attribute 2: array of {base_name long, class_id, version, logical_name}."""
-        out = bytearray((0x01,)) + _count(len(self.objects))
-        for obj in self.objects:
-            ln = bytes(int(x) for x in obj.logicalName.split("."))
-            out += struct.pack(">BBBHBHBBB", 0x02, 4, 0x10, obj.shortName, 0x12, int(obj.objectType),
-                               0x11, obj.version, 0x09) + bytes((6,)) + ln
-        return bytes(out)
+        return axdr.array([
+            axdr.structure(axdr.integer(DataType.INT16, _signed16(obj.shortName)),
+                           axdr.integer(DataType.UINT16, int(obj.objectType)),
+                           axdr.integer(DataType.UINT8, obj.version),
+                           axdr.octets(bytes(int(x) for x in obj.logicalName.split("."))))
+            for obj in self.objects])
 
 
-def _count(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    return bytes((0x82,)) + n.to_bytes(2, "big")
+def _signed16(name: int) -> int:
+    """A base name is ObjectName ::= Integer16 (long): 0xFA00 goes on the wire as -1536."""
+    return name - 0x10000 if name >= 0x8000 else name
 
 
 class SnServer:
@@ -106,7 +106,7 @@ class SnServer:
                 results.append(bytes((DATA_ACCESS_ERROR, ErrorCode.READ_WRITE_DENIED)))
                 continue
             results.append(self._read_one(name, selector, parameters))
-        body = _count(len(results)) + b"".join(results)
+        body = axdr.encode_length(len(results)) + b"".join(results)
         if 1 + len(body) <= self._pdu_size():
             self._send(reply, bytes((READ_RESPONSE,)) + body)
             return
@@ -157,18 +157,17 @@ class SnServer:
         last = 0 if self._blocks else 1
         if last:
             self._block_number = 0
-        length = bytes((0x82,)) + len(chunk).to_bytes(2, "big") if len(chunk) >= 0x80 else bytes((len(chunk),))
         self._send(reply, bytes((READ_RESPONSE, 1, DATA_BLOCK_RESULT, last)) + number.to_bytes(2, "big")
-                   + length + chunk)
+                   + axdr.encode_length(len(chunk)) + chunk)
 
     # ---- write -----------------------------------------------------------------------
     def write(self, data: GXByteBuffer, reply: GXByteBuffer) -> None:
-        settings, server = self.server.settings, self.server
+        settings = self.server.settings
         names = []
         for _ in range(_GXCommon.getObjectCount(data)):
             kind = data.getUInt8()
             names.append(data.getUInt16() if kind == VARIABLE_NAME else None)
-        out = bytearray((WRITE_RESPONSE,)) + _count(len(names))
+        out = bytearray((WRITE_RESPONSE,)) + axdr.encode_length(len(names))
         for name in names[:_GXCommon.getObjectCount(data)]:
             value = _GXCommon.getData(settings, data, _GXDataInfo())
             target = self.table.find(name) if name is not None else None

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.obis import ObisCode, ObisError
+from ..gateway.sessions import SessionLike
 from ..protocol.readings import CLASS_NAMES, AttributeRef
-from ..protocol.session import MeterSession
 from ..protocol.settings import Referencing
 from .known_obis import WELL_KNOWN, key_for
 
@@ -81,7 +81,7 @@ def parse_sn_object_list(value: Any) -> list[CosemObject]:
     return objects
 
 
-async def read_object_list(session: MeterSession) -> list[CosemObject]:
+async def read_object_list(session: SessionLike) -> list[CosemObject]:
     """The association view: attribute 2 of 0.0.40.0.0.255 (class 15, or class 12 by short name)."""
     reading = await session.get(OBJECT_LIST)
     if reading.error is not None:
