@@ -29,6 +29,13 @@ def test_referencing_unknown_names_the_field():
     assert len(errors) == 1 and "connection.referencing" in errors[0] and "Old meter" in errors[0]
 
 
+def test_referencing_sn_with_high_gmac_is_refused_with_the_reason():
+    security = {"systemTitle": "5442444c4d533031", "blockCipherKey": "00" * 16, "authenticationKey": "11" * 16}
+    _, errors = load(referencing="sn", authentication="high_gmac", security=security)
+    assert len(errors) == 1 and "connection.referencing" in errors[0] and "high_gmac" in errors[0]
+    assert load(authentication="high_gmac", security=security)[1] == []
+
+
 def test_microstar_preset_fills_in_what_the_field_notes_say():
     cfg, errors = load(quirks="microstar", authentication="low", password="x")
     assert errors == []

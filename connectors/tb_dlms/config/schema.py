@@ -521,6 +521,11 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
     referencing = sec.choice("referencing", Referencing, Referencing.LN)
+    if referencing is Referencing.SN and auth is Authentication.HIGH_GMAC:
+        # GXDLMS.getSNPdu ends every ciphered SN request with `assert not tmp` on the ciphertext
+        # (gurux-dlms 1.0.203): the association fails with a bare AssertionError, so say why here.
+        sec.error("referencing", "'sn' cannot be used with authentication 'high_gmac' yet: "
+                                 "gurux-dlms 1.0.203 cannot cipher short-name requests")
     min_interval = sec.number("minAssociationIntervalS", 0.0, 0.0, 3600.0)
     no_range_dev = quirks.no_range_deviation(sec)
     by_code, by_key = quirks.unit_overrides(sec)
