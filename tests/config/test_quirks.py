@@ -1,6 +1,8 @@
 """connection.referencing, the quirks presets and their switches in the one config schema."""
 from __future__ import annotations
 
+import pytest
+
 from tb_dlms.config import load_connector_config
 from tb_dlms.config.quirks import PRESETS
 from tb_dlms.config.schema import public_connection
@@ -34,6 +36,22 @@ def test_referencing_sn_with_high_gmac_is_refused_with_the_reason():
     _, errors = load(referencing="sn", authentication="high_gmac", security=security)
     assert len(errors) == 1 and "connection.referencing" in errors[0] and "high_gmac" in errors[0]
     assert load(authentication="high_gmac", security=security)[1] == []
+
+
+@pytest.mark.parametrize("connection", [
+    {"authentication": "low", "password": "x",
+     "security": {"systemTitle": "5442444c4d533031", "blockCipherKey": "00" * 16, "authenticationKey": "11" * 16,
+                  "policy": "authentication_encryption"}},
+    {"authentication": "high", "password": "secret"},
+    {"authentication": "high_md5", "password": "secret"},
+    {"authentication": "high_sha1", "password": "secret"},
+    {"authentication": "high_sha256", "password": "secret", "security": {"systemTitle": "5442444c4d533031"}},
+], ids=["low-ciphered", "high", "high_md5", "high_sha1", "high_sha256"])
+def test_referencing_sn_with_ciphering_or_hls_is_refused_with_the_reason(connection):
+    """Ciphered SN requests trip gurux's getSNPdu assert; HLS pass 3 by short name is not done."""
+    _, errors = load(referencing="sn", **connection)
+    assert len(errors) == 1 and "connection.referencing" in errors[0] and connection["authentication"] in errors[0]
+    assert load(**connection)[1] == []
 
 
 def test_microstar_preset_fills_in_what_the_field_notes_say():

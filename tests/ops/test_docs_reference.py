@@ -19,6 +19,7 @@ RPC = REPO / "docs" / "rpc.md"
 SHIPPED_DOCS = [REPO / "README.md", REPO / "QUICKSTART.md", REPO / "ARCHITECTURE.md", REPO / "CONTRIBUTING.md",
                 REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
 SCHEMA_KEYS = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEYS", "SECURITY_KEYS", "HDLC_KEYS",
+               "SERIAL_KEYS",
                "POINT_KEYS", "REPORT_KEYS", "BREAKER_KEYS"]
 METER_DATA_KEYS = ["PROFILE_KEYS", "EVENT_LOG_KEYS", "CLOCK_KEYS", "ATTRIBUTE_UPDATE_KEYS", "DEVICE_SECTIONS"]
 #: connection.quirks: the switches a preset is made of (config/quirks.py); the preset names are checked below.

@@ -206,3 +206,15 @@ def test_min_association_interval_is_honoured(sim):
     elapsed, associations = run(go())
     assert associations == 2
     assert elapsed >= interval
+
+
+def test_hls_by_short_names_is_refused_with_the_reason(sim):
+    """Settings built in code (not through the schema) get the schema's reason, not a pass-3 failure."""
+    async def go():
+        session = MeterSession(settings_for(sim, "sn-wrapper", authentication=Authentication.HIGH_MD5))
+        try:
+            with pytest.raises(Exception, match="short-name referencing with HLS-MD5 is not supported"):
+                await session.read([VOLTAGE])
+        finally:
+            await session.close()
+    run(go())

@@ -31,6 +31,7 @@ from .sessions import SessionFactory, SessionLike
 CLOSE_BOUND_S = 1.0
 HEALTH_CONNECTED = "dlmsConnected"
 HEALTH_LAST_ERROR = "lastError"
+MODE_E_IDENTIFICATION = "modeEIdentification"
 UNITS_ATTRIBUTE = "units"
 HEALTH_BREAKER = "breakerState"
 
@@ -89,6 +90,9 @@ class DLMSDevice:
         self._held: dict[str, Any] = {}
         #: Hand-overs made while the gateway's storage refused data, and what it said (None: it takes data).
         self.storage_refusals = 0
+        #: Values dropped because ThingsBoard would refuse them as too large, and the size seen per key.
+        self.oversized_values = 0
+        self._oversized_keys: dict[str, int] = {}
         self.storage_error: str | None = None
         self._storage_refusing_since: float | None = None
 
@@ -171,6 +175,9 @@ class DLMSDevice:
         if error is not None:
             self._log.warning("%s: poll failed: %s", self.name, error)
         self._set_health(error)
+        identification = self.session.identification if error is None and self.session is not None else None
+        if identification:  # an optical probe's mode E sign-on: which meter it is on
+            self._send_changed({MODE_E_IDENTIFICATION: identification})
         if error is None and not self._timeseries:
             self.stale.good()
         self._breaker_changed(self.breaker.record_success() if error is None else self.breaker.record_failure())
@@ -262,6 +269,16 @@ class DLMSDevice:
         if error is not None:
             health[HEALTH_LAST_ERROR] = error
         self._send_changed(health)
+
+    def note_oversized(self, oversized: Any) -> None:
+        """A value too large for ThingsBoard was dropped (gateway/payload_limit.py): said once per key."""
+        self.oversized_values += 1
+        message = oversized.describe(self.name)
+        if self._oversized_keys.get(oversized.key) != oversized.size:
+            self._oversized_keys[oversized.key] = oversized.size
+            self._log.error("%s", message)
+        self.last_error = message
+        self._send_changed({HEALTH_LAST_ERROR: message})
 
     def note_storage(self, problem: str | None) -> None:
         """The gateway's storage refuses data (a full disk, a full memory storage) or takes it again:
@@ -410,6 +427,7 @@ class DLMSDevice:
             "interface": c.interface.value,
             "breaker": self.breaker.as_dict(),
             "stuckPolls": self.stuck_polls,
+            "oversizedValues": self.oversized_values,
             "onPlatform": self.on_platform,
             "platformDisconnects": self.platform_disconnects,
             "staleReconnects": self.stale.reconnects,

@@ -32,6 +32,11 @@ class SessionLike(Protocol):
     @property
     def associated(self) -> bool: ...
 
+    @property
+    def identification(self) -> str | None:
+        """The IEC 62056-21 identification an optical probe's mode E sign-on read; None otherwise."""
+        ...
+
     async def connect(self) -> None: ...
 
     async def read(self, refs: Sequence[AttributeRef]) -> list[Reading]: ...
@@ -50,6 +55,12 @@ class SessionLike(Protocol):
 
     async def keep_alive(self) -> bool: ...
 
+    async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
+                          security_setup: ObisCode | None = None) -> None:
+        """New global keys through the Security Setup object (None: 0.0.43.0.0.255), then an
+        association with them; returns only once that works. ``AccessError``: refused, the old
+        keys stay in use; ``KeysChangedButUnusable``: the meter took them, the old ones are gone."""
+
     async def close(self) -> None:
         """Release the association and close the link. Never raises."""
 
@@ -62,7 +73,8 @@ SessionFactory = Callable[[MeterSettings], SessionLike]
 
 
 def meter_session_factory() -> SessionFactory:
-    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link.
+    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link
+    (and the meters of one RS-485 bus its serial port).
 
     The protocol module is imported on first use: unit tests with fake sessions never load gurux.
     """
@@ -70,11 +82,11 @@ def meter_session_factory() -> SessionFactory:
 
     def make(settings: MeterSettings) -> SessionLike:
         nonlocal pool
+        from ..protocol.pools import link_pool
         from ..protocol.session import MeterSession
-        from ..protocol.transport import LinkPool
 
         if pool is None:
-            pool = LinkPool()
+            pool = link_pool()
         return MeterSession(settings, links=pool)
 
     return make

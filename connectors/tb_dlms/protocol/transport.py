@@ -222,8 +222,10 @@ class TcpClientLink(StreamLink):
 
 
 class Endpoint(NamedTuple):
-    """Where a link goes: the key links are shared by. Serial ports and inbound connections will
-    add their own kinds (issues 13, 14)."""
+    """Where a link goes: the key links are shared by. ``tcp``: host and port; ``serial``: a port
+    of the gateway, ``host`` its path (port 0), so the meters of one RS-485 bus share it as those
+    behind one serial server share their host:port. Inbound connections will add their own kind
+    (issue 14)."""
 
     kind: str
     host: str
@@ -231,6 +233,8 @@ class Endpoint(NamedTuple):
 
 
 def endpoint_of(settings: MeterSettings) -> Endpoint:
+    if settings.serial is not None:
+        return Endpoint("serial", settings.serial.port, 0)
     return Endpoint("tcp", settings.host, settings.port)
 
 
@@ -248,7 +252,10 @@ class LinkPool:
 
     def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         endpoint = endpoint_of(settings)
-        make = self._makers[endpoint.kind]
+        make = self._makers.get(endpoint.kind)
+        if make is None:
+            raise ValueError(f"{settings.label}: this link pool does not reach {endpoint.kind} endpoints "
+                             f"({settings.endpoint}); use protocol.pools.link_pool()")
         if settings.interface is Interface.HDLC:
             link = self._shared.get(endpoint)
             if link is None:
@@ -256,7 +263,7 @@ class LinkPool:
             if link.holds(settings.server_address):
                 raise ValueError(
                     f"{settings.label}: HDLC server address {settings.server_address} is already "
-                    f"used by another meter on {settings.host}:{settings.port}"
+                    f"used by another meter on {settings.endpoint}"
                 )
         else:
             link = make(settings)
