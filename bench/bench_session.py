@@ -3,15 +3,17 @@
 Both read the same 10 registers from the same simulated meter (served by a separate process, so
 that CPU time measured here is the client's alone). The plain loop does what the Gurux client
 example does: one GET per value and one per scaler, over a blocking socket. Ours keeps the
-association, caches scalers and batches with GET-with-list; it is measured twice, without
-authentication and with High-GMAC (every run, so there is no flag for it).
+association, caches scalers and batches with GET-with-list; it is measured three times, without
+authentication, with High-GMAC, and by short names (a ``referencing: sn`` meter: ReadRequest
+with a list, names from the association SN's object list) next to logical names (every run, so
+there is no flag for either).
 
     python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--mechanisms all|none] [--json]
 
 Prints round trips per poll, client CPU microseconds per reading and wall milliseconds per poll
-for each, and the plain/ours ratios (``--json``: the same rows as JSON). Wall time is noisy on a
-shared machine; round trips and CPU are not. With ``--mechanisms all`` (the default) every HLS
-mechanism and security suite is measured too, each as a ratio to High-GMAC's steady-state CPU per
+for each, the plain/ours ratios and the SN/LN ratios (``--json``: the same rows as JSON). Wall time is
+noisy on a shared machine; round trips and CPU are not. With ``--mechanisms all`` (the default) every
+HLS mechanism and security suite is measured too, each as a ratio to High-GMAC's steady-state CPU per
 reading (issue 15's goal: none above 2x).
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from gurux_dlms.objects import GXDLMSRegister
 from tb_dlms.protocol.framing import WrapperFrameReader
 from tb_dlms.protocol.readings import AttributeRef
 from tb_dlms.protocol.session import MeterSession
-from tb_dlms.protocol.settings import Authentication, MeterSettings, Secret, Security
+from tb_dlms.protocol.settings import Authentication, MeterSettings, Referencing, Secret, Security
 from tb_dlms.simulator.client_config import meter_settings_for
 from tb_dlms.simulator.spec import MeterSpec
 
@@ -143,6 +145,16 @@ def bench_session(settings: MeterSettings, polls: int, name: str) -> Result:
     return asyncio.run(run())
 
 
+def ratio_row(delay: float, name: str, a: Result, b: Result) -> dict[str, float | str]:
+    return {
+        "delay_ms": delay * 1000, "name": name,
+        "round_trips_per_poll": safe_ratio(a.round_trips_per_poll, b.round_trips_per_poll),
+        "cpu_us_per_reading": safe_ratio(a.cpu_us_per_reading, b.cpu_us_per_reading),
+        "wall_ms_per_poll": safe_ratio(a.wall_ms_per_poll, b.wall_ms_per_poll),
+        "user_us_per_reading": safe_ratio(a.user_us_per_reading, b.user_us_per_reading),
+    }
+
+
 #: name -> spec settings of the meters measured against High-GMAC (and a dedicated-key flag).
 MECHANISMS: dict[str, dict] = {
     "HLS (mechanism 2)": {"auth": "high"},
@@ -189,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     mechanisms: list[dict] = []
     for delay in [float(d) for d in args.delays.split(",")]:
         specs = [{"name": "plain", "delay": delay}, {"name": "ours", "delay": delay},
-                 {"name": "gmac", "delay": delay, "auth": "high_gmac"}]
+                 {"name": "gmac", "delay": delay, "auth": "high_gmac"},
+                 {"name": "sn", "delay": delay, "referencing": "sn"}]
         with SimulatorProcess(specs) as sim:
             plain = bench_plain(sim.port("plain"), args.polls)
             ours = bench_session(MeterSettings("127.0.0.1", sim.port("ours"), name="ours"), args.polls,
@@ -201,15 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                               security=Security(b"TBDLMS01", Secret(spec.block_cipher_key),
                                                 Secret(spec.authentication_key)), name="gmac"),
                 args.polls, "tb-dlms session, High-GMAC")
-        for r in (plain, ours, gmac):
+            short = bench_session(MeterSettings("127.0.0.1", sim.port("sn"), referencing=Referencing.SN, name="sn"),
+                                  args.polls, "tb-dlms session, SN")
+        for r in (plain, ours, gmac, short):
             rows.append({"delay_ms": delay * 1000, **r.__dict__})
-        rows.append({
-            "delay_ms": delay * 1000, "name": "ratio plain/ours",
-            "round_trips_per_poll": safe_ratio(plain.round_trips_per_poll, ours.round_trips_per_poll),
-            "cpu_us_per_reading": safe_ratio(plain.cpu_us_per_reading, ours.cpu_us_per_reading),
-            "wall_ms_per_poll": safe_ratio(plain.wall_ms_per_poll, ours.wall_ms_per_poll),
-            "user_us_per_reading": safe_ratio(plain.user_us_per_reading, ours.user_us_per_reading),
-        })
+        rows.append(ratio_row(delay, "ratio plain/ours", plain, ours))
+        rows.append(ratio_row(delay, "ratio SN/LN", short, ours))
         if args.mechanisms == "all":
             mechanisms += bench_mechanisms(args.polls, delay)
     if args.json:

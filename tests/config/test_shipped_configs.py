@@ -25,6 +25,7 @@ def test_demo_config_loads_three_meters():
 
 def test_example_config_loads_and_covers_every_key(monkeypatch, tmp_path):
     monkeypatch.setenv("METER4_PASSWORD", "12345678")
+    monkeypatch.setenv("METER10_PASSWORD", "12345678")
     monkeypatch.setenv("METER5_BLOCK_CIPHER_KEY", KEY)
     monkeypatch.setenv("METER5_AUTHENTICATION_KEY", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf")
     from tb_dlms.simulator import keys

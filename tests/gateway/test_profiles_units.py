@@ -189,6 +189,7 @@ def test_device_with_only_a_profile_is_valid_and_data_dir_is_read():
 
 def test_example_documents_every_meter_data_key(monkeypatch, tmp_path):
     monkeypatch.setenv("METER4_PASSWORD", "12345678")
+    monkeypatch.setenv("METER10_PASSWORD", "12345678")
     monkeypatch.setenv("METER5_BLOCK_CIPHER_KEY", "000102030405060708090a0b0c0d0e0f")
     monkeypatch.setenv("METER5_AUTHENTICATION_KEY", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf")
     from tb_dlms.simulator import keys  # Meters 6 and 7: HLS-ECDSA and a key file (issue 15)

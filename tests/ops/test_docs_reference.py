@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tb_dlms.config import meter_data, schema
+from tb_dlms.config import meter_data, quirks, schema
 from tb_dlms.gateway import commissioning, rpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,13 +22,16 @@ SCHEMA_KEYS = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEY
                "SERIAL_KEYS",
                "POINT_KEYS", "REPORT_KEYS", "BREAKER_KEYS"]
 METER_DATA_KEYS = ["PROFILE_KEYS", "EVENT_LOG_KEYS", "CLOCK_KEYS", "ATTRIBUTE_UPDATE_KEYS", "DEVICE_SECTIONS"]
+#: connection.quirks: the switches a preset is made of (config/quirks.py); the preset names are checked below.
+QUIRK_KEYS = ["SWITCH_KEYS"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def schema_keys() -> set[str]:
     # getattr without a default: a renamed key list fails here instead of silently documenting nothing.
     return ({k for n in SCHEMA_KEYS for k in getattr(schema, n)}
-            | {k for n in METER_DATA_KEYS for k in getattr(meter_data, n)})
+            | {k for n in METER_DATA_KEYS for k in getattr(meter_data, n)}
+            | {k for n in QUIRK_KEYS for k in getattr(quirks, n)})
 
 
 def in_code(text: str, word: str) -> bool:
@@ -51,6 +54,13 @@ def anchors(path: Path) -> set[str]:
 def test_configuration_doc_covers_key(key):
     text = CONFIGURATION.read_text(encoding="utf-8")
     assert in_code(text, key), f"docs/configuration.md does not document `{key}`"
+
+
+@pytest.mark.parametrize("name", sorted(quirks.PRESETS))
+def test_configuration_doc_covers_quirks_preset(name):
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    row = re.search(rf"^\| `{re.escape(name)}` \|", text, re.M)
+    assert row, f"docs/configuration.md has no row for the quirks preset `{name}`"
 
 
 def test_rpc_doc_covers_every_method():

@@ -127,4 +127,8 @@ def test_profile_selectors_keep_their_bytes():
     assert range_selector(start, end, column, 60).hex() == (
         "01" "0204" "0204" "120003" "0906" "0100010800ff" "0f02" "120003"
         "090c" "07ea031d07012d00ff8000ff" "090c" "07ea031d07020000ff8000ff" "0100")
+    # noRangeDeviation: the same UTC bounds with the deviation not specified instead of 0.
+    assert range_selector(start, end, deviation_specified=False).hex() == (
+        "01" "0204" "0204" "120008" "0906" "0000010000ff" "0f02" "120000"
+        "090c" "07ea031d07002d00ff8000ff" "090c" "07ea031d07010000ff8000ff" "0100")
     assert entry_selector(3, 0).hex() == "02" "0204" "0600000003" "0600000000" "120001" "120000"

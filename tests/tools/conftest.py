@@ -17,6 +17,7 @@ def sim():
         MeterSpec("open"),
         MeterSpec("locked", auth="low"),
         MeterSpec("bus-a", interface="hdlc", hdlc_group="bus", physical_address=17, address_size=4, auth="low"),
+        MeterSpec("old-sn", interface="hdlc", auth="low", referencing="sn"),
     ]).start()
     yield s
     s.stop()

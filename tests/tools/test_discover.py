@@ -98,3 +98,18 @@ def gmac_sim():
 
     with Simulator([MeterSpec("gmac", auth="high_gmac")]) as s:
         yield s
+
+
+def test_discover_short_name_meter(sim, capsys, monkeypatch):
+    """An SN meter: the association SN's object list (class 12) becomes an entry with referencing sn."""
+    monkeypatch.setenv("OLD_PASSWORD", "12345678")
+    code, out, err = discover(capsys, f"127.0.0.1:{sim.port_of('old-sn')}", "--interface", "hdlc",
+                              "--auth", "low", "--password", "${OLD_PASSWORD}", "--referencing", "sn")
+    assert code == 0, err
+    entry = json.loads(out)
+    assert entry["connection"]["referencing"] == "sn"
+    keys = {p["key"] for p in entry["timeseries"]}
+    assert {"voltageL1", "currentL1", "frequency", "energyImport", "energyExport"} <= keys
+    assert {p["key"] for p in entry["attributes"]} >= {"serialNumber", "firmwareVersion"}
+    config, errors = load_connector_config({"devices": [entry]})
+    assert errors == [] and config.devices[0].connection.referencing.value == "sn"

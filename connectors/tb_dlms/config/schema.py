@@ -20,6 +20,7 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
+    Referencing,
     Secret,
     Security,
     SecurityPolicy,
@@ -32,6 +33,7 @@ from .errors import ConfigError, ConfigInvalid
 from . import env
 from .fields import Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
+from . import quirks
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
 
@@ -63,7 +65,7 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs", "serial")
+                   "probeTimeoutMs", "serial", "referencing", "quirks") + quirks.SWITCH_KEYS
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
                  "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
@@ -128,6 +130,16 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
     if c.serial is not None:
         del out["host"], out["port"]
         out["serial"] = _serial_dict(c.serial)
+    if c.referencing is not Referencing.LN:
+        out["referencing"] = c.referencing.value
+    if c.quirks is not None:
+        out["quirks"] = c.quirks
+    if c.min_association_interval:
+        out["minAssociationIntervalS"] = c.min_association_interval
+    if c.no_range_deviation:
+        out["noRangeDeviation"] = True
+    if c.unit_overrides_by_code or c.unit_overrides_by_key:
+        out["unitOverrides"] = {**{str(k): v for k, v in c.unit_overrides_by_code}, **dict(c.unit_overrides_by_key)}
     if c.serial_number is not None:
         out["serialNumber"] = c.serial_number
     elif c.physical_address is not None:
@@ -509,6 +521,7 @@ def _breaker_dict(b: BreakerSettings) -> dict[str, Any]:
 
 def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSettings | None:
     before = len(sec.errors)
+    sec = quirks.with_preset(sec)
     serial_port = _serial(sec)
     on_serial = sec.has("serial")
     host = sec.text("host", required=not partial and not on_serial)
@@ -548,6 +561,24 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
+    referencing = sec.choice("referencing", Referencing, Referencing.LN)
+    # security is dropped without authentication (below), so only then does its policy cipher.
+    ciphered = auth is Authentication.HIGH_GMAC or (auth is not Authentication.NONE and security is not None
+                                                    and security.policy.ciphered)
+    if referencing is Referencing.SN and ciphered:
+        # GXDLMS.getSNPdu ends every ciphered SN request with `assert not tmp` on the ciphertext
+        # (gurux-dlms 1.0.203): the association fails with a bare AssertionError, so say why here.
+        sec.error("referencing", f"'sn' cannot be used with ciphered APDUs (authentication '{auth.value}'"
+                                 f"{'' if security is None else ', policy ' + repr(security.policy.value)}) yet: "
+                                 "gurux-dlms 1.0.203 cannot cipher short-name requests")
+    elif referencing is Referencing.SN and auth.is_high:
+        # Pass 3 by short name is a method of the association SN (class 12, method 8) whose reply
+        # carries f(CtoS); gurux 1.0.203 sends it as a WriteRequest, whose response has no data.
+        sec.error("referencing", f"'sn' cannot be used with authentication '{auth.value}' yet: HLS by "
+                                 "short names is not supported (use 'none' or 'low')")
+    min_interval = sec.number("minAssociationIntervalS", 0.0, 0.0, 3600.0)
+    no_range_dev = quirks.no_range_deviation(sec)
+    by_code, by_key = quirks.unit_overrides(sec)
     if len(sec.errors) != before or partial or (host is None and serial_port is None):
         return None
     return MeterSettings(host=host or "", port=port, serial=serial_port, interface=interface, client_address=client,
@@ -557,7 +588,11 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
                          retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
                          max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
                          inactivity_timeout=inactivity, clock_deviation=deviation,
-                         probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None, name=name)
+                         probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None,
+                         referencing=referencing, quirks=quirks.preset_name(sec),
+                         min_association_interval=min_interval, no_range_deviation=no_range_dev,
+                         unit_overrides_by_code=tuple(sorted(by_code.items())),
+                         unit_overrides_by_key=tuple(sorted(by_key.items())), name=name)
 
 
 def _serial(sec: Section) -> SerialSettings | None:

@@ -238,7 +238,9 @@ class DLMSDevice:
         if self._units_sent_at != self.stats.associations:
             # Units come with the scalers, read once per association: publish them then, as one
             # attribute, so dashboards can label values without a unit on every reading.
-            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings, strict=True) if r.ok and r.unit}
+            by_key = dict(self.config.connection.unit_overrides_by_key)  # unitOverrides by key win
+            units = {p.key: by_key.get(p.key, r.unit) for p, r in zip(self._timeseries.points, readings, strict=True)
+                     if r.ok and (r.unit or p.key in by_key)}
             if units:
                 data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
             self._units_sent_at = self.stats.associations

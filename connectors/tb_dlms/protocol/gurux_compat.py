@@ -8,6 +8,17 @@ GET-with-list: gurux keeps only the *last* data-access-result of a list response
 ``None`` in the failed slots, so a poll cannot tell which OBIS code failed, nor why. We replace
 that one parser with one that leaves an ``AccessResult`` in each failed slot. It also tolerates a
 result byte without its code (seen from gurux's own server) instead of raising IndexError.
+
+Short-name block transfer (a ReadResponse in data blocks: any SN profile buffer) cannot work in
+gurux-dlms 1.0.203's client; two named workarounds (``SN_BLOCK_WORKAROUNDS``) make it work, each
+applied only while the gurux version lacks what it adds, so a fixed release leaves them unused:
+
+- ``sn-block-total-count``: ``GXDLMS.readResponseDataBlockResult`` calls
+  ``GXReplyData.setTotalCount`` and ``getMoreData``, which do not exist: the last block of
+  every SN block transfer raised AttributeError.
+- ``sn-block-command``: ``GXDLMSSNParameters`` never records the request's command in the
+  settings (``GXDLMSLNParameters`` does), so ``receiverReady`` built the block-number-access
+  request with command byte 0x00 instead of ReadRequest (0x05): the meter cannot answer it.
 """
 from __future__ import annotations
 
@@ -55,6 +66,68 @@ if not getattr(_original, "_tb_dlms", False):
     GXDLMS.handleGetResponseWithList = _patched
 else:  # pragma: no cover - module reloaded
     pass
+
+
+#: The gurux-dlms release the workarounds below were written against.
+GURUX_VERSION = "1.0.203"
+
+
+def _sn_block_total_count() -> bool:
+    from gurux_dlms.GXReplyData import GXReplyData
+
+    if hasattr(GXReplyData, "setTotalCount"):
+        return False
+    def set_total_count(self: Any, value: int) -> None:
+        self.totalCount = value
+
+    GXReplyData.setTotalCount = set_total_count
+    if not hasattr(GXReplyData, "getMoreData"):
+        GXReplyData.getMoreData = lambda self: self.moreData
+    return True
+
+
+def _sn_block_command() -> bool:
+    from gurux_dlms.GXDLMSSNParameters import GXDLMSSNParameters
+
+    init = GXDLMSSNParameters.__init__
+    if getattr(init, "_tb_dlms", False):
+        return False
+
+    def recording_init(self: Any, settings: Any, command: int, *args: Any, **kwargs: Any) -> None:
+        init(self, settings, command, *args, **kwargs)
+        if not settings.isServer:
+            settings.command = command
+
+    recording_init._tb_dlms = True  # type: ignore[attr-defined]
+    GXDLMSSNParameters.__init__ = recording_init
+    return True
+
+
+def _handle_read_response(cls: Any, settings: Any, reply: Any, index: int) -> Any:
+    """A client's ReadResponse with a list is left undecoded: ``short_names.read_results`` decodes
+    it once, with a slot per failed name (gurux's decode keeps none, and decoding twice cost SN
+    reads 1.9x LN's CPU per reading in bench/bench_session.py)."""
+    if not settings.isServer and not reply.xml and reply.getTotalCount() == 0:
+        start = reply.data.position
+        count = _GXCommon.getObjectCount(reply.data)
+        reply.data.position = start
+        if count > 1:
+            return False  # the PDU stays whole in reply.data; getPdu stops here
+    return _original_read_response(settings, reply, index)
+
+
+_original_read_response = GXDLMS.handleReadResponse
+if not getattr(_original_read_response, "_tb_dlms", False):
+    _read_patched = classmethod(_handle_read_response)
+    _read_patched.__func__._tb_dlms = True  # type: ignore[attr-defined]
+    GXDLMS.handleReadResponse = _read_patched
+
+
+#: name -> whether it was applied in this process (False: gurux already has it, or applied before).
+SN_BLOCK_WORKAROUNDS: dict[str, bool] = {
+    "sn-block-total-count": _sn_block_total_count(),
+    "sn-block-command": _sn_block_command(),
+}
 
 
 def write_request(client: GXDLMSClient, obis: object, class_id: int, attribute: int, value: Any,

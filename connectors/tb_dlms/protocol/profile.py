@@ -62,12 +62,14 @@ def parse_capture_objects(value: Any) -> list[CaptureObject]:
     return columns
 
 
-def _datetime_octets(when: _dt.datetime, local_offset_min: int | None) -> bytes:
-    """12-byte COSEM date-time: UTC with deviation 0, or local time with deviation unspecified."""
+def _datetime_octets(when: _dt.datetime, local_offset_min: int | None, deviation_specified: bool = True) -> bytes:
+    """12-byte COSEM date-time: UTC with deviation 0 (or "not specified" for a meter that rejects
+    a deviation: noRangeDeviation), or local time with deviation unspecified."""
     if when.tzinfo is None:
         raise ValueError("profile range bounds need a time zone")
     if local_offset_min is None:
-        t, deviation = when.astimezone(_dt.timezone.utc), 0
+        t = when.astimezone(_dt.timezone.utc)
+        deviation = 0 if deviation_specified else cosem_datetime.DEVIATION_NOT_SPECIFIED
     else:
         t, deviation = when.astimezone(_dt.timezone(_dt.timedelta(minutes=local_offset_min))), None
     return cosem_datetime.encode(t, deviation, cosem_datetime.STATUS_NOT_SPECIFIED, hundredths=False)
@@ -80,13 +82,13 @@ def _capture_object_definition(ref: AttributeRef, data_index: int) -> bytes:
 
 
 def range_selector(start: _dt.datetime, end: _dt.datetime, restricting: CaptureObject | None = None,
-                   local_offset_min: int | None = None) -> bytes:
+                   local_offset_min: int | None = None, *, deviation_specified: bool = True) -> bytes:
     """Selective access 1 (range_descriptor), all columns. ``selector byte + data`` as gurux takes it."""
     sort = restricting.ref if restricting is not None else CLOCK
     return bytes((RANGE_DESCRIPTOR,)) + axdr.structure(
         _capture_object_definition(sort, restricting.data_index if restricting else 0),
-        axdr.octets(_datetime_octets(start, local_offset_min)),
-        axdr.octets(_datetime_octets(end, local_offset_min)),
+        axdr.octets(_datetime_octets(start, local_offset_min, deviation_specified)),
+        axdr.octets(_datetime_octets(end, local_offset_min, deviation_specified)),
         axdr.array([]),  # selected_values: empty = all columns
     )
 

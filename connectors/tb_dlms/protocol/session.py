@@ -26,9 +26,11 @@ from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import Command, Conformance, DataType, InterfaceType, ObjectType, Security as GxSecurity
 from gurux_dlms.enums import ExceptionServiceError, Service
 from gurux_dlms.ServiceError import ServiceError
+from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import axdr, fast_gcm, gurux_compat, hdlc_fixes, key_transfer, profile, quiet, security_fixes
+from . import short_names as sn
 from .axdr import data_type
 from .errors import (
     AccessError,
@@ -52,7 +54,7 @@ from .framing import HdlcFrame
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
-from .settings import Authentication, Interface, MeterSettings, Secret, Security, SecurityPolicy
+from .settings import Authentication, Interface, MeterSettings, Referencing, Secret, Security, SecurityPolicy
 from .stats import SessionStats
 from .link import ClosedNotice, Link, LinkProvider, Mailbox
 from .mode_e import Identification
@@ -91,11 +93,15 @@ _DISC = frozenset({Command.UA, Command.DISCONNECT_MODE})
 _GET = frozenset({Command.GET_RESPONSE})
 _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
+_READ = frozenset({Command.READ_RESPONSE})
+_WRITE = frozenset({Command.WRITE_RESPONSE})
 _GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
 #: Ciphered replies the C-backed GCM opens itself: glo-get-response (suite 0 service-specific) and
 #: general-glo/general-ded ciphering (suites 1/2, dedicated key), which otherwise cost 2x High-GMAC.
 _FAST_CIPHERED = frozenset({Command.GLO_GET_RESPONSE, Command.GENERAL_GLO_CIPHERING, Command.GENERAL_DED_CIPHERING})
-_KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
+_KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD | _READ | _WRITE
+
+
 class MeterSession:
     """One association; its frames go over the ``Link`` that ``links`` hands out for its endpoint
     (``pools.link_pool()``: TCP and serial links, unless given), never over a socket of its own."""
@@ -113,6 +119,10 @@ class MeterSession:
         self._objects: dict[tuple[int, str], Any] = {}
         self._profiles: dict[ObisCode, tuple[list[profile.CaptureObject], int]] = {}
         self._invoke_id = 0
+        #: Short names of this association's objects (SN referencing), read on first use.
+        self._short_names: sn.ShortNames | None = None
+        #: When the last association attempt started (monotonic), for minAssociationIntervalS.
+        self._last_association_attempt: float | None = None
         self._ecdsa: tuple[Any, Any] | None = None
         self.last_activity = 0.0
         self.multiple_references = False
@@ -271,6 +281,7 @@ class MeterSession:
         if self.associated:
             return
         await self._teardown(release=False)
+        await self._respect_association_interval()
         s = self.settings
         counter = None
         if s.security is not None and s.security.policy.ciphered or s.authentication is Authentication.HIGH_GMAC:
@@ -282,12 +293,30 @@ class MeterSession:
         self._associated = True
         self._scalers.clear()
         self._profiles.clear()
+        self._short_names = None  # a meter may renumber after a firmware update: re-read per association
         self.stats.associations += 1
         self.multiple_references = bool(self._client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
         log.debug("%s: associated (conformance %#x)", s.label, self._client.negotiatedConformance)
 
+    async def _respect_association_interval(self) -> None:
+        """Some meters ignore an association attempt that comes too soon after the previous one
+        (Microstar: 10-15 s, field notes): wait out ``min_association_interval`` first."""
+        interval = self.settings.min_association_interval
+        last = self._last_association_attempt
+        if interval > 0 and last is not None:
+            wait = last + interval - time.monotonic()
+            if wait > 0:
+                log.debug("%s: waiting %.1f s before associating again", self.settings.label, wait)
+                await asyncio.sleep(wait)
+        self._last_association_attempt = time.monotonic()
+
     def _new_client(self, client_address: int, auth: Authentication, password: bytes | None) -> GXDLMSClient:
         s = self.settings
+        ln = s.referencing is Referencing.LN
+        if not ln and auth.is_high:
+            # The schema refuses this pair (config.schema); settings built in code get the same reason.
+            raise ValueError(f"{s.label}: short-name referencing with {auth.mechanism_title} is not supported: "
+                             "HLS pass 3 by short name is not implemented")
         sec = s.security if auth is not Authentication.NONE else None
         if auth in (Authentication.HIGH_GMAC, Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA) and sec is None:
             raise ValueError(f"{s.label}: {auth.mechanism_title} needs security settings (systemTitle, keys)")
@@ -295,7 +324,7 @@ class MeterSession:
             # gurux's pass 3 reads the invocation counter of a cipher only its secure client has.
             sec = Security(b"\0" * 8, None, None, policy=SecurityPolicy.NONE)
         if sec is not None:
-            client = GXDLMSSecureClient(True, client_address, s.server_address, _GX_AUTH[auth],
+            client = GXDLMSSecureClient(ln, client_address, s.server_address, _GX_AUTH[auth],
                                         bytes(password) if password else None, _GX_INTERFACE[s.interface])
             c = client.ciphering
             c.security = _GX_POLICY[sec.policy]
@@ -313,7 +342,7 @@ class MeterSession:
                 # field speak; general-glo-ciphering is newer and not universally implemented.
                 client.proposedConformance &= ~Conformance.GENERAL_PROTECTION
         else:
-            client = GXDLMSClient(True, client_address, s.server_address, _GX_AUTH[auth],
+            client = GXDLMSClient(ln, client_address, s.server_address, _GX_AUTH[auth],
                                   bytes(password) if password else None, _GX_INTERFACE[s.interface])
         client.maxReceivePDUSize = s.max_pdu_size
         if s.interface is Interface.HDLC:
@@ -509,13 +538,15 @@ class MeterSession:
             return Reading(ref, clock["iso"])
         if ref.has_scaler:
             scaler, unit = self._scalers.get(ref, (None, None))
-            return Reading(ref, apply_scaler(plain(value), scaler), unit_text(unit), scaler)
+            return Reading(ref, apply_scaler(plain(value), scaler), self._unit_text(unit), scaler)
         return Reading(ref, plain(value))
 
     async def _get_raw(self, refs: Sequence[AttributeRef], client: GXDLMSClient | None = None) -> list[Any]:
         """Raw gurux values, or AccessResult for attributes the meter refused."""
         client = client or self._client
         assert client is not None
+        if not client.useLogicalNameReferencing:
+            return await self._get_raw_sn(refs, client)
         multiple = bool(client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES)
         values: list[Any] = []
         if multiple and len(refs) > 1:
@@ -540,6 +571,82 @@ class MeterSession:
                     raise exc.naming([ref]) from None
                 values.append(gurux_compat.AccessResult(reply.error) if reply.error else reply.value)
         return values
+
+    # -- short-name referencing ---------------------------------------------------------------
+
+    async def _names(self, client: GXDLMSClient) -> sn.ShortNames:
+        """This association's short names: its object list, read on first use, then cached."""
+        if self._short_names is None:
+            value = (await self._read_sn(client, [(sn.ASSOCIATION_SN_BASE + 8, None, None)]))[0]
+            if isinstance(value, axdr.AccessResult):
+                raise AccessError(f"object list of the association SN (0.0.40.0.0.255): {value.name}",
+                                  self.settings.label)
+            self._short_names = sn.ShortNames.from_object_list(value)
+            log.debug("%s: %d objects by short name", self.settings.label, len(self._short_names.objects))
+        return self._short_names
+
+    async def _get_raw_sn(self, refs: Sequence[AttributeRef], client: GXDLMSClient) -> list[Any]:
+        """As _get_raw, by short name: one ReadRequest of up to ten names when the meter takes lists."""
+        names = await self._names(client)
+        values: list[Any] = [None] * len(refs)
+        wanted: list[tuple[int, int]] = []
+        for i, ref in enumerate(refs):
+            try:
+                wanted.append((i, names.attribute(ref.obis, ref.class_id, ref.attribute)))
+            except sn.ShortNameError as exc:
+                log.debug("%s: %s: %s", self.settings.label, ref, exc)
+                values[i] = axdr.AccessResult(exc.code)
+        size = MAX_LIST if client.negotiatedConformance & Conformance.MULTIPLE_REFERENCES else 1
+        for chunk in _chunks(wanted, size):
+            try:
+                got = await self._read_sn(client, [(name, None, None) for _, name in chunk])
+            except BadReply as exc:
+                raise exc.naming([refs[i] for i, _ in chunk]) from None
+            for (i, _), value in zip(chunk, got, strict=True):
+                values[i] = value
+        return values
+
+    async def _read_sn(self, client: GXDLMSClient, items: Sequence[tuple[int, int | None, bytes | None]]) -> list[Any]:
+        """One ReadRequest (blocks included) -> one value or AccessResult per item."""
+        if len(items) == 1:
+            name, selector, parameters = items[0]
+            data = GXByteBuffer(bytes((selector,)) + (parameters or b"")) if selector is not None else None
+            frames = client._read(name, ObjectType.NONE, 1, data)
+        else:
+            client.settings.resetBlockIndex()
+            client.settings.command = Command.READ_REQUEST  # what a block continuation repeats
+            frames = gurux_compat.frames_for_pdu(client, sn.read_request_pdu(items), Command.READ_REQUEST)
+            if frames is None:  # a list that needs HDLC segmentation: one name at a time
+                return [v for item in items for v in await self._read_sn(client, [item])]
+        reply = await self._exchange(client, frames, _READ)
+        if len(items) == 1 and reply.commandType != sn.DATA_BLOCK_RESULT:
+            # gurux decoded a single result itself (and kept only the value's bytes).
+            return [axdr.AccessResult(reply.error) if reply.error else reply.value]
+        try:
+            # A list (the whole PDU is kept), or the raw data of a block transfer (gurux leaves it undecoded).
+            results = sn.read_results(client.settings, bytes(reply.data.array()))
+        except Exception as exc:  # noqa: BLE001 - gurux's buffer raises bare ValueError on short data
+            raise MalformedReply(f"ReadResponse does not decode: {exc}", self.settings.label) from None
+        if any(isinstance(r, sn.DataBlock) for r in results):
+            raise MalformedReply("ReadResponse holds a data block inside a block transfer", self.settings.label)
+        if len(results) != len(items):
+            raise ProtocolError(f"asked for {len(items)} attributes, got {len(results)}", self.settings.label)
+        return results
+
+    async def _write_sn(self, client: GXDLMSClient, name: int, value: Any, dtype: int, what: str) -> None:
+        frames = client._GXDLMSClient__write(name, value, dtype, ObjectType.NONE, 1)
+        reply = await self._exchange(client, frames, _WRITE)
+        if reply.error:
+            raise AccessError(f"{what} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+
+    async def _sn_name(self, client: GXDLMSClient, ref: AttributeRef, method: bool = False) -> int:
+        names = await self._names(client)
+        try:
+            if method:
+                return names.method(ref.obis, ref.class_id, ref.attribute)
+            return names.attribute(ref.obis, ref.class_id, ref.attribute)
+        except sn.ShortNameError as exc:
+            raise AccessError(f"{ref}: {exc}", self.settings.label) from None
 
     def _list_request(self, client: GXDLMSClient, chunk: Sequence[AttributeRef]) -> list[list[bytes]]:
         """GET-with-list frames; built by hand in the plain case (a third of gurux's CPU)."""
@@ -584,19 +691,32 @@ class MeterSession:
             if start is None or end is None:  # read_profile() leaves the selector to us only for a range
                 raise ValueError("a range read needs both start and end")
             clock = next((c for c in columns if c.is_clock), None)
-            selector = profile.range_selector(start, end, clock, local_offset_min)
-        self._next_invoke_id(client)
-        frames = client._read(str(code), ObjectType.PROFILE_GENERIC, profile.BUFFER,
-                              GXByteBuffer(selector) if selector else None)
-        try:
-            reply = await self._exchange(client, frames, _GET)
-        except BadReply as exc:
-            raise exc.naming([AttributeRef(code, profile.PROFILE_CLASS, profile.BUFFER)]) from None
-        if reply.error:
-            raise AccessError(f"buffer of {code}: {axdr.AccessResult(reply.error).name}", self.settings.label)
+            selector = profile.range_selector(start, end, clock, local_offset_min,
+                                              deviation_specified=not self.settings.no_range_deviation)
+        buffer_ref = AttributeRef(code, profile.PROFILE_CLASS, profile.BUFFER)
+        if not client.useLogicalNameReferencing:
+            name = await self._sn_name(client, buffer_ref)
+            try:
+                rows = (await self._read_sn(client, [(name, selector[0], selector[1:]) if selector
+                                                     else (name, None, None)]))[0]
+            except BadReply as exc:
+                raise exc.naming([buffer_ref]) from None
+            if isinstance(rows, axdr.AccessResult):
+                raise AccessError(f"buffer of {code}: {rows.name}", self.settings.label)
+        else:
+            self._next_invoke_id(client)
+            frames = client._read(str(code), ObjectType.PROFILE_GENERIC, profile.BUFFER,
+                                  GXByteBuffer(selector) if selector else None)
+            try:
+                reply = await self._exchange(client, frames, _GET)
+            except BadReply as exc:
+                raise exc.naming([buffer_ref]) from None
+            if reply.error:
+                raise AccessError(f"buffer of {code}: {axdr.AccessResult(reply.error).name}", self.settings.label)
+            rows = reply.value
         data = profile.ProfileData(code, columns, capture_period=period)
         last_ts = None
-        for raw_row in reply.value or []:
+        for raw_row in rows or []:
             row = self._decode_row(columns, raw_row, last_ts, period, local_offset_min)
             last_ts = row.timestamp_ms
             data.rows.append(row)
@@ -636,20 +756,31 @@ class MeterSession:
 
     def unit_of(self, ref: AttributeRef) -> str | None:
         """Unit text of a register read in this association (profiles report values only)."""
-        return unit_text(self._scalers.get(ref, (None, None))[1])
+        return self._unit_text(self._scalers.get(ref, (None, None))[1])
+
+    def _unit_text(self, code: int | None) -> str | None:
+        """The unit's text; ``unitOverrides`` first (a meter reporting a wrong unit code)."""
+        override = self.settings.unit_override(code) if code is not None else None
+        return override if override is not None else unit_text(code)
 
     async def _set(self, ref: AttributeRef, value: Any, type_name: str | None) -> None:
         await self._ensure_associated()
-        client = self._client
+        client = self._associated_client()
         self._next_invoke_id(client)
         try:
             dtype = data_type(type_name) if type_name else _guess_type(value)
             if dtype == DataType.OCTET_STRING and isinstance(value, str):
                 value = value.encode()
-            frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
+            if client.useLogicalNameReferencing:
+                frames = gurux_compat.write_request(client, ref.obis, ref.class_id, ref.attribute, value, dtype)
+            else:
+                _GXCommon.setData(client.settings, GXByteBuffer(), dtype, value)  # refuse a bad value first
         except Exception as exc:  # noqa: BLE001 - gurux fails with anything on a value of the wrong kind
             raise InvalidValue(f"write {ref}: value {repr(value)[:60]} is not a valid "
                                f"{type_name or 'value'}: {exc}", self.settings.label) from exc
+        if not client.useLogicalNameReferencing:
+            await self._write_sn(client, await self._sn_name(client, ref), value, dtype, f"write {ref}")
+            return
         reply = await self._exchange(client, frames, _SET)
         if reply.error:
             raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}",
@@ -658,6 +789,17 @@ class MeterSession:
     async def _action(self, ref: AttributeRef, value: Any, type_name: str | None) -> Any:
         await self._ensure_associated()
         client = self._associated_client()
+        if not client.useLogicalNameReferencing:
+            # SN has no ACTION service: a method is invoked by writing its parameter to its name.
+            try:
+                dtype = data_type(type_name)
+                _GXCommon.setData(client.settings, GXByteBuffer(), dtype, value)
+            except Exception as exc:  # noqa: BLE001 - as below: the parameter, not the meter
+                raise InvalidValue(f"method {ref}: parameter {repr(value)[:60]} is not a valid {type_name}: {exc}",
+                                   self.settings.label) from exc
+            await self._write_sn(client, await self._sn_name(client, ref, method=True), value, dtype,
+                                 f"method {ref}")
+            return None
         self._next_invoke_id(client)
         try:
             frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))

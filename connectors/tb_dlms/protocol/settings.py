@@ -73,6 +73,15 @@ class SecurityPolicy(str, enum.Enum):
         return self is not SecurityPolicy.NONE
 
 
+class Referencing(str, enum.Enum):
+    """How requests name an attribute: logical names (GET/SET/ACTION with class id and OBIS
+    code) or short names (READ/WRITE with a 16-bit name from the association SN's object list),
+    which older meters still in the field speak only."""
+
+    LN = "ln"
+    SN = "sn"
+
+
 class ClockDeviation(str, enum.Enum):
     """How a meter signs the deviation of its date-times: both conventions are in the field.
 
@@ -200,6 +209,7 @@ class MeterSettings:
     #: The serial number the physical address was derived from, when the config gave one.
     serial_number: int | None = None
     authentication: Authentication = Authentication.NONE
+    referencing: Referencing = Referencing.LN
     password: Secret | None = None
     security: Security | None = None
     #: Seconds to wait for each reply before resending the request.
@@ -218,6 +228,16 @@ class MeterSettings:
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: Seconds the one SNRM to an HDLC address that has not answered yet waits (None: timeout / 4).
     probe_timeout: float | None = None
+    #: Fewest seconds between two association attempts (some meters ignore one that comes sooner).
+    min_association_interval: float = 0.0
+    #: Profile range bounds with the deviation "not specified" (meters that reject a deviation).
+    no_range_deviation: bool = False
+    #: unitOverrides: unit text by unit code, over the Blue Book table (meters reporting a wrong
+    #: code), and by telemetry key; pairs, so the settings stay hashable and comparable.
+    unit_overrides_by_code: tuple[tuple[int, str], ...] = ()
+    unit_overrides_by_key: tuple[tuple[str, str], ...] = ()
+    #: The ``quirks`` preset named (its settings are already merged into the fields here).
+    quirks: str | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
     #: A serial port on the gateway instead of host:port (HDLC only; then ``host`` is empty).
@@ -227,6 +247,13 @@ class MeterSettings:
     def endpoint(self) -> str:
         """Where the meter is reached, for messages: ``host:port`` or the serial port's path."""
         return self.serial.port if self.serial is not None else f"{self.host}:{self.port}"
+
+    def unit_override(self, code: int) -> str | None:
+        """The unit text configured for a unit code, if any (unitOverrides)."""
+        for overridden, text in self.unit_overrides_by_code:
+            if overridden == code:
+                return text
+        return None
 
     @property
     def server_address(self) -> int:

@@ -366,6 +366,23 @@ def segmented_ciphered_request() -> None:
     GXDLMS.getPdu = classmethod(get_pdu)
 
 
+
+@server_fix("1.0.203")
+def short_name_read_write() -> None:
+    """The SN server (``GXDLMSSNCommandHandler`` read and write) cannot serve a request: float
+    attribute indexes, ``server.transaction()`` called, wrong result choices, broken method
+    offsets. READ_REQUEST and WRITE_REQUEST go to the server's ``sn`` (a ``short_names.SnServer``)."""
+    from gurux_dlms.GXDLMSSNCommandHandler import GXDLMSSNCommandHandler
+
+    def sn_read(cls: Any, settings: Any, server: Any, data: Any, replyData: Any, xml: Any) -> None:  # noqa: ARG001
+        server.sn.read(data, replyData)
+
+    def sn_write(cls: Any, settings: Any, server: Any, data: Any, replyData: Any, xml: Any) -> None:  # noqa: ARG001
+        server.sn.write(data, replyData)
+
+    GXDLMSSNCommandHandler.handleReadRequest = classmethod(sn_read)
+    GXDLMSSNCommandHandler.handleWriteRequest = classmethod(sn_write)
+
 _GLO_REQUESTS = frozenset({
     Command.GLO_GET_REQUEST, Command.GLO_SET_REQUEST, Command.GLO_METHOD_REQUEST,
     Command.DED_GET_REQUEST, Command.DED_SET_REQUEST, Command.DED_METHOD_REQUEST,
@@ -575,8 +592,9 @@ class FixedServerBase(GXDLMSSecureServer):
       association object list (and fails later): ``install_objects`` fills the list first.
     """
 
-    def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1):
-        super().__init__(True, interface_type)
+    def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1,
+                 logical_names: bool = True):
+        super().__init__(logical_names, interface_type)
         self.settings.cipher = GXCiphering(system_title)  # where gurux reads it
         self.max_info = max_info
         self.max_window = max_window

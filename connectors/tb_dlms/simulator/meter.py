@@ -26,9 +26,11 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
+from gurux_dlms.objects import GXDLMSAssociationShortName
+
 from ..protocol import axdr, cosem_datetime
 from ..protocol.axdr import DataType
-from . import gurux_fixes, keys, objects as cosem
+from . import gurux_fixes, keys, objects as cosem, short_names
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -332,7 +334,8 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def __init__(self, meter: Meter, interface: str) -> None:
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
-        super().__init__(itype, spec.title, spec.max_info, spec.max_window)
+        logical_names = spec.referencing == "ln"
+        super().__init__(itype, spec.title, spec.max_info, spec.max_window, logical_names)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0
@@ -345,15 +348,21 @@ class MeterServer(gurux_fixes.FixedServerBase):
         cipher.security = Security.NONE
         cipher.securitySuite = spec.security_suite
         self.listing = False
-        association = gurux_fixes.FixedAssociationLN()
-        association.owner = self
-        association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
+        shared = cosem.shared_objects()
+        if logical_names:
+            association = gurux_fixes.FixedAssociationLN()
+            association.owner = self
+            association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
+        else:
+            association = GXDLMSAssociationShortName()
+            short_names.assign_short_names(list(shared))
+            self.sn = short_names.SnServer(self, short_names.NameTable([*shared, association]))
         association.secret = spec.password.encode()
         if spec.security_suite:
             association.signing_key = keys.private_key(spec.meter_key_label, spec.security_suite)
             association.client_public_key = keys.private_key(spec.client_key_label, spec.security_suite).public_key()
             association.bad_signature = spec.bad_signature
-        self.install_objects(association, cosem.shared_objects())
+        self.install_objects(association, shared)
 
     def handle(self, frame: bytes) -> bytes | None:
         """One received frame in, the reply frame out (None: nothing to send)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Any
 
-from ..protocol import axdr
+from ..protocol import axdr, cosem_datetime
 from ..protocol.axdr import DataType
 from .objects import CAPTURE_PERIOD
 
@@ -48,6 +49,15 @@ def _entry_window(params, count: int, ncols: int) -> tuple[int, int, list[int]]:
     col_first = max(col_first, 1)
     col_last = ncols if col_last == 0 else min(col_last, ncols)
     return first - 1, max(first - 1, last), list(range(col_first - 1, col_last))
+
+
+def _has_deviation(params: Any) -> bool:
+    """Either range bound carries a deviation (not "not specified")."""
+    try:
+        bounds = [cosem_datetime.decode(bytes(params[i])) for i in (1, 2)]
+    except (TypeError, IndexError):
+        return False
+    return any(b is not None and b.deviation is not None for b in bounds)
 
 
 def _range_bounds(params, spec) -> tuple[float, float, object]:
@@ -97,6 +107,8 @@ class LoadProfile:
         elif selector == 1:
             if reject_range:
                 raise SelectorError("range selector rejected by configuration")
+            if meter.spec.reject_range_deviation and _has_deviation(params):
+                raise SelectorError("range bounds carry a deviation")
             t0, t1, selected = _range_bounds(params, meter.spec)
             cols = _column_indexes(selected, self.capture_lns)
             start, stop = bisect.bisect_left(times, t0), bisect.bisect_right(times, t1)

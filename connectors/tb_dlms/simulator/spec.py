@@ -45,6 +45,8 @@ class MeterSpec:
     #: HDLC server address size on the wire (1, 2, 4; 0 = from the values).
     address_size: int = 0
     auth: str = "none"
+    #: "ln" (logical names) or "sn" (short names: base names from the association SN's object list).
+    referencing: str = "ln"
     #: Client address of the authenticated association; public client 16 is always accepted.
     client_address: int | None = None
     password: str = "12345678"
@@ -69,6 +71,8 @@ class MeterSpec:
     seed: int | None = None
     serial_number: int | None = None
     reject_range: bool = False
+    #: Refuse range bounds that carry a deviation (some meters do: field notes); 0x8000 passes.
+    reject_range_deviation: bool = False
     #: Profile rows after the first of a reply carry the clock as null-data (the capture period
     #: gives their time), as compact meters do: 1 byte instead of 14 per row.
     profile_null_clock: bool = False
@@ -108,6 +112,9 @@ class MeterSpec:
         self.auth = self.auth.lower()
         if self.interface not in ("wrapper", "hdlc"):
             raise ValueError(f"{self.name}: interface must be 'wrapper' or 'hdlc'")
+        self.referencing = self.referencing.lower()
+        if self.referencing not in ("ln", "sn"):
+            raise ValueError(f"{self.name}: referencing must be 'ln' or 'sn'")
         if self.auth not in AUTH_LEVELS:
             raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
         if self.security_policy is None:

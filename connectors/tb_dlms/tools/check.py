@@ -72,6 +72,8 @@ def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     d.add_argument("--server-size", type=int, choices=(1, 2, 4), help="HDLC address size in bytes")
     d.add_argument("--auth", choices=[a.value for a in Authentication], default="none",
                    help="authentication mechanism (connection.authentication)")
+    d.add_argument("--referencing", choices=("ln", "sn"), default="ln",
+                   help="sn: a short-name meter (object list of the association SN, class 12)")
     d.add_argument("--password", help='password of low, the HLS secret of high/high_md5/high_sha1/high_sha256 '
                                       '(or "${ENV_VAR}", kept as is in the output)')
     d.add_argument("--system-title", help="high_gmac, high_sha256, high_ecdsa, ciphering: the client's system "

@@ -12,6 +12,7 @@ from typing import Any
 from ..protocol.obis import ObisCode, ObisError
 from ..gateway.sessions import SessionLike
 from ..protocol.readings import CLASS_NAMES, AttributeRef
+from ..protocol.settings import Referencing
 from .known_obis import WELL_KNOWN, key_for
 
 OBJECT_LIST = AttributeRef.of("0.0.40.0.0.255", 15, 2)
@@ -67,10 +68,26 @@ def _value_access(rights: Any) -> int | None:
     return None
 
 
+def parse_sn_object_list(value: Any) -> list[CosemObject]:
+    """The association SN's items ``[base_name, class_id, version, logical_name]`` (no access rights:
+    an SN association view does not carry them in attribute 2)."""
+    objects = []
+    for item in value or []:
+        try:
+            class_id, version, ln = int(item[1]), int(item[2]), parse_logical_name(item[3])
+        except (TypeError, ValueError, IndexError, ObisError):
+            continue
+        objects.append(CosemObject(class_id, version, ln))
+    return objects
+
+
 async def read_object_list(session: SessionLike) -> list[CosemObject]:
+    """The association view: attribute 2 of 0.0.40.0.0.255 (class 15, or class 12 by short name)."""
     reading = await session.get(OBJECT_LIST)
     if reading.error is not None:
         raise ValueError(f"object list not readable: {reading.error}")
+    if session.settings.referencing is Referencing.SN:
+        return parse_sn_object_list(reading.value)
     return parse_object_list(reading.value)
 
 

@@ -29,6 +29,8 @@ def connection_from_args(args) -> dict:
         if not host or not port.isdigit():
             raise ValueError(f"--discover needs HOST:PORT or a serial port path, got {args.discover!r}")
         conn = {"host": host, "port": int(port), "interface": args.interface, "authentication": args.auth}
+    if getattr(args, "referencing", "ln") != "ln":
+        conn["referencing"] = args.referencing
     if args.client is not None:
         conn["clientAddress"] = args.client
     server: dict = {"logical": args.server_logical}
