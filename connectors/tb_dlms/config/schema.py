@@ -26,6 +26,8 @@ from ..protocol.settings import (
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
+from .inbound import PushConfig, parse_listeners, parse_push
+from ..protocol.listener import ListenerSettings
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
@@ -52,13 +54,13 @@ DEFAULT_LOOP_STALL_S = 30.0
 MAX_NAME_CHARS = 255
 
 TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
-            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir")
+            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir", "listeners")
 DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "reportStrategy", "connection",
-               "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
+               "timeseries", "attributes", "breaker", "staleAfterS", "push") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs")
+                   "probeTimeoutMs", "listener", "identity", "transport", "callInWaitS")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
 HDLC_KEYS = ("maxInfoField", "windowSize")
@@ -131,6 +133,16 @@ class ConnectionConfig:
     clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
     #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
     probe_timeout_ms: int | None = None
+    #: A meter that calls in: the listener it calls and the identity it gives (config/inbound.py).
+    listener: str | None = None
+    identity: str | None = None
+    #: Seconds an RPC waits for a meter that is not connected to call in (0: "meter not connected" at once).
+    call_in_wait_s: float = 0.0
+    transport: str = "tcp"
+
+    @property
+    def inbound(self) -> bool:
+        return self.listener is not None
 
     @property
     def wire_server_address(self) -> int:
@@ -164,6 +176,12 @@ class ConnectionConfig:
         }
         if self.probe_timeout_ms is not None:
             out["probeTimeoutMs"] = self.probe_timeout_ms
+        if self.inbound:
+            for k in ("host", "port"):
+                out.pop(k)
+            out.update(listener=self.listener, identity=self.identity, callInWaitS=self.call_in_wait_s)
+        if self.transport != "tcp":
+            out["transport"] = self.transport
         if self.serial_number is not None:
             out["serialNumber"] = self.serial_number
         elif sa.physical is not None:
@@ -216,6 +234,7 @@ class DeviceConfig:
     stale_after_s: float = MIN_STALE_AFTER_S
     #: Load profiles, event logs, clock and attribute writes (config/meter_data.py).
     meter_data: MeterDataConfig = MeterDataConfig()
+    push: PushConfig | None = None
 
     def meter_settings(self) -> MeterSettings:
         c = self.connection
@@ -241,6 +260,8 @@ class DeviceConfig:
             clock_deviation=c.clock_deviation,
             probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
             name=self.name,
+            extra={"listener": c.listener, "identity": c.identity, "call_in_wait_s": c.call_in_wait_s,
+                   "transport": c.transport},
         )
 
     def to_public_dict(self) -> dict:
@@ -255,6 +276,8 @@ class DeviceConfig:
             "breaker": _breaker_dict(self.breaker),
             "staleAfterS": self.stale_after_s,
         }
+        if self.push is not None:
+            out["push"] = self.push.to_public_dict()
         if self.report_strategy is not None:
             out["reportStrategy"] = self.report_strategy.as_gateway_dict()
         return out
@@ -272,6 +295,7 @@ class ConnectorConfig:
     loop_stall_s: float = DEFAULT_LOOP_STALL_S
     #: Where per-meter progress (profile cursors) is kept; None: next to the gateway's storage.
     data_dir: str | None = None
+    listeners: tuple[ListenerSettings, ...] = ()
 
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
@@ -320,6 +344,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     stale = top.number("staleAfterS", None, lo=0)
     loop_stall = top.number("loopStallS", DEFAULT_LOOP_STALL_S, positive=True)
     data_dir = top.text("dataDir", None)
+    listeners = parse_listeners(top)
+    listener_names = {listener.name for listener in listeners}
 
     devices: list[DeviceConfig] = []
     items = top.sections("devices", required=True)
@@ -330,6 +356,12 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     for index, item in items or ():
         device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
+            continue
+        listener = device.connection.listener
+        if listener is not None and listener not in listener_names:
+            errors.append(ConfigError("connection.listener", f"{listener!r} is not one of the connector's listeners "
+                                      f"({', '.join(sorted(listener_names)) or 'none configured'}) (the device was "
+                                      "skipped)", index, device.name))
             continue
         if device.name in names:
             errors.append(ConfigError("deviceName", f"duplicates devices[{names[device.name]}]; device names "
@@ -349,7 +381,7 @@ def load_connector_config(raw: Any, source: str | None = None, *,
         devices = _without_clear_secrets(raw, devices, errors)
     return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
                            report_strategy=report, poll_period_s=poll_period, devices=tuple(devices),
-                           loop_stall_s=loop_stall, data_dir=data_dir), errors
+                           loop_stall_s=loop_stall, data_dir=data_dir, listeners=listeners), errors
 
 
 def _without_clear_secrets(raw: dict, devices: list[DeviceConfig], errors: list[ConfigError]) -> list[DeviceConfig]:
@@ -411,6 +443,9 @@ def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
     address alone selects the meter (the existing rule). Host names compare case-insensitively
     (DNS does); different spellings of one address (a name and its IP) are not resolved here.
     """
+    if c.inbound:
+        # No host or port: a meter that calls in is told apart by the identity it gives.
+        return ("inbound", c.listener, c.identity), f"identity {c.identity!r} on listener {c.listener!r}"
     host = c.host.lower()
     if c.interface is Interface.HDLC:
         return ("hdlc", host, c.port, c.wire_server_address), \
@@ -512,7 +547,8 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: 
     timeseries = _points(sec, "timeseries")
     attributes = _points(sec, "attributes")
     meter_data = parse_meter_data(sec)
-    if not timeseries and not attributes and not meter_data and len(errors) == points_before:
+    push = parse_push(sec)
+    if not timeseries and not attributes and not meter_data and push is None and len(errors) == points_before:
         sec.error("timeseries", "and attributes are both missing or empty: the device maps nothing to read")
     if len(errors) != before or connection is None or name is None:
         return None
@@ -522,7 +558,7 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: 
     return DeviceConfig(index=index, name=name, type=device_type, poll_period_s=poll_period,
                         poll_timeout_s=poll_timeout, connection=connection, timeseries=tuple(timeseries),
                         attributes=tuple(attributes), report_strategy=report, breaker=breaker,
-                        stale_after_s=stale, meter_data=meter_data)
+                        stale_after_s=stale, meter_data=meter_data, push=push)
 
 
 def _breaker(sec: Section, default: BreakerSettings) -> BreakerSettings:
@@ -549,7 +585,23 @@ def _breaker_dict(b: BreakerSettings) -> dict:
 
 def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     before = len(sec.errors)
-    host = sec.text("host", required=not partial)
+    listener = sec.text("listener", None)
+    identity = sec.text("identity", None)
+    if listener is not None:
+        for key in ("host", "port"):
+            if sec.has(key):
+                sec.error(key, f"does not apply to a meter that calls in (listener {listener!r}): remove it")
+        if identity is None and not partial:
+            sec.error("identity", f"is required with listener {listener!r}: the value the meter identifies with")
+    elif identity is not None and not partial:
+        sec.error("identity", "only applies with connection.listener (a meter that calls in)")
+    transport = sec.text("transport", "tcp")
+    if transport not in ("tcp", "udp"):
+        sec.error("transport", f"must be tcp or udp, got {show(transport)}")
+    call_in_wait = sec.number("callInWaitS", 0.0, lo=0)
+    host = sec.text("host", required=not partial and listener is None)
+    if listener is not None:
+        host = ""
     interface = sec.choice("interface", Interface, Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
@@ -575,6 +627,8 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
+    if transport == "udp" and (interface is Interface.HDLC or listener is not None):
+        sec.error("transport", "udp is for polled WRAPPER meters (IEC 62056-47); a listener has its own transport")
     if len(sec.errors) != before or partial or host is None:
         return None
     return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
@@ -582,7 +636,8 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
                             security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
                             retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
                             inactivity_timeout_s=inactivity, clock_deviation=deviation,
-                            probe_timeout_ms=probe_timeout_ms)
+                            probe_timeout_ms=probe_timeout_ms, listener=listener, identity=identity,
+                            call_in_wait_s=call_in_wait, transport=transport)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:

@@ -90,6 +90,14 @@ class DLMSDevice:
         self.storage_refusals = 0
         self.storage_error: str | None = None
         self._storage_refusing_since: float | None = None
+        #: A meter that calls in (connection.listener) and has no connection open: nothing to poll.
+        self.absent = config.connection.inbound
+        self._wake = asyncio.Event()
+        #: Pushed notifications published, and the push target (its failure counts) when it pushes.
+        self.pushes = 0
+        self.last_push_ts: int | None = None
+        self.push_target = None
+        self._polls = bool(config.timeseries or config.attributes or config.meter_data)
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -100,7 +108,11 @@ class DLMSDevice:
         planned = time.time() + offset
         try:
             while True:
-                await self._sleep_until(planned)
+                if await self._sleep_or_wake(planned):
+                    planned = time.time()  # the meter just called in: poll it while it is there
+                if self.absent or not self._polls:
+                    planned = next_slot(time.time(), period, offset)
+                    continue
                 allowed, change = self.breaker.allow()
                 self._breaker_changed(change)
                 if allowed:
@@ -125,6 +137,43 @@ class DLMSDevice:
             self._log.warning("%s: poll stuck past its deadline; cancelled, session aborted", self.name)
             await self.abort_session()
             self._breaker_changed(self.breaker.record_failure())
+
+    async def _sleep_or_wake(self, when: float) -> bool:
+        """Sleep until ``when``, or until the meter calls in (True)."""
+        if not self.config.connection.inbound:
+            await self._sleep_until(when)
+            return False
+        sleeper = asyncio.ensure_future(self._sleep_until(when))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
+    def call_in(self, present: bool, reason: str | None = None) -> None:
+        """The meter opened a connection to us (True) or its connection is gone (False)."""
+        self.absent = not present
+        if present:
+            self._breaker_changed(self.breaker.reset())
+            self._wake.set()
+            return
+        # Health says it (dlmsConnected false, lastError); the device stays connected at the gateway,
+        # whose RPC routing (3.8.5) drops requests for a deleted device with a bare 408 "Request timeout":
+        # kept, an RPC gets the clear "meter not connected" (or waits callInWaitS for it to call in).
+        self._set_health(f"{self.name}: {reason or 'meter not connected'}")
+
+    def publish_push(self, data: ConvertedData) -> None:
+        """A push is data from the meter: it reconnects the device at ThingsBoard if it was away."""
+        self.stale.good()
+        if not self.on_platform:
+            self.on_platform = True
+            if self._presence is not None:
+                self._presence(self, True)
+        self._publish(data)
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
@@ -418,6 +467,11 @@ class DLMSDevice:
             "storageRefusals": self.storage_refusals,
             "storageError": self.storage_error,
         })
+        if c.inbound:
+            out.update(endpoint=f"listener {c.listener}, identity {c.identity}", callingIn=not self.absent)
+        if self.config.push is not None:
+            out.update(pushes=self.pushes, lastPushTs=self.last_push_ts,
+                       pushFailures=self.push_target.failures if self.push_target is not None else 0)
         if self.collector is not None:
             out.update(self.collector.report())
         return out

@@ -33,7 +33,7 @@ class SessionLike(Protocol):
 SessionFactory = Callable[[MeterSettings], SessionLike]
 
 
-def meter_session_factory() -> SessionFactory:
+def meter_session_factory(hub: Any = None) -> SessionFactory:
     """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link.
 
     The protocol module is imported on first use: unit tests with fake sessions never load gurux.
@@ -43,10 +43,11 @@ def meter_session_factory() -> SessionFactory:
     def make(settings: MeterSettings) -> SessionLike:
         nonlocal pool
         from ..protocol.session import MeterSession
-        from ..protocol.transport import LinkPool
+        from ..protocol.endpoints import EndpointPool
 
         if pool is None:
-            pool = LinkPool()
+            # TCP, UDP and the links of meters that call in (the hub's, protocol/listener.py).
+            pool = EndpointPool(hub)
         return MeterSession(settings, links=pool)
 
     return make

@@ -368,6 +368,8 @@ class InboundHub:
                 log.error("listener %s: cannot listen on %s:%d: %s", s.name, s.host, s.port, exc.strerror or exc)
 
     async def stop(self) -> None:
+        for link in self._links.values():
+            link.on_presence = None  # stopping is not the meters leaving
         await asyncio.gather(*(listener.stop() for listener in self.listeners.values()), return_exceptions=True)
 
     # -- devices ------------------------------------------------------------------------------

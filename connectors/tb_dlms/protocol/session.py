@@ -511,6 +511,10 @@ class MeterSession:
         if isinstance(scaler_unit, list) and len(scaler_unit) == 2:
             self._scalers[AttributeRef(sref.obis, sref.class_id, 2)] = (int(scaler_unit[0]), int(scaler_unit[1]))
 
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        """Scaler of a register read in this association (pushes carry raw values)."""
+        return self._scalers.get(ref, (None, None))[0]
+
     def unit_of(self, ref: AttributeRef) -> str | None:
         """Unit text of a register read in this association (profiles report values only)."""
         return unit_text(self._scalers.get(ref, (None, None))[1])

@@ -45,7 +45,7 @@ def push_values(meter: Meter, when: float) -> list:
 
 def notification(meter: Meter, invoke_id: int, ciphered: bool, when: float | None = None) -> bytes:
     """A WRAPPER frame with a DataNotification of ``PUSH_OBJECTS`` at meter time ``when``."""
-    when = meter.now() if when is None else when
+    when = int(meter.now() if when is None else when)  # whole seconds: what the date-time carries
     body = axdr.structure(*(cosem.REGISTER_BY_LN[ln].encode(meter.load, when) for ln in PUSH_OBJECTS))
     apdu = push.encode(body, invoke_id, meter.spec.encode_time(when))
     if ciphered:
@@ -73,8 +73,9 @@ class CallingMeter:
         self.behaviour = behaviour
         self.redial_s = redial_s
         self.dials = self.pushes = 0
-        #: Unix time of every push sent (benchmarks match them with what ThingsBoard received).
-        self.sent: list[float] = []
+        #: (wall time sent, meter timestamp ms, raw values) of every push: tests and benchmarks match
+        #: them with what ThingsBoard received.
+        self.sent: list[tuple[float, int, list]] = []
         self.link: Link | None = None
         self.enabled = True
         self._port = Port(spec.interface, [self.meter], host, port)
@@ -129,10 +130,11 @@ class CallingMeter:
 
     def _push(self, link: Link) -> None:
         self._invoke = (self._invoke + 1) & 0x00FFFFFF
-        frame = notification(self.meter, self._invoke, self.ciphered)
+        when = int(self.meter.now())
+        frame = notification(self.meter, self._invoke, self.ciphered, when)
         link.transport.write(frame)
         self.pushes += 1
-        self.sent.append(time.time())
+        self.sent.append((time.time(), when * 1000, push_values(self.meter, when)))
 
     def hang_up(self) -> None:
         """Drop the connection now (the cellular link is cut); ``enabled`` False keeps it down."""
