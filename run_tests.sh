@@ -3,15 +3,17 @@
 #
 #   ./run_tests.sh [pytest args...]
 #
-# Creates/updates the virtualenv (.venv, via start_gateway.sh --setup-only), makes sure Mosquitto and
-# tmux are available for the end-to-end tests (apt-get when root and missing), then runs pytest on
-# tests/. Without them those tests are skipped (they fail instead when TB_DLMS_REQUIRE_MOSQUITTO=1, as in CI).
+# Creates/updates the virtualenv (.venv, via start_gateway.sh --setup-only --dev), makes sure Mosquitto and
+# tmux are available for the end-to-end tests (apt-get when root and missing), runs the static checks
+# (`ruff check .` and `mypy`, configured in pyproject.toml: any error stops here with exit code 1),
+# then runs pytest on tests/. TB_DLMS_SKIP_CHECKS=1 skips the static checks (a quick local re-run).
+# Without Mosquitto or tmux those tests are skipped (they fail instead when TB_DLMS_REQUIRE_MOSQUITTO=1, as in CI).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${TB_DLMS_VENV:-$REPO/.venv}"
 
-"$REPO/start_gateway.sh" --setup-only
+"$REPO/start_gateway.sh" --setup-only --dev
 
 # Mosquitto for the end-to-end tests, tmux for the demo's 80x24 terminal test.
 missing=()
@@ -29,4 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cd "$REPO"
+if [ "${TB_DLMS_SKIP_CHECKS:-}" != 1 ]; then
+    # Exit code 1 (not pytest's 5, which .ci/run reads as "no tests collected") on any finding.
+    echo "run_tests: ruff check ." >&2
+    "$VENV/bin/python" -m ruff check . || { echo "run_tests: ruff found errors (see above)" >&2; exit 1; }
+    echo "run_tests: mypy" >&2
+    "$VENV/bin/python" -m mypy || { echo "run_tests: mypy found errors (see above)" >&2; exit 1; }
+fi
 exec "$VENV/bin/python" -m pytest -q "$@"

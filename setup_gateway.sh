@@ -279,14 +279,14 @@ install_program_files() {
     install -m 0755 "$REPO/test_config.py" "$APP_DIR/test_config.py"
     cat > "$APP_DIR/bin/tb-dlms-test-config" <<EOF
 #!/bin/sh
-# Check $CONFIG_DIR and probe every meter (test_config.py); reads $ENV_FILE like the service.
+# Check $CONFIG_DIR and probe every meter (test_config.py as the venv's console script); reads $ENV_FILE.
 [ -r "$ENV_FILE" ] && { set -a; . "$ENV_FILE"; set +a; }
-exec "$VENV/bin/python" "$APP_DIR/test_config.py" --config-dir "$CONFIG_DIR"$CHECK_AS "\$@"
+exec "$VENV/bin/tb-dlms-test-config" --config-dir "$CONFIG_DIR"$CHECK_AS "\$@"
 EOF
     cat > "$APP_DIR/bin/tb-dlms-fleet" <<EOF
 #!/bin/sh
-# CSV of meters -> dlms_connector.json (python -m tb_dlms.tools.fleet --help).
-exec "$VENV/bin/python" -m tb_dlms.tools.fleet "\$@"
+# CSV of meters -> dlms_connector.json (tb-dlms-fleet --help): the venv's console script.
+exec "$VENV/bin/tb-dlms-fleet" "\$@"
 EOF
     chmod 0755 "$APP_DIR/bin/tb-dlms-test-config" "$APP_DIR/bin/tb-dlms-fleet"
     ln -sfn "$APP_DIR/bin/tb-dlms-test-config" "$BIN_LINK_DIR/tb-dlms-test-config"
@@ -340,13 +340,14 @@ install_config() {
 }
 
 # The ${VAR}s of the installed config: the launcher's rule for tb_gateway.yaml (any ${VAR} or
-# ${VAR:-default} outside comment lines), the connector's for JSON files (a whole value "${VAR}").
+# ${VAR:-default} outside comment lines), the connector's for JSON files (a whole value "${VAR}" or
+# "${VAR:-default}"; a JSON default is a secret and is not copied into the env file).
 # Prints NAME<TAB>DEFAULT<TAB>FILE, one line per variable.
 config_vars() {
     "$(stage_python)" - "$CONFIG_DIR" <<'PY'
 import json, pathlib, re, sys
-var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # tb_dlms.launcher.config._VAR
-whole = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # tb_dlms.config.fields.ENV_REFERENCE
+var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # tb_dlms.config.env.REFERENCE
+whole = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}$")  # tb_dlms.config.env.REFERENCE, the whole value
 found = {}
 
 

@@ -7,6 +7,7 @@
 #                                           everything local: Mosquitto + simulated meters + gateway +
 #                                           a fake ThingsBoard printing a live table; Ctrl-C stops it all
 #   ./start_gateway.sh --setup-only         only create/update the virtualenv
+#   ./start_gateway.sh --setup-only --dev   ... and install requirements-dev.txt (ruff, mypy; run_tests.sh)
 #
 # First use creates a virtualenv (.venv in the repository, or $TB_DLMS_VENV) and installs
 # requirements-gateway.txt and this package (pip install -e .). The demo installs mosquitto with
@@ -84,15 +85,26 @@ ensure_venv() {
         "$PY" -m pip install -q --disable-pip-version-check --no-deps -e "$REPO"
         requirements_stamp > "$stamp"
     fi
+    # --dev (run_tests.sh): the pinned checks too (ruff, mypy); their own stamp, so that a plain setup
+    # and a test run do not reinstall each other's packages.
+    local dev_stamp="$VENV/.tb-dlms-dev-installed" dev_hash
+    dev_hash="$(sha256sum "$REPO/requirements-dev.txt" | cut -d' ' -f1)"
+    if [ "$DEV" = 1 ] && { [ ! -f "$dev_stamp" ] || [ "$(cat "$dev_stamp")" != "$dev_hash" ]; }; then
+        log "installing requirements-dev.txt (ruff, mypy) into $VENV"
+        "$PY" -m pip install -q --disable-pip-version-check -r "$REPO/requirements-dev.txt"
+        echo "$dev_hash" > "$dev_stamp"
+    fi
 }
 
 MODE=gateway
+DEV=0
 CONFIG_DIR=""
 DEMO_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --demo) MODE=demo ;;
         --setup-only) MODE=setup ;;
+        --dev) DEV=1 ;;
         --config-dir) [ $# -ge 2 ] || die "--config-dir needs a directory"; CONFIG_DIR="$2"; shift ;;
         --config-dir=*) CONFIG_DIR="${1#*=}" ;;
         --duration) [ $# -ge 2 ] || die "--duration needs seconds"; DEMO_ARGS+=(--duration "$2"); shift ;;

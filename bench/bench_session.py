@@ -19,7 +19,6 @@ import asyncio
 import json
 import resource
 import socket
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -153,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                  {"name": "gmac", "delay": delay, "auth": "high_gmac"}]
         with SimulatorProcess(specs) as sim:
             plain = bench_plain(sim.port("plain"), args.polls)
-            ours = bench_session(MeterSettings("127.0.0.1", sim.port("ours"), name="ours"), args.polls, "tb-dlms session")
+            ours = bench_session(MeterSettings("127.0.0.1", sim.port("ours"), name="ours"), args.polls,
+                                 "tb-dlms session")
             spec = MeterSpec(name="gmac", auth="high_gmac")
             gmac = bench_session(
                 MeterSettings("127.0.0.1", sim.port("gmac"), client_address=spec.client_address,
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'user us/rdg':>12} {'wall ms/poll':>13}")
+        print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'user us/rdg':>12} "
+              f"{'wall ms/poll':>13}")
         for r in rows:
             ratio = r["name"].startswith("ratio")
             fmt = "{:>7.1f}x" if ratio else "{:>8.1f}"

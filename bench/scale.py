@@ -128,10 +128,11 @@ def measure(n: int, period: float, span: float, slack: float, profile_s: int, wo
     sims = [SimulatorProcess([{"name": name} for name in chunk]) for chunk in chunks]
     for sim in sims:
         sim.__enter__()
-    ports = {name: sim.port(name) for sim, chunk in zip(sims, chunks) for name in chunk}
+    ports = {name: sim.port(name) for sim, chunk in zip(sims, chunks, strict=True) for name in chunk}
     broker = MosquittoBroker(workdir=work / f"broker-{n}-{storage}").start()
     tb = FakeThingsBoard(port=broker.port).start()
-    gw = GatewayProcess(broker.port, connector_config(ports, period), workdir=work / f"gw-{n}-{storage}", storage=storage)
+    gw = GatewayProcess(broker.port, connector_config(ports, period), workdir=work / f"gw-{n}-{storage}",
+                        storage=storage)
     started = time.time()
     gw.start()
     try:
@@ -219,7 +220,8 @@ def write_reports(rows: list[dict], out: Path) -> None:
     (out / "scale.json").write_text(json.dumps(rows, indent=2))
     head = ("| meters | storage | on time % | p50 ms | p99 ms | CPU s / 1000 readings | CPU share of a core "
             "| RSS MB | MQTT msg/s |\n|---|---|---|---|---|---|---|---|---|\n")
-    lines = [f"| {r['meters']} | {r['storage']} | {r['on_time_pct'] if r.get('steady', True) else 'backlog never drained'} "
+    lines = [f"| {r['meters']} | {r['storage']} "
+             f"| {r['on_time_pct'] if r.get('steady', True) else 'backlog never drained'} "
              f"| {r['latency_p50_ms']} | {r['latency_p99_ms']} "
              f"| {r['cpu_s_per_1000_readings']} | {r['gateway_cpu_share_of_core']} | {r['gateway_rss_mb']} "
              f"| {r['mqtt_msgs_per_s']} |" for r in rows]
@@ -244,7 +246,7 @@ def write_reports(rows: list[dict], out: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     plots = [("on_time_pct", "polls on time (%)"), ("latency_p99_ms", "poll-to-publish p99 (ms)"),
              ("gateway_cpu_share_of_core", "gateway CPU (share of one core)"), ("gateway_rss_mb", "gateway RSS (MB)")]
-    for ax, (key, title) in zip(axes.flat, plots):
+    for ax, (key, title) in zip(axes.flat, plots, strict=True):
         # Past the ceiling only the gateway's own cost means something: no on-time share, no latency.
         blank = [] if key.startswith("gateway") else [r for r in rows if not r.get("steady", True)]
         ys = [float("nan") if r[key] is None or r in blank else r[key] for r in rows]

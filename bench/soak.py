@@ -30,6 +30,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tb_dlms.devtools.sim_devices import connection_for
 from tb_dlms.gateway.connector import DLMSConnector
 from tb_dlms.gateway.schedule import start_offset
 from tb_dlms.resilience.breaker import BreakerState
@@ -206,13 +207,10 @@ def make_plans(names: list[str], duration: float, rng: random.Random) -> list[Pl
 
 
 def connector_config(sim: Simulator, names: list[str], period: float, cooldown: float) -> dict:
-    devices = [{
-        "deviceName": name,
-        "deviceType": "soak-meter",
-        "connection": {"host": "127.0.0.1", "port": sim.port_of(name), "interface": "wrapper",
-                       "authentication": "none"},
-        "timeseries": [{"key": k, "obis": o} for k, o in REGISTERS],
-    } for name in names]
+    timeseries = [{"key": k, "obis": o} for k, o in REGISTERS]
+    # Every soak meter is a default MeterSpec(name), here or in the simulator subprocess.
+    devices = [{"deviceName": name, "deviceType": "soak-meter", "timeseries": timeseries,
+                "connection": connection_for(MeterSpec(name), sim.port_of(name))} for name in names]
     return {"name": "DLMS Soak", "logLevel": "WARNING", "pollPeriod": period,
             "defaults": {"timeoutMs": 1000, "retries": 1, "connectTimeoutMs": 1000},
             "breaker": {"failureThreshold": 3, "cooldownS": cooldown, "maxCooldownS": cooldown * 4},
@@ -340,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(tempfile.mkdtemp(prefix="tb-dlms-soak-"))  # the gateway's logger writes its file into the cwd
     print(f"connector log: {Path.cwd()}", flush=True)
 
-    def progress(elapsed, connector, last=[0.0]):
+    def progress(elapsed, connector, last=[0.0]):  # noqa: B006 - the list is the state between calls
         if elapsed - last[0] >= 60:
             last[0] = elapsed
             ok = sum(d.stats.polls_ok for d in connector.devices.values())

@@ -102,15 +102,15 @@ def test_defaults_merge_under_each_connection():
     cfg, errors = load_connector_config(raw)
     assert errors == []
     a, b = (d.connection for d in cfg.devices)
-    assert (a.timeout_ms, a.retries, b.timeout_ms, b.retries) == (3000, 1, 900, 1)
-    assert (b.hdlc.max_info_field, b.hdlc.window_size) == (256, 2)
+    assert (a.timeout, a.retries, b.timeout, b.retries) == (3.0, 1, 0.9, 1)
+    assert (b.hdlc_max_info, b.hdlc_window) == (256, 2)
 
 
 def test_serial_number_derives_physical_address():
     cfg, errors = load_connector_config(config(meter(interface="hdlc", serialNumber=12345678)))
     assert errors == []
     c = cfg.devices[0].connection
-    assert (c.server_address.physical, c.server_address.size) == (5678 + 1000, 4)
+    assert (c.physical_address, c.address_size) == (5678 + 1000, 4)
     settings = cfg.devices[0].meter_settings()
     assert settings.server_address == (1 << 14) | 6678
 
@@ -193,7 +193,8 @@ BROKEN = [
     ("unknown authentication", _set("connection.authentication", "high"),
      "devices[0] \"Meter 1\": connection.authentication must be one of 'none', 'low', 'high_gmac', got \"high\""),
     ("unknown clock deviation", _set("connection.clockDeviation", "+60"),
-     "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', got \"+60\""),
+     "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', "
+     "got \"+60\""),
     ("low without password", _set("connection.authentication", "low"),
      "devices[0] \"Meter 1\": connection.password is required when authentication is 'low'"),
     ("high without security", _set("connection.authentication", "high_gmac"),
@@ -328,7 +329,8 @@ def test_all_errors_are_collected_not_just_the_first():
 
 
 def test_a_wrong_default_is_reported_once_at_defaults():
-    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060), defaults={"timeoutMs": -1, "retries": 1}))
+    cfg, errors = load_connector_config(config(meter(), meter("Meter 2", port=4060),
+                                               defaults={"timeoutMs": -1, "retries": 1}))
     assert [str(e) for e in errors] == ["defaults.timeoutMs must be an integer 1..600000, got -1"]
     assert [d.connection.retries for d in cfg.devices] == [1, 1]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -55,7 +56,7 @@ def gateway(broker, fake_tb, simulator, tmp_path_factory):
 
 
 def _gaps(stamps: list[int]) -> list[tuple[int, int]]:
-    return [(a, b) for a, b in zip(stamps, stamps[1:]) if b - a > POLL_PERIOD_S * 1000 * 1.5]
+    return [(a, b) for a, b in pairwise(stamps) if b - a > POLL_PERIOD_S * 1000 * 1.5]
 
 
 def test_readings_taken_during_a_broker_outage_arrive_once_with_their_timestamps(broker, fake_tb, gateway):

@@ -14,7 +14,6 @@ import time
 import pytest
 
 from e2e_support import REPO, stop_gateway
-from tb_dlms.devtools.fake_thingsboard import FakeThingsBoard
 from tb_dlms.devtools.gateway_process import GatewayProcess, wait_until
 from tb_dlms.devtools.mosquitto import MosquittoBroker, free_port
 from tb_dlms.simulator import MeterSpec, Simulator
@@ -141,7 +140,7 @@ def test_docs_name_the_log_file_the_connector_writes(meter, broker, fake_tb):
         stop_gateway(gw)
         gw.close()
     assert written == ["dlms_connector_connector.log"]
-    for doc in ("README.md", "QUICKSTART.md"):
+    for doc in ("README.md", "QUICKSTART.md", "docs/troubleshooting.md"):
         text = (REPO / doc).read_text()
         assert "logs/dlms_connector_connector.log" in text
         assert "(`logs/connector.log` and" not in text and "connector log (`connector.log`)" not in text

@@ -47,7 +47,9 @@ def _connector_config(sim: Simulator) -> dict:
                                  "windowHours": 24, "horizonDays": 7, "readEvery": 2}],
                    eventLogs=[{"obis": EVENTS, "readEvery": 2}]),
             device(C, connection={"host": "127.0.0.1", "port": sim.port_of(C), "authentication": "low",
-                                  "clientAddress": 32, "password": PASSWORD, "clockDeviation": "local-minus-utc"},
+                                  "clientAddress": 32, "clockDeviation": "local-minus-utc",
+                                  # The connector JSON takes the YAML's ${VAR:-default} (config/env.py).
+                                  "password": "${E2E_UNSET_METER_PASSWORD:-" + PASSWORD + "}"},
                    clock={"driftKey": "clockDriftS"},
                    attributeUpdates=[{"key": "relay", "obis": "0.0.96.3.10.255", "classId": 70,
                                       "method": {"true": 2, "false": 1}}]),

@@ -100,7 +100,7 @@ def test_meter_telemetry_arrives(gateway, fake_tb):
         fake_tb.wait_telemetry("Meter RO", KEYS, timeout=60)
     except TimeoutError:
         gw.assert_running()
-        raise AssertionError(f"no telemetry; gateway log:\n{gw.log_text()[-4000:]}")
+        raise AssertionError(f"no telemetry; gateway log:\n{gw.log_text()[-4000:]}") from None
     assert "Error on loading connector" not in gw.log_text()
     if os.geteuid() == 0:
         assert gw.logs_dir.stat().st_uid == NOBODY  # the gateway really ran unprivileged

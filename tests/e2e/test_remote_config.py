@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -74,7 +75,7 @@ def stamps(fake_tb, name, since):
 
 def one_second_apart(ts: list[int]) -> bool:
     """Two consecutive polls on a 1 s grid (the poll timestamp is the meter's, within a few ms)."""
-    return any(abs(b - a - 1000) < 250 for a, b in zip(ts, ts[1:]))
+    return any(abs(b - a - 1000) < 250 for a, b in pairwise(ts))
 
 
 def assert_intervals_once(fake_tb, sim, name, timeout=40.0):
@@ -155,7 +156,7 @@ def test_broken_configuration_refused_old_meters_keep_reporting(gateway, fake_tb
     assert gateway.connector_config() == file_before
     # The old meters keep reporting on their 1 s grid, from the same (only) polling loop.
     for name in (A, C):
-        fake_tb.wait_for(lambda: len(stamps(fake_tb, name, refused_at)) >= 3, 20, f"{name} still polled")
+        fake_tb.wait_for(lambda name=name: len(stamps(fake_tb, name, refused_at)) >= 3, 20, f"{name} still polled")
         got = stamps(fake_tb, name, refused_at)
         assert one_second_apart(got), got
     assert fake_tb.connector_rpc("dlms_getStats")["pollingThreads"] == 1

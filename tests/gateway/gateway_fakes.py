@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from tb_dlms.gateway.sessions import SessionLike
+from tb_dlms.protocol.obis import ObisCode
+from tb_dlms.protocol.profile import ProfileData
 from tb_dlms.protocol.readings import AttributeRef, Reading
 from tb_dlms.protocol.settings import MeterSettings
 from tb_dlms.protocol.stats import SessionStats
@@ -91,9 +95,12 @@ class MeterScript:
         self.fail = fail
         self.reads = 0
         self.reads_started = 0
+        #: Sessions ended, by close() or abort().
         self.closes = 0
         self.sessions: list["FakeSession"] = []
         self.read_refs: list[list[AttributeRef]] = []
+        self.writes: list[tuple[AttributeRef, Any, str | None]] = []
+        self.actions: list[tuple[AttributeRef, Any, str | None]] = []
         self._cond = threading.Condition()
 
     def bump(self, attr: str) -> None:
@@ -107,6 +114,8 @@ class MeterScript:
 
 
 class FakeSession:
+    """A ``SessionLike`` following a ``MeterScript`` (mypy checks it against the protocol below)."""
+
     def __init__(self, settings: MeterSettings, script: MeterScript) -> None:
         self.settings = settings
         self.script = script
@@ -125,7 +134,7 @@ class FakeSession:
             self._associated = True
             self.stats.associations += 1
 
-    async def read(self, refs):
+    async def read(self, refs: Sequence[AttributeRef]) -> list[Reading]:
         self.script.bump("reads_started")
         self.script.read_refs.append(list(refs))
         if self.script.hang:
@@ -143,17 +152,47 @@ class FakeSession:
         self.script.bump("reads")
         return out
 
-    async def get(self, ref):
+    async def get(self, ref: AttributeRef) -> Reading:
         return (await self.read([ref]))[0]
+
+    async def set(self, ref: AttributeRef, value: Any, data_type_name: str | None = None) -> None:
+        self._associate()
+        self.script.writes.append((ref, value, data_type_name))
+
+    async def action(self, ref: AttributeRef, value: Any = 0, data_type_name: str | None = "int8") -> Any:
+        self._associate()
+        self.script.actions.append((ref, value, data_type_name))
+        return None
+
+    async def read_profile(self, obis: ObisCode | str, start: dt.datetime | None = None,
+                           end: dt.datetime | None = None, *, entries: tuple[int, int] | None = None,
+                           local_offset_min: int | None = None) -> ProfileData:
+        self._associate()
+        return ProfileData(ObisCode.parse(obis), [])
+
+    async def profile_entries(self, obis: ObisCode | str) -> int:
+        return 0
 
     async def keep_alive(self) -> bool:
         return False
+
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        return None
 
     async def close(self) -> None:
         self.script.bump("closes")
         if self.script.hang_close:
             await asyncio.Event().wait()
         self._associated = False
+
+    async def abort(self) -> None:
+        """Ends the session at once, hung or not: a real abort sends nothing it could wait for."""
+        self.script.bump("closes")
+        self._associated = False
+
+
+def _is_a_session(session: FakeSession) -> SessionLike:
+    return session  # mypy: FakeSession implements all of SessionLike
 
 
 class FakeFleet:

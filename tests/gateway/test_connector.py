@@ -8,6 +8,7 @@ import time
 import pytest
 from gateway_fakes import FakeFleet, FakeGateway, MeterScript
 
+from tb_dlms.gateway import commands
 from tb_dlms.gateway.connector import STOP_TIMEOUT_S, DLMSConnector
 
 PASSWORD = "pa55-w0rd-never-shown"
@@ -239,9 +240,17 @@ def test_echoed_reply_without_method_is_ignored(running, gateway):
     assert gateway.replies == []
 
 
-def test_attribute_updates_are_accepted_and_ignored(running):
-    connector, _ = running
-    connector.on_attributes_update({"device": "Meter 1", "data": {"anything": 1}})
+def test_attribute_updates_are_accepted_and_ignored(running, gateway, monkeypatch):
+    """Without an ``attributeUpdates`` mapping nothing is written to the meter, nothing is answered."""
+    connector, fleet = running
+    applied: list[tuple] = []
+    monkeypatch.setattr(commands, "apply_attribute_updates", lambda *args: applied.append(args))
+    for content in ({"device": "Meter 1", "data": {"anything": 1}}, {"device": "Nobody", "data": {"x": 1}},
+                    {"device": "Meter 1", "data": "not an object"}, "not an object"):
+        assert connector.on_attributes_update(content) is None
+    assert applied == [] and gateway.replies == []
+    reads = fleet.script("Meter 1").reads
+    assert fleet.script("Meter 1").wait_for(lambda: fleet.script("Meter 1").reads > reads)  # still polling
 
 
 # -- stop -------------------------------------------------------------------------------------

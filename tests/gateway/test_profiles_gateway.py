@@ -187,7 +187,8 @@ def test_events_with_names_and_clock_drift(sim):
         drift = [v["clockDriftS"] for _, v in gateway.telemetry("P") if "clockDriftS" in v]
         assert drift and abs(drift[0]) < 2.5
         sim.reboot("P")  # logs power down + power up
-        assert gateway.wait_for(lambda: len([1 for _, v in gateway.telemetry("P") if "eventCode" in v]) == len(want) + 2)
+        assert gateway.wait_for(
+            lambda: len([1 for _, v in gateway.telemetry("P") if "eventCode" in v]) == len(want) + 2)
     finally:
         connector.close()
 
@@ -273,7 +274,8 @@ def test_get_undefined_object_names_it(rw):
     ("readProfile", {"obis": LOAD}, "params.from"),
     ("readProfile", {"obis": LOAD, "from": "yesterday"}, "params.from"),
     ("readProfile", {"obis": LOAD, "from": "2024-02-01T00:00:00Z", "to": "2024-01-01T00:00:00Z"}, "after"),
-    ("readProfile", {"obis": LOAD, "from": "2024-01-01T00:00:00", "to": "2024-01-02T00:00:00", "send": "yes"}, "params.send"),
+    ("readProfile", {"obis": LOAD, "from": "2024-01-01T00:00:00", "to": "2024-01-02T00:00:00", "send": "yes"},
+     "params.send"),
 ])
 def test_bad_parameters_answered_at_once(rw, method, params, fragment):
     connector, gateway = rw
@@ -325,12 +327,13 @@ def test_read_profile_rpc_returns_rows_and_sends_them(sim):
         end = int(sim.meter("P").now() // CAPTURE_PERIOD * CAPTURE_PERIOD) * 1000
         start_ms = end - 4 * CAPTURE_PERIOD * 1000
         reply = device_rpc(connector, gateway, "P", "readProfile",
-                           {"obis": LOAD, "from": dt.datetime.fromtimestamp(start_ms / 1000, dt.timezone.utc).isoformat(),
-                            "to": end, "send": True})
+                           {"obis": LOAD, "to": end, "send": True,
+                            "from": dt.datetime.fromtimestamp(start_ms / 1000, dt.timezone.utc).isoformat()})
         assert [r["ts"] for r in reply["rows"]] == list(range(start_ms, end + 1, CAPTURE_PERIOD * 1000)), reply
         assert set(reply["rows"][0]["values"]) == {"imp", "exp"}
         assert reply["sent"] == 5 and reply["capturePeriod"] == CAPTURE_PERIOD
-        assert gateway.wait_for(lambda: {ts for ts, v in gateway.telemetry("P") if "imp" in v} >= {r["ts"] for r in reply["rows"]})
+        assert gateway.wait_for(
+            lambda: {ts for ts, v in gateway.telemetry("P") if "imp" in v} >= {r["ts"] for r in reply["rows"]})
         # An object the device does not configure comes back under OBIS codes.
         reply = device_rpc(connector, gateway, "P", "readProfile", {"obis": EVENTS, "from": end - 5 * 86_400_000})
         assert reply["rows"] and "0.0.96.11.0.255" in reply["rows"][0]["values"], reply
@@ -419,7 +422,7 @@ def test_local_minus_utc_meter_read_the_gurux_way_is_two_offsets_off(lmu_sim):
     try:
         reply = device_rpc(connector, gateway, "LMU", "readClock")
         assert 7197 < reply["driftS"] < 7203, reply
-        assert connector.devices["LMU"].config.connection.to_public_dict()["clockDeviation"] == "utc-minus-local"
+        assert connector.devices["LMU"].config.to_public_dict()["connection"]["clockDeviation"] == "utc-minus-local"
     finally:
         connector.close()
 

@@ -44,7 +44,8 @@ def test_cursor_after_counts_rows_at_the_last_timestamp():
 
 def test_events_in_the_same_second_keep_distinct_timestamps_across_reads():
     config = EventLogConfig(ObisCode.parse("0.0.99.98.0.255"), 24, 7, 300, names=((70, "Remote disconnection"),))
-    columns = [CaptureObject(AttributeRef.of("0.0.1.0.0.255", 8, 2)), CaptureObject(AttributeRef.of("0.0.96.11.0.255", 1, 2))]
+    columns = [CaptureObject(AttributeRef.of("0.0.1.0.0.255", 8, 2)),
+               CaptureObject(AttributeRef.of("0.0.96.11.0.255", 1, 2))]
     events = EventColumns(config, columns)
     first = events.entries([ProfileRow(1000, (1000, 1)), ProfileRow(1000, (1000, 2))], None)
     assert [(e.ts, {k.key: v for k, v in e.values.items()}) for e in first] == [
@@ -137,7 +138,8 @@ def test_cursor_file_location():
     class Gateway:
         _event_storage = Storage()
 
-    assert cursor_file(Gateway(), None, "DLMS Connector") == Path("/var/lib/tb/data/tb_dlms/DLMS_Connector.cursors.json")
+    assert cursor_file(Gateway(), None, "DLMS Connector") == Path(
+        "/var/lib/tb/data/tb_dlms/DLMS_Connector.cursors.json")
     assert cursor_file(Gateway(), "/srv/x", "c") == Path("/srv/x/c.cursors.json")
     assert cursor_file(object(), None, "c") == Path("data/tb_dlms/c.cursors.json")
 

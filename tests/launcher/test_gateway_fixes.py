@@ -61,7 +61,7 @@ def _real_service(tmp_path):
         tb_gateway_service.log = logging.getLogger("tb_gateway_service")
 
     class Service(TBGatewayService):
-        def __init__(self):  # noqa: no gateway start: only the device bookkeeping is exercised
+        def __init__(self):  # no gateway start: only the device bookkeeping is exercised
             self._TBGatewayService__lock = threading.RLock()
             self._TBGatewayService__connected_devices = {}
             self._TBGatewayService__disconnected_devices = {}

@@ -87,7 +87,7 @@ def test_env_overrides_host_and_port(config_dir, tmp_path):
 
 
 def test_placeholder_token_is_refused(config_dir, tmp_path):
-    with pytest.raises(lc.ConfigError, match="TB_GATEWAY_TOKEN"):
+    with pytest.raises(lc.GatewayConfigError, match="TB_GATEWAY_TOKEN"):
         lc.prepare_config_dir(config_dir, tmp_path / "work", env={})
 
 
@@ -111,7 +111,7 @@ def test_json_only_dir_is_used_as_is(tmp_path):
 
 def test_missing_connector_file_is_an_error(config_dir, tmp_path):
     (config_dir / "dlms_connector.json").unlink()
-    with pytest.raises(lc.ConfigError, match="dlms_connector.json"):
+    with pytest.raises(lc.GatewayConfigError, match="dlms_connector.json"):
         lc.prepare_config_dir(config_dir, tmp_path / "work", env={"TB_GATEWAY_TOKEN": "t"})
 
 
@@ -119,7 +119,7 @@ def test_substitution_rules():
     env = {"A": "1", "EMPTY": ""}
     assert lc.substitute_env("x: ${A}\ny: ${B:-2}\nz: ${EMPTY:-3}\n", env) == "x: 1\ny: 2\nz: 3\n"
     assert lc.substitute_env("# ${UNSET} in a comment\n", env) == "# ${UNSET} in a comment\n"
-    with pytest.raises(lc.ConfigError, match="UNSET"):
+    with pytest.raises(lc.GatewayConfigError, match="UNSET"):
         lc.substitute_env("x: ${UNSET}\n", env)
 
 

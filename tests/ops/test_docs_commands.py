@@ -22,7 +22,8 @@ import pytest
 from tb_dlms.simulator import MeterSpec, Simulator
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "docs" / "operations.md", REPO / "README.md", REPO / "QUICKSTART.md", REPO / "ARCHITECTURE.md"]
+DOCS = [REPO / "README.md", REPO / "QUICKSTART.md", REPO / "ARCHITECTURE.md", REPO / "CONTRIBUTING.md",
+        *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w+)\s*\n(.*?)^```", re.M | re.S)
 SETUP_TESTS = "tests/ops/test_setup_gateway.py"
 
@@ -36,7 +37,8 @@ RULES: list[tuple[str, str]] = [
     (r"python -m tb_dlms\.tools\.fleet( .*)?", "run"),
     (r"/opt/tb-dlms/bin/tb-dlms-test-config( .*)?",
      f"{SETUP_TESTS}::test_installed_test_config_runs_from_the_installed_location"),
-    (r"systemctl (start|stop|restart|status) tb-gateway", f"{SETUP_TESTS}::test_systemd_analyze_verify (needs systemd)"),
+    (r"systemctl (start|stop|restart|status) tb-gateway",
+     f"{SETUP_TESTS}::test_systemd_analyze_verify (needs systemd)"),
     (r"journalctl -u tb-gateway( -f)?", f"{SETUP_TESTS}::test_systemd_analyze_verify (needs systemd)"),
 ]
 
@@ -126,7 +128,8 @@ def test_operations_doc_shows_the_main_commands():
 
 def test_documented_fleet_output_is_what_the_docs_describe(sandbox):
     root, endpoints = sandbox
-    proc = run_documented("python -m tb_dlms.tools.fleet meters.csv --shards 2 --out-dir shards2", "run", root, endpoints)
+    proc = run_documented("python -m tb_dlms.tools.fleet meters.csv --shards 2 --out-dir shards2", "run", root,
+                          endpoints)
     assert proc.returncode == 0, proc.stderr
     files = sorted((root / "shards2").glob("shard-*/dlms_connector.json"))
     together = [f for f in files if "Bus meter A" in f.read_text()]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from itertools import pairwise
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_range_read_returns_rows_on_the_15_minute_grid(sim, meter):
     assert [c.ref.obis.reduced for c in data.columns][:3] == ["0-0:1.0.0*255", "1-0:1.8.0*255", "1-0:2.8.0*255"]
     stamps = [r.timestamp_ms for r in data.rows]
     assert 23 <= len(stamps) <= 25
-    assert all(b - a == 900_000 for a, b in zip(stamps, stamps[1:]))
+    assert all(b - a == 900_000 for a, b in pairwise(stamps))
     assert all(start.timestamp() * 1000 <= t <= end.timestamp() * 1000 for t in stamps)
     assert all(t % 900_000 == 0 for t in stamps)
     energies = [r.values[1] for r in data.rows]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tb_dlms.config import load_connector_config_strict
+from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.gateway.device import DLMSDevice
 from tb_dlms.gateway.sessions import meter_session_factory
 from tb_dlms.simulator.simulator import Simulator
@@ -23,23 +24,11 @@ TIMESERIES = [{"key": "voltageL1", "obis": "1.0.32.7.0.255"}, {"key": "energyImp
 
 
 def device_dict(sim: Simulator, name: str, **extra) -> dict:
-    """A connector device entry that reaches simulated meter ``name`` as its spec says."""
-    spec = sim.meter(name).spec
-    conn = {"host": "127.0.0.1", "port": sim.port_of(name), "interface": spec.interface,
-            "authentication": spec.auth, "clientAddress": spec.client_address or 16,
-            "timeoutMs": 500, "retries": 1, "connectTimeoutMs": 1000}
-    if spec.interface == "hdlc":
-        conn["serverAddress"] = {"logical": spec.logical_address}
-        if spec.physical_address is not None:
-            conn["serverAddress"].update(physical=spec.physical_address, size=spec.address_size or 2)
-    if spec.auth == "low":
-        conn["password"] = spec.password
-    if spec.auth == "high_gmac":
-        conn["security"] = {"systemTitle": "4d4d4d0000bc614e", "blockCipherKey": spec.block_cipher_key.hex(),
-                            "authenticationKey": spec.authentication_key.hex()}
-    conn.update(extra.pop("connection", {}))
-    return {"deviceName": name, "deviceType": "sim", "pollPeriod": 1, "pollTimeoutMs": 3000,
-            "connection": conn, "timeseries": TIMESERIES, **extra}
+    """A connector device entry that reaches simulated meter ``name`` as its spec says (short timeouts)."""
+    connection = {"timeoutMs": 500, "retries": 1, "connectTimeoutMs": 1000, **extra.pop("connection", {})}
+    timeseries = extra.pop("timeseries", TIMESERIES)
+    return device_for(sim, name, timeseries, connection=connection,
+                      **{"pollPeriod": 1, "pollTimeoutMs": 3000, **extra})
 
 
 def make_device(sim: Simulator, name: str, sent: list | None = None, **extra) -> DLMSDevice:

@@ -9,7 +9,7 @@ import support  # noqa: F401 - puts tests/gateway on the path
 from gateway_fakes import FakeFleet, FakeGateway, MeterScript
 
 from tb_dlms.config.schema import parse_connector_json
-from tb_dlms.gateway import rpc
+from tb_dlms.gateway import rpc_work
 from tb_dlms.gateway.connector import CONNECTOR_RPC_TIMEOUT_S, DLMSConnector
 
 KEY = "000102030405060708090a0b0c0d0e0f"
@@ -102,7 +102,7 @@ def test_invalid_json_is_one_error_with_line_and_column():
 @pytest.fixture
 def stuck(monkeypatch):
     """A connector whose 'Stuck' meter never answers nor closes; device RPCs bounded at 1 s."""
-    monkeypatch.setattr(rpc, "DEVICE_RPC_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(rpc_work, "DEVICE_RPC_TIMEOUT_S", 1.0)
     gateway = FakeGateway()
     script = MeterScript(hang=True, hang_close=True)
     fleet = FakeFleet(Stuck=script, Fine=MeterScript())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
-from support import make_device, wait_until
+from support import TIMESERIES, make_device, wait_until
 
 from tb_dlms.resilience.breaker import BreakerState
 from tb_dlms.simulator.faults import KINDS, Fault
@@ -41,6 +42,9 @@ def inject(sim: Simulator, name: str, kind: str) -> None:
         sim.inject(name, Fault("delay", seconds=0.4))  # just inside the 500 ms reply timeout
     elif kind == "garbage":
         sim.inject(name, Fault("garbage", before=False))
+    elif kind in ("huge_value", "endless_blocks", "malformed_value"):
+        # A hostile value of one register the device reads (block transfer on WRAPPER and HDLC).
+        sim.inject(name, Fault(kind, obis=TIMESERIES[0]["obis"], size=200_000))
     else:
         sim.inject(name, Fault(kind))
 
@@ -48,6 +52,8 @@ def inject(sim: Simulator, name: str, kind: str) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_polls_recover_after_fault(sim, kind, variant):
+    if kind == "endless_blocks" and variant != "wrapper":
+        pytest.skip("the simulator serves endless_blocks on WRAPPER only (HDLC segments are its own framing)")
     name = f"{kind}-{variant}"
     device = make_device(sim, name)
 
@@ -117,7 +123,7 @@ def test_breaker_opens_on_a_dead_meter_and_closes_after_it_returns(sim):
     assert report["breaker"]["skippedPolls"] >= 2
     states = [d.attributes.to_dict()["breakerState"] for d in sent if "breakerState" in d.attributes.to_dict()]
     assert states[0] == "closed" and "open" in states and states[-1] == "closed"
-    assert all(a != b for a, b in zip(states, states[1:])), states  # sent on change only
+    assert all(a != b for a, b in pairwise(states)), states  # sent on change only
 
 
 def test_breaker_transitions_logged_once_not_per_failed_poll(sim, caplog):

@@ -25,7 +25,7 @@ from tb_dlms.protocol.framing import MAX_HDLC_FRAME, MAX_WRAPPER_PAYLOAD, WRAPPE
 from tb_dlms.protocol.readings import AttributeRef
 from tb_dlms.protocol.session import MeterSession
 from tb_dlms.protocol.settings import Interface
-from tb_dlms.protocol.transport import Link
+from tb_dlms.protocol.transport import StreamLink
 from tb_dlms.simulator.simulator import Simulator
 from tb_dlms.simulator.spec import MeterSpec
 from gurux_dlms import GXReplyData
@@ -49,7 +49,7 @@ class Recorded:
 @pytest.fixture(scope="module")
 def recorded():
     rec = Recorded()
-    original = Link._route
+    original = StreamLink._route
 
     def route(self, frame, size):
         rec.frames.setdefault(self.interface, []).append(frame.raw)
@@ -58,7 +58,7 @@ def recorded():
     specs = [MeterSpec("fz-wrapper"), MeterSpec("fz-hdlc", interface="hdlc"),
              MeterSpec("fz-gmac", auth="high_gmac")]
     with Simulator(specs) as sim:
-        Link._route = route
+        StreamLink._route = route
         try:
             for name in ("fz-wrapper", "fz-hdlc"):
                 cfg = load_connector_config_strict({"devices": [device_dict(sim, name)]}).devices[0]
@@ -67,7 +67,7 @@ def recorded():
                 rec.loop.run_until_complete(session.read(REFS))
                 rec.sessions[cfg.connection.interface] = session
         finally:
-            Link._route = original
+            StreamLink._route = original
         yield rec
         for session in rec.sessions.values():
             rec.loop.run_until_complete(session.abort())

@@ -82,7 +82,7 @@ def test_no_secret_in_logs_stats_or_errors(capfd):
                                      ("readAttributes", {}), ("reconnect", {}))]):
                     connector.server_side_rpc_handler({"device": dev, "data": {"id": 100 + i, "method": method,
                                                                                  "params": params}})
-                    assert gateway.wait_for(lambda: gateway.reply_for(100 + i) is not None, 15)
+                    assert gateway.wait_for(lambda i=i: gateway.reply_for(100 + i) is not None, 15)
                     replies.append(gateway.reply_for(100 + i))
                 replies.append(connector.server_side_rpc_handler({"method": "dlms_getStats", "params": {},
                                                                   "id": "1"}))

@@ -7,7 +7,7 @@ import threading
 import time
 
 import support  # noqa: F401 - puts tests/gateway on the path
-from gateway_fakes import FakeFleet, FakeGateway, MeterScript
+from gateway_fakes import FakeFleet, FakeGateway
 
 from tb_dlms.gateway.connector import DLMSConnector
 from tb_dlms.resilience.watchdog import Heartbeat, LoopWatchdog, guard_task

@@ -9,7 +9,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from tb_dlms.simulator import MeterSpec, Simulator  # noqa: E402
-from dlms_client import DlmsTestClient  # noqa: E402
 
 SPECS = [
     MeterSpec("w-none"),

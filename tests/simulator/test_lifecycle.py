@@ -1,9 +1,9 @@
 """The simulator leaves no task behind: not on stop, not when a client hangs up mid-reply.
 
 A connection closed while its request is being answered (a reply delayed by the meter, or waiting
-for a shared bus) used to leave its ``Link._drain`` task pending; ``stop()`` closed the loop under
-it and the garbage collector later logged "Task was destroyed but it is pending!" into whichever
-test ran next (issue 11, item 10: test_bad_input[poll period wrong type] failed now and then).
+for a shared bus) used to leave its ``AcceptedConnection._drain`` task pending; ``stop()`` closed
+the loop under it and the garbage collector later logged "Task was destroyed but it is pending!"
+into whichever test ran next (issue 11, item 10: test_bad_input[poll period wrong type] failed now and then).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _hang_up_mid_reply(sim: Simulator) -> None:
         sock = socket.create_connection(("127.0.0.1", sim.port_of(name)), timeout=5)
         sock.sendall(_first_request(sim, name))
         socks.append(sock)
-        _wait(lambda: sim.stats(name)["requests"] >= 1, f"{name} to receive its request")
+        _wait(lambda name=name: sim.stats(name)["requests"] >= 1, f"{name} to receive its request")
     for sock in socks:
         sock.close()
     _wait(lambda: all(not p.links for p in sim.ports), "the simulator to see the connections closed")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_full_profile_needs_block_transfer_and_energy_is_monotonic(sim):
         imports = [r[1] for r in rows]
         assert imports == sorted(imports)
         stamps = [r[0].value for r in rows]
-        assert all((b - a).total_seconds() == 900 for a, b in zip(stamps, stamps[1:]))
+        assert all((b - a).total_seconds() == 900 for a, b in pairwise(stamps))
         c.release()
 
 

@@ -13,8 +13,8 @@ from tools_support import REPO, device, make_config_dir
 
 def run_script(config, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TB_GATEWAY_TOKEN", "NO_COLOR")}
-    return subprocess.run([sys.executable, "test_config.py", "--config-dir", str(config), "--no-platform", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, env={**base, **(env or {})})
+    return subprocess.run([sys.executable, "test_config.py", "--config-dir", str(config), "--no-platform", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env={**base, **(env or {})})
 
 
 def test_missing_token_still_probes_the_meters(sim, tmp_path):

@@ -41,7 +41,7 @@ def test_discover_hdlc_meter_with_password_as_connector(sim, capsys, monkeypatch
     assert data["devices"][0]["connection"]["password"] == "${BUS_PASSWORD}", "env references stay references"
     config, errors = load_connector_config(data)
     assert errors == []
-    assert config.devices[0].connection.server_address.physical == 17
+    assert config.devices[0].connection.physical_address == 17
 
 
 def test_discover_wrong_address_fails_with_diagnosis(sim, capsys):

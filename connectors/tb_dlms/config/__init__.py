@@ -1,7 +1,6 @@
 """Connector configuration: one schema for the connector, tests and tools."""
 from .errors import ConfigError, ConfigInvalid
 from .schema import (
-    ConnectionConfig,
     ConnectorConfig,
     DeviceConfig,
     PointConfig,
@@ -16,7 +15,6 @@ from .schema import (
 __all__ = [
     "ConfigError",
     "ConfigInvalid",
-    "ConnectionConfig",
     "ConnectorConfig",
     "DeviceConfig",
     "PointConfig",

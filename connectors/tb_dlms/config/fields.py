@@ -10,18 +10,17 @@ import difflib
 import enum
 import json
 import math
-import os
 import re
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Literal, TypeVar, overload
 
 from ..protocol.obis import ObisCode, ObisError
+from ..protocol.readings import CLASS_NAMES
 from ..protocol.settings import Secret
+from . import env
 from .errors import ConfigError
 
 E = TypeVar("E", bound=enum.Enum)
 
-#: Secrets may name an environment variable instead of holding the value: ``"${METER1_PASSWORD}"``.
-ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 #: Keys starting with these are comments (JSON has none) and are ignored everywhere.
 COMMENT_PREFIXES = ("_", "//")
 
@@ -58,7 +57,7 @@ def is_comment(key: str) -> bool:
 class Section:
     """One JSON object being read, with its path and where its errors go."""
 
-    def __init__(self, data: dict, path: str, errors: list[ConfigError],
+    def __init__(self, data: dict[str, Any], path: str, errors: list[ConfigError],
                  device_index: int | None = None, device_name: str | None = None) -> None:
         self.data = data
         self.path = path
@@ -86,7 +85,7 @@ class Section:
             self.error(key, "is required")
         return value
 
-    def child(self, data: dict, key: str | int) -> "Section":
+    def child(self, data: dict[str, Any], key: str | int) -> "Section":
         return Section(data, self.at(key), self.errors, self.device_index, self.device_name)
 
     def reject_unknown(self, known: Iterable[str]) -> None:
@@ -119,6 +118,14 @@ class Section:
             return None
         return list(enumerate(value))
 
+    # Each getter returns its default when the value is missing or wrong: given a default, the result
+    # is never None (the overloads tell mypy so; a wrong value is then only in the error list).
+    @overload
+    def text(self, key: str, default: str, required: bool = False, max_chars: int | None = None) -> str: ...
+    @overload
+    def text(self, key: str, default: None = None, required: bool = False,
+             max_chars: int | None = None) -> str | None: ...
+
     def text(self, key: str, default: str | None = None, required: bool = False,
              max_chars: int | None = None) -> str | None:
         value = self._raw(key, required)
@@ -133,6 +140,13 @@ class Section:
             return default
         return value.strip()
 
+    @overload
+    def integer(self, key: str, default: int, lo: int | None = None, hi: int | None = None,
+                required: bool = False) -> int: ...
+    @overload
+    def integer(self, key: str, default: None = None, lo: int | None = None, hi: int | None = None,
+                required: bool = False) -> int | None: ...
+
     def integer(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
                 required: bool = False) -> int | None:
         value = self._raw(key, required)
@@ -145,6 +159,13 @@ class Section:
             self.error(key, f"must be an integer{_range(lo, hi)}, got {value}")
             return default
         return value
+
+    @overload
+    def number(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
+               positive: bool = False) -> float: ...
+    @overload
+    def number(self, key: str, default: None = None, lo: float | None = None, hi: float | None = None,
+               positive: bool = False) -> float | None: ...
 
     def number(self, key: str, default: float | None = None, lo: float | None = None,
                hi: float | None = None, positive: bool = False) -> float | None:
@@ -160,6 +181,11 @@ class Section:
             return default
         return value
 
+    @overload
+    def choice(self, key: str, enum_cls: type[E], default: E, required: bool = False) -> E: ...
+    @overload
+    def choice(self, key: str, enum_cls: type[E], default: None = None, required: bool = False) -> E | None: ...
+
     def choice(self, key: str, enum_cls: type[E], default: E | None = None, required: bool = False) -> E | None:
         value = self._raw(key, required)
         if value is None:
@@ -172,6 +198,11 @@ class Section:
         self.error(key, f"must be one of {', '.join(map(repr, names))}, got {show(value)}")
         return default
 
+    @overload
+    def obis(self, key: str, default: ObisCode, required: bool = False) -> ObisCode: ...
+    @overload
+    def obis(self, key: str, default: None = None, required: bool = False) -> ObisCode | None: ...
+
     def obis(self, key: str, default: ObisCode | None = None, required: bool = False) -> ObisCode | None:
         value = self._raw(key, required)
         if value is None:
@@ -182,12 +213,33 @@ class Section:
             self.error(key, f"is not an OBIS code: {exc}")
             return default
 
+    def class_id(self, default: int = 3) -> int:
+        """``classId``: a COSEM class id or its name (``Register``, ``Clock`` ...)."""
+        value = self.data.get("classId")
+        if value is None:
+            return default
+        if isinstance(value, str):
+            by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
+            if value.strip().lower() in by_name:
+                return by_name[value.strip().lower()]
+            self.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
+                                  f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
+            return default
+        number = self.integer("classId", default, 1, 0xFFFF)
+        return default if number is None else number
+
     def secret_text(self, key: str) -> Secret | None:
-        """A password: literal or ``${ENV_VAR}``; its value never reaches an error message."""
+        """A password: literal, ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; its value never reaches an error message."""
         value = self._secret_raw(key)
         if value is None:
             return None
         return Secret(value.encode("utf-8"))
+
+    @overload
+    def hex_bytes(self, key: str, length: int, secret: Literal[False] = False,
+                  required: bool = False) -> bytes | None: ...
+    @overload
+    def hex_bytes(self, key: str, length: int, secret: Literal[True], required: bool = False) -> Secret | None: ...
 
     def hex_bytes(self, key: str, length: int, secret: bool = False, required: bool = False) -> bytes | None:
         value = self._secret_raw(key, required) if secret else self._raw(key, required)
@@ -214,12 +266,17 @@ class Section:
         if not isinstance(value, str) or not value:
             self.error(key, f"must be a non-empty string, got {kind_of(value)}")
             return None
-        ref = ENV_REFERENCE.match(value)
+        ref = env.reference(value)
         if ref is None:
             return value
-        resolved = os.environ.get(ref.group(1))
+        try:
+            resolved = ref.resolve()
+        except env.UnsetVariable:
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty")
+            return None
         if not resolved:
-            self.error(key, f"refers to environment variable {ref.group(1)}, which is not set or empty")
+            self.error(key, f"refers to environment variable {ref.name}, which is not set or empty, "
+                            "and its default is empty")
             return None
         return resolved
 

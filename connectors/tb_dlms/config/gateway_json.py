@@ -24,12 +24,12 @@ from .errors import ConfigError
 try:  # the gateway's own parser (a dependency of thingsboard-gateway)
     from simplejson import JSONDecodeError, loads as _gateway_loads
 except ImportError:  # pragma: no cover - the tools without the gateway installed: same rules by hand
-    from json import JSONDecodeError
+    from json import JSONDecodeError  # type: ignore[assignment]  # same .msg/.pos as simplejson's
 
     def _reject_constant(name: str) -> Any:
         raise ValueError(name)
 
-    def _gateway_loads(text: str) -> Any:
+    def _gateway_loads(text: str) -> Any:  # type: ignore[no-redef]  # the fallback of the import above
         return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
 
 #: The gateway prefixes an unparsable connector file with ``{id_var_start}<uuid>{id_var_end}``.

@@ -5,10 +5,10 @@ Kept out of schema.py so that the polled-meter schema stays readable; schema.py 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..protocol.listener import IdentifyBy, ListenerSettings, LOGICAL_DEVICE_NAME
 from ..protocol.readings import AttributeRef
-from ..protocol.settings import Interface
+from ..protocol.settings import LOGICAL_DEVICE_NAME, IdentifyBy, Interface, ListenerSettings, Transport
 from .fields import Section, kind_of, show
 
 LISTENER_KEYS = ("name", "port", "host", "interface", "transport", "identifyBy", "maxConnections",
@@ -17,7 +17,6 @@ IDENTIFY_KEYS = ("obis", "classId", "attribute", "clientAddress", "serverAddress
 RECONNECT_KEYS = ("connections", "windowS", "backoffS")
 PUSH_KEYS = ("systemTitle", "objects")
 PUSH_OBJECT_KEYS = ("key", "obis", "classId", "attribute", "scaler")
-TRANSPORTS = ("tcp", "udp")
 #: Alliander's limits for a cellular head-end (connections open at once, new connections a second).
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_MAX_NEW_PER_S = 30.0
@@ -37,10 +36,15 @@ class PushConfig:
     #: The meter's system title (ciphered pushes are matched by it); None: its identity when that is one.
     system_title: bytes | None = None
 
-    def to_public_dict(self) -> dict:
-        out: dict = {"objects": [{"key": o.key, "obis": str(o.ref.obis), "classId": o.ref.class_id,
-                                  "attribute": o.ref.attribute, **({"scaler": o.scaler} if o.scaler is not None else {})}
-                                 for o in self.objects]}
+    def to_public_dict(self) -> dict[str, Any]:
+        objects: list[dict[str, Any]] = []
+        for o in self.objects:
+            item: dict[str, Any] = {"key": o.key, "obis": str(o.ref.obis), "classId": o.ref.class_id,
+                                    "attribute": o.ref.attribute}
+            if o.scaler is not None:
+                item["scaler"] = o.scaler
+            objects.append(item)
+        out: dict[str, Any] = {"objects": objects}
         if self.system_title is not None:
             out["systemTitle"] = self.system_title.hex()
         return out
@@ -61,10 +65,8 @@ def parse_listeners(top: Section) -> tuple[ListenerSettings, ...]:
         port = sec.integer("port", 4059, 1, 65535)
         host = sec.text("host", "0.0.0.0")
         interface = sec.choice("interface", Interface, Interface.WRAPPER)
-        transport = sec.text("transport", "tcp")
-        if transport not in TRANSPORTS:
-            sec.error("transport", f"must be one of {', '.join(TRANSPORTS)}, got {show(transport)}")
-        if transport == "udp" and interface is Interface.HDLC:
+        transport = sec.choice("transport", Transport, Transport.TCP)
+        if transport is Transport.UDP and interface is Interface.HDLC:
             sec.error("transport", "udp carries the WRAPPER profile only (IEC 62056-47)")
         identify = _identify_by(sec)
         max_conn = sec.integer("maxConnections", DEFAULT_MAX_CONNECTIONS, 1, 100_000)

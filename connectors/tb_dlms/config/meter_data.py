@@ -7,11 +7,14 @@ left out rather than collecting the wrong columns under the wrong keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+from ..protocol.axdr import data_type
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .fields import Section, kind_of, show
+
+T = TypeVar("T")
 
 PROFILE_KEYS = ("obis", "columns", "windowHours", "horizonDays", "readEvery", "localTimeRange",
                 "utcOffsetMinutes", "statusKey")
@@ -107,7 +110,7 @@ class MeterDataConfig:
     def archives(self) -> tuple[Archive, ...]:
         return self.profiles + self.event_logs
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.profiles:
             out["profiles"] = [{"obis": str(p.obis), "windowHours": p.window_hours, "horizonDays": p.horizon_days,
@@ -138,7 +141,8 @@ def parse_meter_data(sec: Section) -> MeterDataConfig:
     keys: dict[str, int] = {}
     for i, update in enumerate(updates):
         if update.key in keys:
-            sec.error(f"attributeUpdates[{i}].key", f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
+            sec.error(f"attributeUpdates[{i}].key",
+                      f"{update.key!r} is already mapped by attributeUpdates[{keys[update.key]}]")
         keys[update.key] = i
     return MeterDataConfig(profiles, event_logs, clock, updates)
 
@@ -146,8 +150,8 @@ def parse_meter_data(sec: Section) -> MeterDataConfig:
 # -- sections ---------------------------------------------------------------------------------
 
 
-def _list(sec: Section, key: str, build) -> list:
-    out = []
+def _list(sec: Section, key: str, build: Callable[[Section], T]) -> list[T]:
+    out: list[T] = []
     for i, item in sec.sections(key) or ():
         if not isinstance(item, dict):
             sec.error(f"{key}[{i}]", f"must be an object, got {kind_of(item)}")
@@ -156,7 +160,7 @@ def _list(sec: Section, key: str, build) -> list:
     return out
 
 
-def _archive_fields(sub: Section, window_default: float, read_default: float) -> dict | None:
+def _archive_fields(sub: Section, window_default: float, read_default: float) -> dict[str, Any] | None:
     obis = sub.obis("obis", required=True)
     window = sub.number("windowHours", window_default, positive=True)
     horizon = sub.number("horizonDays", 7.0, positive=True)
@@ -279,20 +283,16 @@ def _clock(sec: Section) -> ClockConfig | None:
 
 
 def _attribute_update(sub: Section) -> AttributeUpdateConfig | None:
-    from .schema import _class_id  # the schema's class-id reader (names or numbers)
-
     before = len(sub.errors)
     sub.reject_unknown(ATTRIBUTE_UPDATE_KEYS)
     key = sub.text("key", required=True)
     obis = sub.obis("obis", required=True)
     method_raw = sub.data.get("method")
     is_method = method_raw is not None
-    class_id = _class_id(sub, 70 if is_method else 3)
+    class_id = sub.class_id(70 if is_method else 3)
     type_name = sub.text("type", None)
     if type_name is not None:
         try:
-            from ..protocol.session import data_type
-
             data_type(type_name)
         except ValueError as exc:
             sub.error("type", str(exc))

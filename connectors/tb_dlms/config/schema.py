@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..protocol.readings import CLASS_NAMES, AttributeRef
+from ..protocol.readings import AttributeRef
 from ..protocol.settings import (
     DEFAULT_PORTS,
     FRAME_COUNTER_OBIS,
@@ -19,16 +19,17 @@ from ..protocol.settings import (
     ClockDeviation,
     Interface,
     MeterSettings,
-    Secret,
+    ListenerSettings,
     Security,
+    Transport,
     hdlc_server_address,
+    physical_address_from_serial,
 )
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
 from .fields import Section, kind_of, show
-from .inbound import PushConfig, parse_listeners, parse_push
-from ..protocol.listener import ListenerSettings
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
+from .inbound import PushConfig, parse_listeners, parse_push
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
 
@@ -89,7 +90,7 @@ class ReportStrategySpec:
     report_period_ms: int | None = None
     ttl_s: int | None = None
 
-    def as_gateway_dict(self) -> dict:
+    def as_gateway_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type.value.upper()}
         if self.report_period_ms is not None:
             out["reportPeriod"] = self.report_period_ms
@@ -98,108 +99,50 @@ class ReportStrategySpec:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ServerAddress:
-    logical: int = 1
-    physical: int | None = None
-    #: HDLC address size in bytes (1, 2, 4); 0 chooses from the values.
-    size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class HdlcConfig:
-    max_info_field: int = 128
-    window_size: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionConfig:
-    host: str
-    port: int
-    interface: Interface = Interface.WRAPPER
-    client_address: int = 16
-    server_address: ServerAddress = ServerAddress()
-    serial_number: int | None = None
-    authentication: Authentication = Authentication.NONE
-    password: Secret | None = None
-    security: Security | None = None
-    timeout_ms: int = 5000
-    connect_timeout_ms: int = 10000
-    retries: int = 2
-    max_pdu_size: int = 1024
-    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
-    hdlc: HdlcConfig = HdlcConfig()
-    inactivity_timeout_s: float = 180.0
-    clock_deviation: ClockDeviation = ClockDeviation.UTC_MINUS_LOCAL
-    #: HDLC: the one SNRM to an address that has not answered yet; None: a quarter of timeout_ms.
-    probe_timeout_ms: int | None = None
-    #: A meter that calls in: the listener it calls and the identity it gives (config/inbound.py).
-    listener: str | None = None
-    identity: str | None = None
-    #: Seconds an RPC waits for a meter that is not connected to call in (0: "meter not connected" at once).
-    call_in_wait_s: float = 0.0
-    transport: str = "tcp"
-
-    @property
-    def inbound(self) -> bool:
-        return self.listener is not None
-
-    @property
-    def wire_server_address(self) -> int:
-        if self.interface is Interface.WRAPPER:
-            return self.server_address.logical
-        return hdlc_server_address(self.server_address.logical, self.server_address.physical,
-                                   self.server_address.size)
-
-    def worst_case_poll_s(self) -> float:
-        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
-        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
-        return self.connect_timeout_ms / 1000 + exchanges * (self.retries + 1) * self.timeout_ms / 1000
-
-    def to_public_dict(self) -> dict:
-        sa = self.server_address
-        out: dict[str, Any] = {
-            "host": self.host,
-            "port": self.port,
-            "interface": self.interface.value,
-            "clientAddress": self.client_address,
-            "serverAddress": {"logical": sa.logical},
-            "authentication": self.authentication.value,
-            "timeoutMs": self.timeout_ms,
-            "connectTimeoutMs": self.connect_timeout_ms,
-            "retries": self.retries,
-            "maxPduSize": self.max_pdu_size,
-            "maxReplyBytes": self.max_reply_bytes,
-            "hdlc": {"maxInfoField": self.hdlc.max_info_field, "windowSize": self.hdlc.window_size},
-            "inactivityTimeoutS": self.inactivity_timeout_s,
-            "clockDeviation": self.clock_deviation.value,
+def public_connection(c: MeterSettings) -> dict:
+    """A device's ``connection`` section as the file would write it, secrets masked."""
+    out: dict[str, Any] = {
+        "host": c.host,
+        "port": c.port,
+        "interface": c.interface.value,
+        "clientAddress": c.client_address,
+        "serverAddress": {"logical": c.logical_address},
+        "authentication": c.authentication.value,
+        "timeoutMs": round(c.timeout * 1000),
+        "connectTimeoutMs": round(c.connect_timeout * 1000),
+        "retries": c.retries,
+        "maxPduSize": c.max_pdu_size,
+        "maxReplyBytes": c.max_reply_bytes,
+        "hdlc": {"maxInfoField": c.hdlc_max_info, "windowSize": c.hdlc_window},
+        "inactivityTimeoutS": c.inactivity_timeout,
+        "clockDeviation": c.clock_deviation.value,
+    }
+    if c.probe_timeout is not None:
+        out["probeTimeoutMs"] = round(c.probe_timeout * 1000)
+    if c.inbound:
+        for k in ("host", "port"):
+            out.pop(k)
+        out.update(listener=c.listener, identity=c.identity, callInWaitS=c.call_in_wait)
+    if c.transport is not Transport.TCP:
+        out["transport"] = c.transport.value
+    if c.serial_number is not None:
+        out["serialNumber"] = c.serial_number
+    elif c.physical_address is not None:
+        out["serverAddress"]["physical"] = c.physical_address
+    if c.address_size and c.serial_number is None:
+        out["serverAddress"]["size"] = c.address_size
+    if c.password is not None:
+        out["password"] = MASK
+    if c.security is not None:
+        s = c.security
+        out["security"] = {
+            "systemTitle": s.client_system_title.hex(),
+            "blockCipherKey": MASK,
+            "authenticationKey": MASK,
+            "frameCounterObis": str(s.frame_counter_obis),
+            "frameCounterClient": s.frame_counter_client,
         }
-        if self.probe_timeout_ms is not None:
-            out["probeTimeoutMs"] = self.probe_timeout_ms
-        if self.inbound:
-            for k in ("host", "port"):
-                out.pop(k)
-            out.update(listener=self.listener, identity=self.identity, callInWaitS=self.call_in_wait_s)
-        if self.transport != "tcp":
-            out["transport"] = self.transport
-        if self.serial_number is not None:
-            out["serialNumber"] = self.serial_number
-        elif sa.physical is not None:
-            out["serverAddress"]["physical"] = sa.physical
-        if sa.size and self.serial_number is None:
-            out["serverAddress"]["size"] = sa.size
-        if self.password is not None:
-            out["password"] = MASK
-        if self.security is not None:
-            s = self.security
-            out["security"] = {
-                "systemTitle": s.client_system_title.hex(),
-                "blockCipherKey": MASK,
-                "authenticationKey": MASK,
-                "frameCounterObis": str(s.frame_counter_obis),
-                "frameCounterClient": s.frame_counter_client,
-            }
-        return out
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +153,7 @@ class PointConfig:
     ref: AttributeRef
     report_strategy: ReportStrategySpec | None = None
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "obis": str(self.ref.obis), "classId": self.ref.class_id,
                                "attribute": self.ref.attribute}
         if self.report_strategy is not None:
@@ -225,7 +168,8 @@ class DeviceConfig:
     type: str
     poll_period_s: float
     poll_timeout_s: float
-    connection: ConnectionConfig
+    #: The ``connection`` section, parsed straight into the session's settings (named after the device).
+    connection: MeterSettings
     timeseries: tuple[PointConfig, ...] = ()
     attributes: tuple[PointConfig, ...] = ()
     report_strategy: ReportStrategySpec | None = None
@@ -237,40 +181,16 @@ class DeviceConfig:
     push: PushConfig | None = None
 
     def meter_settings(self) -> MeterSettings:
-        c = self.connection
-        return MeterSettings(
-            host=c.host,
-            port=c.port,
-            interface=c.interface,
-            client_address=c.client_address,
-            logical_address=c.server_address.logical,
-            physical_address=c.server_address.physical,
-            address_size=c.server_address.size,
-            authentication=c.authentication,
-            password=c.password,
-            security=c.security if c.authentication is Authentication.HIGH_GMAC else None,
-            timeout=c.timeout_ms / 1000,
-            retries=c.retries,
-            connect_timeout=c.connect_timeout_ms / 1000,
-            max_pdu_size=c.max_pdu_size,
-            max_reply_bytes=c.max_reply_bytes,
-            hdlc_max_info=c.hdlc.max_info_field,
-            hdlc_window=c.hdlc.window_size,
-            inactivity_timeout=c.inactivity_timeout_s,
-            clock_deviation=c.clock_deviation,
-            probe_timeout=c.probe_timeout_ms / 1000 if c.probe_timeout_ms is not None else None,
-            name=self.name,
-            extra={"listener": c.listener, "identity": c.identity, "call_in_wait_s": c.call_in_wait_s,
-                   "transport": c.transport},
-        )
+        """What a session for this meter is made with: the parsed ``connection`` section."""
+        return self.connection
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "deviceName": self.name,
             "deviceType": self.type,
             "pollPeriod": self.poll_period_s,
             "pollTimeoutMs": round(self.poll_timeout_s * 1000),
-            "connection": self.connection.to_public_dict(),
+            "connection": public_connection(self.connection),
             "timeseries": [p.to_public_dict() for p in self.timeseries],
             "attributes": [p.to_public_dict() for p in self.attributes],
             "breaker": _breaker_dict(self.breaker),
@@ -300,7 +220,7 @@ class ConnectorConfig:
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
 
-    def to_public_dict(self) -> dict:
+    def to_public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "logLevel": self.log_level, "pollPeriod": self.poll_period_s,
                                "loopStallS": self.loop_stall_s,
                                "devices": [d.to_public_dict() for d in self.devices]}
@@ -352,7 +272,7 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     if items is not None and not items:
         top.error("devices", "must list at least one meter, got an empty list")
     names: dict[str, int] = {}
-    associations: dict[tuple, DeviceConfig] = {}
+    associations: dict[tuple[Any, ...], DeviceConfig] = {}
     for index, item in items or ():
         device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
@@ -384,7 +304,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
                            loop_stall_s=loop_stall, data_dir=data_dir, listeners=listeners), errors
 
 
-def _without_clear_secrets(raw: dict, devices: list[DeviceConfig], errors: list[ConfigError]) -> list[DeviceConfig]:
+def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig],
+                           errors: list[ConfigError]) -> list[DeviceConfig]:
     clear = clear_secrets(raw)
     errors.extend(clear)
     inherited = {e.path.split(".")[1] for e in clear if e.device_index is None}
@@ -435,7 +356,7 @@ def load_connector_file(path: str | Path) -> tuple[ConnectorConfig | None, list[
     return load_connector_config(raw, Path(path).name)
 
 
-def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
+def _association_slot(c: MeterSettings) -> tuple[tuple, str]:
     """What identifies one association on the wire, and how to say it in an error.
 
     WRAPPER: each device opens its own TCP connection, so the meter tells associations apart by the
@@ -448,10 +369,10 @@ def _association_slot(c: ConnectionConfig) -> tuple[tuple, str]:
         return ("inbound", c.listener, c.identity), f"identity {c.identity!r} on listener {c.listener!r}"
     host = c.host.lower()
     if c.interface is Interface.HDLC:
-        return ("hdlc", host, c.port, c.wire_server_address), \
-            f"HDLC server address {c.wire_server_address} on {c.host}:{c.port}"
-    return ("wrapper", host, c.port, c.client_address, c.server_address.logical), \
-        (f"WRAPPER client address {c.client_address} with server address {c.server_address.logical} on "
+        return ("hdlc", host, c.port, c.server_address), \
+            f"HDLC server address {c.server_address} on {c.host}:{c.port}"
+    return ("wrapper", host, c.port, c.client_address, c.logical_address), \
+        (f"WRAPPER client address {c.client_address} with server address {c.logical_address} on "
          f"{c.host}:{c.port}")
 
 
@@ -487,7 +408,7 @@ def _report_strategy(sec: Section, key: str, allow_disabled: bool = False) -> Re
     return ReportStrategySpec(rtype, period if rtype.periodic else None, ttl)
 
 
-def _defaults(top: Section) -> dict:
+def _defaults(top: Section) -> dict[str, Any]:
     """Connection options shared by all devices; a wrong one is reported once, here, and dropped."""
     sub = top.section("defaults")
     if sub is None:
@@ -501,7 +422,7 @@ def _defaults(top: Section) -> dict:
     return {k: v for k, v in sub.data.items() if k not in bad}
 
 
-def _merge(defaults: dict, own: dict) -> dict:
+def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     for key, value in own.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -511,8 +432,8 @@ def _merge(defaults: dict, own: dict) -> dict:
     return merged
 
 
-def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: list[ConfigError],
-            breaker_default: BreakerSettings = BreakerSettings(),
+def _device(index: int, item: Any, defaults: dict[str, Any], poll_default: float, errors: list[ConfigError],
+            breaker_default: BreakerSettings = BreakerSettings(),  # noqa: B008 - frozen: shared safely
             stale_default: float | None = None) -> DeviceConfig | None:
     if not isinstance(item, dict):
         errors.append(ConfigError("", f"must be an object, got {kind_of(item)}", index))
@@ -541,7 +462,7 @@ def _device(index: int, item: Any, defaults: dict, poll_default: float, errors: 
     else:
         conn_sec = sec.child(_merge(defaults, conn_raw), "connection")
         conn_sec.reject_unknown(CONNECTION_KEYS)
-        connection = _connection(conn_sec)
+        connection = _connection(conn_sec, name=name or "")
 
     points_before = len(errors)
     timeseries = _points(sec, "timeseries")
@@ -579,11 +500,11 @@ def _breaker(sec: Section, default: BreakerSettings) -> BreakerSettings:
     return BreakerSettings(threshold, cooldown, cap)
 
 
-def _breaker_dict(b: BreakerSettings) -> dict:
+def _breaker_dict(b: BreakerSettings) -> dict[str, Any]:
     return {"failureThreshold": b.failure_threshold, "cooldownS": b.cooldown_s, "maxCooldownS": b.max_cooldown_s}
 
 
-def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
+def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSettings | None:
     before = len(sec.errors)
     listener = sec.text("listener", None)
     identity = sec.text("identity", None)
@@ -595,9 +516,7 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
             sec.error("identity", f"is required with listener {listener!r}: the value the meter identifies with")
     elif identity is not None and not partial:
         sec.error("identity", "only applies with connection.listener (a meter that calls in)")
-    transport = sec.text("transport", "tcp")
-    if transport not in ("tcp", "udp"):
-        sec.error("transport", f"must be tcp or udp, got {show(transport)}")
+    transport = sec.choice("transport", Transport, Transport.TCP)
     call_in_wait = sec.number("callInWaitS", 0.0, lo=0)
     host = sec.text("host", required=not partial and listener is None)
     if listener is not None:
@@ -607,7 +526,7 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
     hdlc_mode = interface is Interface.HDLC
     client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
-    server, serial = _server_address(sec, interface)
+    (logical, physical, size), serial = _server_address(sec, interface)
     password = sec.secret_text("password")
     if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
         sec.error("password", "is required when authentication is 'low'")
@@ -619,28 +538,31 @@ def _connection(sec: Section, partial: bool = False) -> ConnectionConfig | None:
     retries = sec.integer("retries", 2, 0, 10)
     max_pdu = sec.integer("maxPduSize", 1024, 64, 65535)
     max_reply = sec.integer("maxReplyBytes", DEFAULT_MAX_REPLY_BYTES, 1024, 16 * 1024 * 1024)
-    hdlc = HdlcConfig()
+    max_info, window = 128, 1
     hdlc_sec = sec.section("hdlc")
     if hdlc_sec is not None:
         hdlc_sec.reject_unknown(HDLC_KEYS)
-        hdlc = HdlcConfig(hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7))
+        max_info, window = hdlc_sec.integer("maxInfoField", 128, 32, 2030), hdlc_sec.integer("windowSize", 1, 1, 7)
     inactivity = sec.number("inactivityTimeoutS", 180.0, positive=True)
     deviation = sec.choice("clockDeviation", ClockDeviation, ClockDeviation.UTC_MINUS_LOCAL)
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
-    if transport == "udp" and (interface is Interface.HDLC or listener is not None):
+    if transport is Transport.UDP and (interface is Interface.HDLC or listener is not None):
         sec.error("transport", "udp is for polled WRAPPER meters (IEC 62056-47); a listener has its own transport")
     if len(sec.errors) != before or partial or host is None:
         return None
-    return ConnectionConfig(host=host, port=port, interface=interface, client_address=client,
-                            server_address=server, serial_number=serial, authentication=auth, password=password,
-                            security=security, timeout_ms=timeout_ms, connect_timeout_ms=connect_timeout_ms,
-                            retries=retries, max_pdu_size=max_pdu, max_reply_bytes=max_reply, hdlc=hdlc,
-                            inactivity_timeout_s=inactivity, clock_deviation=deviation,
-                            probe_timeout_ms=probe_timeout_ms, listener=listener, identity=identity,
-                            call_in_wait_s=call_in_wait, transport=transport)
+    return MeterSettings(host=host, port=port, interface=interface, client_address=client,
+                         logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
+                         authentication=auth, password=password, security=security, timeout=timeout_ms / 1000,
+                         retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
+                         max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
+                         inactivity_timeout=inactivity, clock_deviation=deviation,
+                         probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None, name=name,
+                         transport=transport, listener=listener, identity=identity,
+                         call_in_wait=call_in_wait)
 
 
-def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, int | None]:
+def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int | None, int], int | None]:
+    """(logical, physical, size) of the HDLC or WRAPPER server address, and the serial number."""
     hdlc_mode = interface is Interface.HDLC
     serial = sec.integer("serialNumber", None, lo=0)
     if serial is not None and not hdlc_mode:
@@ -663,12 +585,12 @@ def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, 
             sub.error(None, "physical and size only apply to interface 'hdlc'; WRAPPER uses the logical address")
     else:
         sec.error("serverAddress", f"must be an integer (logical address) or an object, got {show(raw)}")
-        return ServerAddress(), serial
+        return (1, None, 0), serial
     if serial is not None and hdlc_mode:
         if physical is not None:
             sec.error("serialNumber", "conflicts with serverAddress.physical: give one or the other")
         else:
-            physical, size = serial % 10000 + 1000, size or 4
+            physical, size = physical_address_from_serial(serial), size or 4
     if hdlc_mode:
         if size == 1 and physical is not None:
             sec.error("serverAddress.size", "1 cannot carry a physical address: use 2 or 4")
@@ -681,7 +603,7 @@ def _server_address(sec: Section, interface: Interface) -> tuple[ServerAddress, 
                 sec.error("serverAddress", str(exc))
             if size == 2 and physical is not None and (logical > 0x7F or physical > 0x7F):
                 sec.error("serverAddress", "two-byte addressing allows logical and physical 0..127: use size 4")
-    return ServerAddress(logical, physical, size), serial
+    return (logical, physical, size), serial
 
 
 def _security(sec: Section) -> Security | None:
@@ -695,23 +617,9 @@ def _security(sec: Section) -> Security | None:
     ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
-    if len(sub.errors) != before:
+    if len(sub.errors) != before or title is None or bck is None or ak is None:  # None: its error is recorded
         return None
     return Security(title, bck, ak, fc_obis, fc_client)
-
-
-def _class_id(sec: Section, default: int = 3) -> int:
-    value = sec.data.get("classId")
-    if value is None:
-        return default
-    if isinstance(value, str):
-        by_name = {n.lower(): cid for cid, n in CLASS_NAMES.items()}
-        if value.strip().lower() in by_name:
-            return by_name[value.strip().lower()]
-        sec.error("classId", f"must be a COSEM class id (1 Data, 3 Register, 8 Clock...) or one of "
-                             f"{', '.join(CLASS_NAMES.values())}, got {show(value)}")
-        return default
-    return sec.integer("classId", default, 1, 0xFFFF)
 
 
 def _points(sec: Section, key: str) -> list[PointConfig]:
@@ -727,7 +635,7 @@ def _points(sec: Section, key: str) -> list[PointConfig]:
         sub.reject_unknown(POINT_KEYS)
         name = sub.text("key", required=True, max_chars=MAX_NAME_CHARS)
         obis = sub.obis("obis", required=True)
-        class_id = _class_id(sub)
+        class_id = sub.class_id()
         attribute = sub.integer("attribute", 2, 1, 127)
         report = _report_strategy(sub, "reportStrategy")
         if name is not None and name in seen:

@@ -3,7 +3,8 @@
 With ``remoteConfiguration`` on, the gateway sends the connector file to ThingsBoard as an attribute
 of the gateway device (and takes new ones from it), where every tenant user can read it. A password
 or key must then be a ``${ENV_VAR}`` reference, resolved on the gateway host only; a clear value is
-an error naming the device and the field, and is masked in anything reported.
+an error naming the device and the field, and is masked in anything reported. So is a reference
+with a default (``${PW:-secret}``): the default is a clear value in the file.
 """
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ import copy
 from typing import Any, Iterator
 
 from .errors import ConfigError
-from .fields import ENV_REFERENCE
+from . import env
 
 MASK = "***"
 #: Secret fields of a ``connection`` (or ``defaults``) section, as key paths.
 SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"))
-WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on (the configuration is sent to "
-       "ThingsBoard, where a clear value would be readable)")
+WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on, without a :-default (the "
+       "configuration is sent to ThingsBoard, where a clear value would be readable)")
 
 
-def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
+def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """(path, the dict holding the last key) of every secret field holding a clear value."""
     if not isinstance(section, dict):
         return
@@ -31,12 +32,13 @@ def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict]]:
         if not isinstance(holder, dict):
             continue
         value = holder.get(path[-1])
-        if value is None or (isinstance(value, str) and ENV_REFERENCE.match(value)):
+        ref = env.reference(value)
+        if value is None or (ref is not None and not ref.default):
             continue
         yield path, holder
 
 
-def _sections(raw: Any) -> Iterator[tuple[str, int | None, str | None, dict]]:
+def _sections(raw: Any) -> Iterator[tuple[str, int | None, str | None, dict[str, Any]]]:
     """(path prefix, device index, device name, section) of every place a secret can be written."""
     if not isinstance(raw, dict):
         return

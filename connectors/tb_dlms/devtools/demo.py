@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -169,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         for step in (lambda: gateway and gateway.stop(), lambda: tb and tb.stop(),
                      lambda: simulator and simulator.stop(), lambda: broker and broker.stop()):
             try:
-                step()
+                if process is not None:
+                    process.stop()
             except Exception as exc:
                 print(f"demo: cleanup step failed: {exc}", file=sys.stderr)
         if args.keep or os.environ.get("TB_DLMS_KEEP_TMP"):

@@ -147,7 +147,7 @@ class FakeThingsBoard:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 2)
+        self.client.reconnect_delay_set(0.2, 2)  # type: ignore[arg-type]  # paho sleeps any float; 0.2 s in tests
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "FakeThingsBoard":
@@ -226,7 +226,7 @@ class FakeThingsBoard:
         topic, p = m.topic, m.payload
         if topic == "v1/gateway/connect" and isinstance(p, dict):
             self.connects.append({"device": p.get("device"), "type": p.get("type"), "received": m.received})
-            state = self._device(p.get("device"))
+            state = self._device(str(p.get("device")))
             state.connected = True
             state.last_connect = m.received
             state.type = p.get("type", state.type)

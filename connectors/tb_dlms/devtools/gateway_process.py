@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 CONNECTOR_FILE = "dlms_connector.json"
 DEFAULT_TOKEN = "tb-dlms-test-token"
@@ -114,7 +114,7 @@ class GatewayProcess:
                  workdir: str | os.PathLike | None = None, with_dlms: bool | None = None,
                  main_config_overrides: dict | None = None, python: str | None = None,
                  connectors: list[dict] | None = None, extra_files: dict[str, dict] | None = None,
-                 extra_extensions: list[str | os.PathLike] = (), extra_env: dict[str, str] | None = None,
+                 extra_extensions: Sequence[str | os.PathLike[str]] = (), extra_env: dict[str, str] | None = None,
                  thingsboard_topics: bool = False) -> None:
         self._own_dir = workdir is None
         #: Run through devtools/thingsboard_topics.py: the broker then no longer echoes the gateway's

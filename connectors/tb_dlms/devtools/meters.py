@@ -13,69 +13,56 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import re
 from pathlib import Path
+from typing import Any
 
+from ..config import load_connector_config
+from ..protocol.settings import Authentication, Interface, MeterSettings, default_port
 from .mosquitto import free_port
-
-_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-DEFAULT_PORTS = {"wrapper": 4059, "hdlc": 3333}
-
-
-def _secret(value):
-    if isinstance(value, str):
-        match = _ENV.match(value)
-        if match:
-            return os.environ.get(match.group(1), "")
-    return value
 
 
 def _endpoint(conn: dict) -> tuple[str, int]:
-    interface = str(conn.get("interface", "wrapper")).lower()
-    return conn.get("host", "127.0.0.1"), int(conn.get("port") or DEFAULT_PORTS.get(interface, 4059))
+    """host:port of a raw ``connection`` (with_free_ports rewrites the raw JSON, valid or not)."""
+    return conn.get("host", "127.0.0.1"), int(conn.get("port") or default_port(str(conn.get("interface", "wrapper"))))
+
+
+def _spec(name: str, c: MeterSettings, shared_hdlc: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "interface": c.interface.value, "port": c.port,
+                            "auth": c.authentication.value, "logical_address": c.logical_address}
+    if c.physical_address is not None:
+        spec["physical_address"] = c.physical_address
+    if c.address_size:
+        spec["address_size"] = c.address_size
+    if shared_hdlc:
+        spec["hdlc_group"] = f"{c.host}:{c.port}"
+    if c.authentication is not Authentication.NONE:
+        spec["client_address"] = c.client_address
+    if c.authentication is Authentication.LOW and c.password is not None:
+        spec["password"] = bytes(c.password).decode("utf-8")
+    if c.security is not None:
+        spec["block_cipher_key"] = bytes(c.security.block_cipher_key).hex()
+        spec["authentication_key"] = bytes(c.security.authentication_key).hex()
+    if c.interface is Interface.HDLC:
+        spec["max_info"] = c.hdlc_max_info
+        spec["max_window"] = c.hdlc_window
+    return spec
 
 
 def simulator_specs(connector_config: dict) -> list[dict]:
-    """``MeterSpec`` keyword dicts (``{"meters": [...]}`` for ``python -m tb_dlms.simulator --config``)."""
-    devices = connector_config.get("devices", [])
-    hdlc_endpoints: dict[tuple[str, int], int] = {}
-    for dev in devices:
-        conn = dev.get("connection", {})
-        if str(conn.get("interface", "wrapper")).lower() == "hdlc":
-            hdlc_endpoints[_endpoint(conn)] = hdlc_endpoints.get(_endpoint(conn), 0) + 1
-    specs = []
-    for dev in devices:
-        conn = dev.get("connection", {})
-        interface = str(conn.get("interface", "wrapper")).lower()
-        auth = str(conn.get("authentication", "none")).lower()
-        host, port = _endpoint(conn)
-        server = conn.get("serverAddress", {}) or {}
-        spec: dict = {"name": dev["deviceName"], "interface": interface, "port": port, "auth": auth,
-                      "logical_address": int(server.get("logical", 1))}
-        if server.get("physical") is not None:
-            spec["physical_address"] = int(server["physical"])
-        if server.get("size"):
-            spec["address_size"] = int(server["size"])
-        if interface == "hdlc" and hdlc_endpoints.get((host, port), 0) > 1:
-            spec["hdlc_group"] = f"{host}:{port}"
-        client = conn.get("clientAddress")
-        if auth != "none" and client is not None:
-            spec["client_address"] = int(client)
-        if auth == "low" and conn.get("password") is not None:
-            spec["password"] = str(_secret(conn["password"]))
-        security = conn.get("security") or {}
-        if security.get("blockCipherKey"):
-            spec["block_cipher_key"] = _secret(security["blockCipherKey"])
-        if security.get("authenticationKey"):
-            spec["authentication_key"] = _secret(security["authenticationKey"])
-        hdlc = conn.get("hdlc") or {}
-        if hdlc.get("maxInfoField"):
-            spec["max_info"] = int(hdlc["maxInfoField"])
-        if hdlc.get("windowSize"):
-            spec["max_window"] = int(hdlc["windowSize"])
-        specs.append(spec)
-    return specs
+    """``MeterSpec`` keyword dicts (``{"meters": [...]}`` for ``python -m tb_dlms.simulator --config``).
+
+    The connector's own schema reads the file (defaults, ``${VAR}`` secrets, the serial-number
+    address rule), so each simulated meter answers what the connector will ask. A device the schema
+    refuses is not simulated: the connector does not start it either.
+    """
+    config, _ = load_connector_config(connector_config)
+    connections = [(d.name, d.connection) for d in config.devices]
+    per_endpoint: dict[tuple[str, int], int] = {}
+    for _, c in connections:
+        if c.interface is Interface.HDLC:
+            per_endpoint[(c.host, c.port)] = per_endpoint.get((c.host, c.port), 0) + 1
+    return [_spec(name, c, c.interface is Interface.HDLC and per_endpoint[(c.host, c.port)] > 1)
+            for name, c in connections]
 
 
 def with_free_ports(connector_config: dict, host: str = "127.0.0.1") -> dict:

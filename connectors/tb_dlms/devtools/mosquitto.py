@@ -127,7 +127,7 @@ class MosquittoBroker:
                 except RuntimeError:
                     if time.monotonic() >= deadline:
                         raise RuntimeError(f"mosquitto failed to start on port {self.port}; see {self.log_path}:\n"
-                                           + self.log_tail())
+                                           + self.log_tail()) from None
                     time.sleep(0.2)  # port still held by the previous instance; bounded retry
         finally:
             log.close()

@@ -31,8 +31,8 @@ def no_local_attribute_subscription() -> None:
             return original(self, topic, options=SubscribeOptions(qos=qos, noLocal=True), properties=properties)
         return original(self, topic, qos, options, properties)
 
-    subscribe._tb_dlms_no_local = True
-    mqtt.Client.subscribe = subscribe
+    setattr(subscribe, "_tb_dlms_no_local", True)  # noqa: B010 - a marker on a function object
+    mqtt.Client.subscribe = subscribe  # type: ignore[method-assign]  # the patch itself
 
 
 def main(argv: list[str] | None = None) -> int:

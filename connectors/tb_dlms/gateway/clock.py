@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass
 
 from ..config.meter_data import ClockConfig
-from ..protocol.values import encode_datetime
-
-UNSPECIFIED_DEVIATION = b"\x80\x00"
-DAYLIGHT_SAVING_ACTIVE = 0x80
+from ..protocol.cosem_datetime import clock_value
+from .sessions import SessionLike
 
 
 class ClockUnreadable(Exception):
@@ -39,7 +37,7 @@ class ClockReading:
                 "driftS": self.drift_s}
 
 
-async def read_clock(session, config: ClockConfig, timeout_s: float) -> ClockReading:
+async def read_clock(session: SessionLike, config: ClockConfig, timeout_s: float) -> ClockReading:
     before = time.time()
     reading = await asyncio.wait_for(session.get(config.ref), timeout_s)
     after = time.time()
@@ -60,16 +58,11 @@ async def read_clock(session, config: ClockConfig, timeout_s: float) -> ClockRea
 def clock_octets(now: _dt.datetime, like: ClockReading, config: ClockConfig,
                  deviation_utc_minus_local: bool = True) -> bytes:
     """The 12-byte date-time to write: ``now`` at the offset the meter itself reported, signed its way."""
-    local = now.astimezone(like.meter_time.tzinfo)
-    raw = bytearray(encode_datetime(local, deviation_utc_minus_local))
-    if like.deviation_unspecified:
-        raw[9:11] = UNSPECIFIED_DEVIATION
-    elif config.utc_offset_min is not None and local.utcoffset() != _dt.timedelta(minutes=config.utc_offset_min):
-        raw[11] = DAYLIGHT_SAVING_ACTIVE  # ahead of its standard offset: summer time
-    return bytes(raw)
+    return clock_value(now, like.meter_time.tzinfo, deviation_specified=not like.deviation_unspecified,
+                       standard_offset=config.utc_offset_min, utc_minus_local=deviation_utc_minus_local)
 
 
-async def sync_clock(session, config: ClockConfig, timeout_s: float) -> dict:
+async def sync_clock(session: SessionLike, config: ClockConfig, timeout_s: float) -> dict:
     """Set the meter clock to the gateway's time; the reply says how far off it was."""
     before = await read_clock(session, config, timeout_s)
     now = _dt.datetime.now(_dt.timezone.utc)

@@ -20,6 +20,7 @@ from ..config.meter_data import ClockConfig, MeterDataConfig
 from .clock import ClockReading, read_clock, sync_clock
 from .cursors import CursorStore
 from .profiles import ArchiveReader, Collected, to_datetime
+from .sessions import SessionLike
 
 #: A failed automatic clock sync is not retried sooner than this (a meter refusing it would be
 #: written to at every association otherwise).
@@ -31,7 +32,8 @@ RETRY_AFTER_S = 60.0
 #: A cursor this far ahead of a clock is ahead of it (clock reads are good to about a second).
 CLOCK_SLACK_S = 60.0
 
-Deliver = Callable[[ConvertedData], bool]
+#: Hands one batch of converted data to the gateway (its storage); False: refused, keep it.
+DeliverConverted = Callable[[ConvertedData], bool]
 
 
 def _iso(cursor) -> str:
@@ -40,7 +42,7 @@ def _iso(cursor) -> str:
 
 class MeterDataCollector:
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
-                 deliver: Deliver, gateway_running: Callable[[], bool], log: logging.Logger,
+                 deliver: DeliverConverted, gateway_running: Callable[[], bool], log: logging.Logger,
                  read_timeout_s: float = MIN_READ_TIMEOUT_S,
                  queue_drained: Callable[[], bool] = lambda: False) -> None:
         self.name = name
@@ -93,17 +95,17 @@ class MeterDataCollector:
     async def _run(self, device) -> None:
         try:
             if self.config.clock is not None and self._clock_read_at != device.stats.associations:
-                await self._check_clock(device.open_session())
+                await self._check_clock(device.shared_session())
                 self._clock_read_at = device.stats.associations
             for reader in self.readers:
                 while reader.backlog or time.monotonic() >= reader.next_due:
-                    result = await self._collect(reader, device.open_session())
+                    result = await self._collect(reader, device.shared_session())
                     if result is None or not result.backlog:
                         break
         finally:
             self._flush_soon()
 
-    async def _collect(self, reader: ArchiveReader, session) -> Collected | None:
+    async def _collect(self, reader: ArchiveReader, session: SessionLike) -> Collected | None:
         await self._cursor_not_ahead_of_meter(reader, session)
         now_ms = self._meter_now_ms()
         reader.last_error = None  # what goes wrong in this collection sets it again
@@ -153,7 +155,7 @@ class MeterDataCollector:
         ahead = max(0.0, self.drift_s or 0.0)
         return int((time.time() + ahead + 1) * 1000)
 
-    async def _check_clock(self, session) -> None:
+    async def _check_clock(self, session: SessionLike) -> None:
         clock = self.config.clock
         assert clock is not None
         try:

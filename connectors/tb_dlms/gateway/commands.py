@@ -15,14 +15,19 @@ import datetime as _dt
 import json
 import math
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..config.meter_data import DISCONNECT_CONTROL_OBIS, AttributeUpdateConfig, ClockConfig, ProfileConfig
+from ..protocol.axdr import INTEGER_RANGES, data_type_name
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .clock import read_clock, sync_clock
+from . import rpc_work
 from .convert import json_value
+from .device import DLMSDevice
 from .profiles import columns_for, read_range, to_datetime
+from .sessions import SessionLike
+from .rpc_work import DeviceMethod, DeviceWork, RpcError, int_param
 
 DISCONNECT_CLASS = 70
 REMOTE_DISCONNECT, REMOTE_RECONNECT = 1, 2
@@ -32,50 +37,40 @@ CONTROL_STATES = {0: "disconnected", 1: "connected", 2: "ready_for_reconnection"
 READ_PROFILE_TIMEOUT_S = 60.0
 READ_PROFILE_MAX_DAYS = 31
 READ_PROFILE_MAX_ROWS = 2000
-_INT_RANGES = {
-    "int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
-    "int64": (-2**63, 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
-    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255), "bcd": (0, 255),
-}
 #: Container types: a JSON list does not say the type of each element, so they are not written.
 _UNWRITABLE = ("array", "structure", "compact_array", "none")
-WRITABLE_TYPES = tuple(_INT_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
-                                       "bitstring", "datetime", "date", "time")
-
-DeviceRun = Callable[[Any], Awaitable[dict]]
-
+WRITABLE_TYPES = tuple(INTEGER_RANGES) + ("boolean", "float32", "float64", "octet_string", "string", "string_utf8",
+                                          "bitstring", "datetime", "date", "time")
 
 def _obis(params: dict, method: str, default: ObisCode | None = None) -> ObisCode:
     raw = params.get("obis")
     if raw is None:
         if default is not None:
             return default
-        raise rpc.RpcError(f'{method} needs params.obis, e.g. {{"obis": "1.0.99.1.0.255"}}')
+        raise RpcError(f'{method} needs params.obis, e.g. {{"obis": "1.0.99.1.0.255"}}')
     try:
         return ObisCode.parse(raw)
     except ObisError as exc:
-        raise rpc.RpcError(f"params.obis: {exc}") from None
+        raise RpcError(f"params.obis: {exc}") from None
 
 
 def _type_name(params: dict, method: str) -> str:
-    from ..protocol.session import data_type_name
-
     name = params.get("type")
     if not isinstance(name, str) or not name.strip():
-        raise rpc.RpcError(f"{method} needs params.type, the DLMS data type of the value "
+        raise RpcError(f"{method} needs params.type, the DLMS data type of the value "
                            f"(uint8, uint16, int32, boolean, enum, octet_string, string ...)")
     try:
         canonical = data_type_name(name)
     except ValueError as exc:
-        raise rpc.RpcError(f"params.type: {exc}") from None
+        raise RpcError(f"params.type: {exc}") from None
     if canonical in _UNWRITABLE:
-        raise rpc.RpcError(f"params.type: {method} cannot write {canonical} values from JSON; "
+        raise RpcError(f"params.type: {method} cannot write {canonical} values from JSON; "
                            f"one of: {', '.join(WRITABLE_TYPES)}")
     return canonical
 
 
-def _bad_value(value: Any, type_name: str, wanted: str) -> rpc.RpcError:
-    return rpc.RpcError(f"params.value must be {wanted} for {type_name}, got {json.dumps(value, default=str)}")
+def _bad_value(value: Any, type_name: str, wanted: str) -> RpcError:
+    return RpcError(f"params.value must be {wanted} for {type_name}, got {json.dumps(value, default=str)}")
 
 
 def _typed_value(value: Any, type_name: str) -> Any:
@@ -86,13 +81,13 @@ def _typed_value(value: Any, type_name: str) -> Any:
     error for the caller, not a protocol error that would cost the meter its association.
     """
     if value is None:
-        raise rpc.RpcError("params.value is required")
-    if type_name in _INT_RANGES:
+        raise RpcError("params.value is required")
+    if type_name in INTEGER_RANGES:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
-        lo, hi = _INT_RANGES[type_name]
+        lo, hi = INTEGER_RANGES[type_name]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise rpc.RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
+            raise RpcError(f"params.value must be an integer {lo}..{hi} for {type_name}, got {json.dumps(value)}")
     elif type_name == "boolean":
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -137,50 +132,50 @@ def _when_value(value: Any, type_name: str) -> _dt.datetime:
 # -- set ----------------------------------------------------------------------------------------
 
 
-def set_command(params: dict) -> DeviceRun:
+def set_command(params: dict) -> DeviceWork:
     code = _obis(params, "set")
-    class_id = rpc._int_param(params, "classId", 3, 1, 0xFFFF)
-    attribute = rpc._int_param(params, "attribute", 2, 1, 127)
+    class_id = int_param(params, "classId", 3, 1, 0xFFFF)
+    attribute = int_param(params, "attribute", 2, 1, 127)
     type_name = _type_name(params, "set")
     value = _typed_value(params.get("value"), type_name)
     ref = AttributeRef(code, class_id, attribute)
 
-    async def run(device) -> dict:
-        await device.open_session().set(ref, value, type_name)
+    async def run(device: DLMSDevice) -> dict:
+        await device.shared_session().set(ref, value, type_name)
         return {"success": True, "obis": str(code), "classId": class_id, "attribute": attribute,
                 "value": json_value(params.get("value")), "type": type_name}
 
-    return run
+    return DeviceWork(run)
 
 
 # -- disconnect control ---------------------------------------------------------------------------
 
 
-async def relay_state(session, obis: ObisCode) -> dict:
+async def relay_state(session: SessionLike, obis: ObisCode) -> dict:
     refs = [AttributeRef(obis, DISCONNECT_CLASS, a) for a in (OUTPUT_STATE, CONTROL_STATE, CONTROL_MODE)]
     output, control, mode = await session.read(refs)
     for reading in (output, control):
         if reading.error is not None:
-            raise rpc.RpcError(f"relay state not read: {reading.error}")
+            raise RpcError(f"relay state not read: {reading.error}")
     state = control.value
     return {"obis": str(obis), "outputState": bool(output.value),
             "controlState": CONTROL_STATES.get(state, f"state {state}"),
             "controlMode": mode.value if mode.error is None else None}
 
 
-def _relay_command(method_index: int | None) -> Callable[[dict], DeviceRun]:
-    def build(params: dict) -> DeviceRun:
+def _relay_command(method_index: int | None) -> DeviceMethod:
+    def build(params: dict) -> DeviceWork:
         name = {REMOTE_DISCONNECT: "disconnect", REMOTE_RECONNECT: "reconnectRelay", None: "relayState"}[method_index]
         code = _obis(params, name, DISCONNECT_CONTROL_OBIS)
 
-        async def run(device) -> dict:
-            session = device.open_session()
+        async def run(device: DLMSDevice) -> dict:
+            session = device.shared_session()
             if method_index is not None:
                 await session.action(AttributeRef(code, DISCONNECT_CLASS, method_index), 0, "int8")
             state = await relay_state(session, code)
             return {"success": True, **state} if method_index is not None else state
 
-        return run
+        return DeviceWork(run)
 
     return build
 
@@ -188,24 +183,24 @@ def _relay_command(method_index: int | None) -> Callable[[dict], DeviceRun]:
 # -- clock ----------------------------------------------------------------------------------------
 
 
-def _clock_config(device) -> ClockConfig:
+def _clock_config(device: DLMSDevice) -> ClockConfig:
     return device.config.meter_data.clock or ClockConfig()
 
 
-def sync_clock_command(params: dict) -> DeviceRun:
-    async def run(device) -> dict:
+def sync_clock_command(params: dict) -> DeviceWork:
+    async def run(device: DLMSDevice) -> dict:
         config = _clock_config(device)
-        return await sync_clock(device.open_session(), config, rpc.DEVICE_RPC_TIMEOUT_S)
+        return await sync_clock(device.shared_session(), config, rpc_work.DEVICE_RPC_TIMEOUT_S)
 
-    return run
+    return DeviceWork(run)
 
 
-def read_clock_command(params: dict) -> DeviceRun:
-    async def run(device) -> dict:
-        reading = await read_clock(device.open_session(), _clock_config(device), rpc.DEVICE_RPC_TIMEOUT_S)
+def read_clock_command(params: dict) -> DeviceWork:
+    async def run(device: DLMSDevice) -> dict:
+        reading = await read_clock(device.shared_session(), _clock_config(device), rpc_work.DEVICE_RPC_TIMEOUT_S)
         return reading.as_dict()
 
-    return run
+    return DeviceWork(run)
 
 
 # -- readProfile ----------------------------------------------------------------------------------
@@ -216,10 +211,10 @@ def _when(params: dict, key: str, default: int | None) -> int:
     raw = params.get(key)
     if raw is None:
         if default is None:
-            raise rpc.RpcError(f'readProfile needs params.{key}: ISO 8601 ("2024-03-31T00:00:00Z") or epoch ms')
+            raise RpcError(f'readProfile needs params.{key}: ISO 8601 ("2024-03-31T00:00:00Z") or epoch ms')
         return default
     if isinstance(raw, bool):
-        raise rpc.RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
+        raise RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
     if isinstance(raw, (int, float)):
         return int(raw)
     if isinstance(raw, str):
@@ -234,24 +229,24 @@ def _when(params: dict, key: str, default: int | None) -> int:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=_dt.timezone.utc)
             return int(when.timestamp() * 1000)
-    raise rpc.RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
+    raise RpcError(f"params.{key} must be ISO 8601 or epoch ms, got {json.dumps(raw)}")
 
 
-def read_profile_command(params: dict) -> DeviceRun:
+def read_profile_command(params: dict) -> DeviceWork:
     code = _obis(params, "readProfile")
     now = int(time.time() * 1000)
     end = _when(params, "to", now)
     start = _when(params, "from", None)
     if start > end:
-        raise rpc.RpcError(f"params.from ({to_datetime(start).isoformat()}) is after params.to "
+        raise RpcError(f"params.from ({to_datetime(start).isoformat()}) is after params.to "
                            f"({to_datetime(end).isoformat()})")
     if end - start > READ_PROFILE_MAX_DAYS * 86_400_000:
-        raise rpc.RpcError(f"readProfile reads at most {READ_PROFILE_MAX_DAYS} days at once")
+        raise RpcError(f"readProfile reads at most {READ_PROFILE_MAX_DAYS} days at once")
     send = params.get("send", False)
     if not isinstance(send, bool):
-        raise rpc.RpcError(f"params.send must be true or false, got {json.dumps(send)}")
+        raise RpcError(f"params.send must be true or false, got {json.dumps(send)}")
 
-    async def run(device) -> dict:
+    async def run(device: DLMSDevice) -> dict:
         collector = device.collector
         reader = collector.reader(str(code)) if collector is not None else None
         config = reader.config if reader is not None else None
@@ -260,7 +255,7 @@ def read_profile_command(params: dict) -> DeviceRun:
             if reader is not None:
                 reader.by_entry = True
 
-        data = await read_range(device.open_session(), str(code), start, end,
+        data = await read_range(device.shared_session(), str(code), start, end,
                                 by_entry=reader.by_entry if reader is not None else False,
                                 timeout_s=READ_PROFILE_TIMEOUT_S,
                                 local_offset_min=config.range_offset_min if config is not None else None,
@@ -276,7 +271,7 @@ def read_profile_command(params: dict) -> DeviceRun:
         sent = 0
         if send and entries and collector is not None:
             if not collector.deliver_entries(entries):
-                raise rpc.RpcError(f"{device.name}: rows read but the gateway storage refused them")
+                raise RpcError(f"{device.name}: rows read but the gateway storage refused them")
             sent = len(entries)
         return {"obis": str(code), "from": to_datetime(start).isoformat(), "to": to_datetime(end).isoformat(),
                 "columns": [{"obis": str(c.ref.obis), "classId": c.ref.class_id, "attribute": c.ref.attribute}
@@ -284,11 +279,10 @@ def read_profile_command(params: dict) -> DeviceRun:
                 "capturePeriod": data.capture_period, "count": len(entries), "truncated": truncated,
                 "sent": sent, "rows": rows}
 
-    run.timeout_s = READ_PROFILE_TIMEOUT_S  # type: ignore[attr-defined]
-    return run
+    return DeviceWork(run, READ_PROFILE_TIMEOUT_S)
 
 
-DEVICE_COMMANDS: dict[str, Callable[[dict], DeviceRun]] = {
+DEVICE_COMMANDS: dict[str, DeviceMethod] = {
     "set": set_command,
     "readProfile": read_profile_command,
     "disconnect": _relay_command(REMOTE_DISCONNECT),
@@ -304,7 +298,7 @@ DEVICE_COMMANDS: dict[str, Callable[[dict], DeviceRun]] = {
 
 async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: Any) -> str:
     """Write (or call) what ``mapping`` says for the new value; returns what was done, raises if refused."""
-    session = device.open_session()
+    session = device.shared_session()
     ref = mapping.ref
     if mapping.is_method:
         if mapping.methods:
@@ -318,8 +312,6 @@ async def apply_attribute_update(device, mapping: AttributeUpdateConfig, value: 
         method = AttributeRef(ref.obis, ref.class_id, index)
         await session.action(method, mapping.method_value, mapping.type or "int8")
         return f"method {index} of {ref.class_id}/{ref.obis}"
-    from ..protocol.session import data_type_name
-
     type_name = data_type_name(mapping.type) if mapping.type else ""
     typed = _typed_value(value, type_name)
     await session.set(ref, typed, type_name or None)
@@ -334,8 +326,8 @@ async def apply_attribute_updates(device, data: dict, log) -> None:
         if mapping is None:
             continue
         try:
-            done = await asyncio.wait_for(apply_attribute_update(device, mapping, value), rpc.DEVICE_RPC_TIMEOUT_S)
-        except rpc.RpcError as exc:
+            done = await asyncio.wait_for(apply_attribute_update(device, mapping, value), rpc_work.DEVICE_RPC_TIMEOUT_S)
+        except RpcError as exc:
             log.error("%s: attribute %s=%s not written: %s", device.name, key, json.dumps(value), exc)
         except Exception as exc:  # noqa: BLE001 - the meter's refusal is logged, the connector goes on
             log.error("%s: attribute %s=%s not written: %s", device.name, key, json.dumps(value),
@@ -343,6 +335,3 @@ async def apply_attribute_updates(device, data: dict, log) -> None:
         else:
             log.info("%s: attribute %s=%s written: %s", device.name, key, json.dumps(value), done)
 
-
-# Imported last: rpc.py registers DEVICE_COMMANDS when it loads, whichever module loads first.
-from . import rpc  # noqa: E402

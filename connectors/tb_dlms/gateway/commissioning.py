@@ -28,7 +28,7 @@ from typing import Any
 from ..config.errors import ConfigError
 from ..config.schema import DeviceConfig, load_connector_config
 from .device import DLMSDevice
-from .sessions import SessionFactory
+from .sessions import SessionFactory, SessionLike
 
 #: ThingsBoard's default timeout of a two-way RPC (ms): answer within it unless asked otherwise.
 DEFAULT_TIMEOUT_MS = 10_000
@@ -82,8 +82,8 @@ def _field_error(error: ConfigError) -> str:
 def same_meter(a: DeviceConfig, b: DeviceConfig) -> bool:
     """One physical meter: one endpoint and one server address (any client, any credentials)."""
     ca, cb = a.connection, b.connection
-    return (ca.host, ca.port, ca.interface, ca.wire_server_address) == \
-        (cb.host, cb.port, cb.interface, cb.wire_server_address)
+    return (ca.host, ca.port, ca.interface, ca.server_address) == \
+        (cb.host, cb.port, cb.interface, cb.server_address)
 
 
 def polled_twin(target: DeviceConfig, devices: Mapping[str, DLMSDevice]) -> DLMSDevice | None:
@@ -102,7 +102,7 @@ async def probe(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice], fa
         return {**result.as_dict(), "polledAs": None}
     # A polled meter: its own session, its own client and credentials, in turn with its polls.
     own = replace(twin.config, timeseries=target.timeseries, attributes=target.attributes)
-    task = asyncio.ensure_future(probe_session(own, twin.open_session(), owned=False))
+    task = asyncio.ensure_future(probe_session(own, twin.shared_session(), owned=False))
     result = await _bounded(task, wait, f"{twin.name} is busy (a poll or backfill holds its session)")
     if isinstance(result, dict):
         return result
@@ -119,7 +119,7 @@ async def discover(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice],
     wait = timeout_s(params)
     target = target_device(params, "dlms_discover", points=False)
     twin = polled_twin(target, devices)
-    session = twin.open_session() if twin is not None else factory(target.meter_settings())
+    session = twin.shared_session() if twin is not None else factory(target.meter_settings())
 
     async def read() -> Any:
         # A polled meter's session is never cancelled mid-exchange (its own timeouts bound it).
@@ -141,8 +141,9 @@ async def discover(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice],
     if reading.error is not None:
         return {"error": f"dlms_discover: object list (0.0.40.0.0.255) not readable: {reading.error}"}
     objects = parse_object_list(reading.value)
-    name = params.get("deviceName") if isinstance(params.get("deviceName"), str) else "New meter"
-    device_type = params.get("deviceType") if isinstance(params.get("deviceType"), str) else "dlms-meter"
+    name, device_type = params.get("deviceName"), params.get("deviceType")
+    name = name if isinstance(name, str) else "New meter"
+    device_type = device_type if isinstance(device_type, str) else "dlms-meter"
     entry = device_entry(name, redact(params["connection"]), objects, device_type)
     return {"device": entry, "objects": len(objects), "timeseries": len(entry["timeseries"]),
             "attributes": len(entry["attributes"]), "polledAs": twin.name if twin else None}
@@ -173,7 +174,7 @@ async def _bounded(task: asyncio.Future, wait: float, busy: str) -> Any:
         return {"error": f"{busy}: no answer within {wait:g} s (params.timeoutMs)"}
 
 
-async def _release(session: Any) -> None:
+async def _release(session: SessionLike) -> None:
     try:
         await asyncio.wait_for(session.close(), 2.0)
     except Exception:  # noqa: BLE001 - a session that will not release is dropped

@@ -95,7 +95,8 @@ class DLMSConnector(Connector):
         self.dlms_config: ConnectorConfig
         self.dlms_config, self.config_errors = load_handed_over(
             config, self.config_file, secrets_from_env=remote_configuration_on(gateway))
-        self.name = given.get("name") if isinstance(given.get("name"), str) else entry_name or \
+        given_name = given.get("name")
+        self.name: str = given_name if isinstance(given_name, str) else entry_name or \
             "DLMS Connector " + "".join(choice(ascii_lowercase) for _ in range(5))
         self.__id = given.get("id")
         self._log = init_logger(gateway, self.name, self.dlms_config.log_level,
@@ -341,11 +342,12 @@ class DLMSConnector(Connector):
 
     def on_attributes_update(self, content: dict) -> None:
         """Shared attributes mapped in a device's ``attributeUpdates`` become meter writes or methods."""
-        device = self._devices.get(content.get("device")) if isinstance(content, dict) else None
+        name = content.get("device") if isinstance(content, dict) else None
+        device = self._devices.get(name) if isinstance(name, str) else None
         data = content.get("data") if isinstance(content, dict) else None
         mapped_keys = {m.key for m in device.config.meter_data.attribute_updates} if device is not None else set()
         mapped = {k: v for k, v in data.items() if k in mapped_keys} if isinstance(data, dict) else {}
-        if not mapped:
+        if device is None or not mapped:
             self._log.debug("%s: attribute update ignored (no writable mapping): %s", self.name,
                             json.dumps(content, default=str)[:500])
             return
@@ -369,7 +371,7 @@ class DLMSConnector(Connector):
 
     def _device_rpc(self, content: dict) -> None:
         """Answered through ``send_rpc_reply`` once the loop is done; the gateway's thread moves on."""
-        device = content.get("device")
+        device = str(content.get("device"))  # on_rpc_request() checked it is there
         data = content.get("data")
         # Known before parsing, so that a malformed request is still answered under its own id.
         req_id = data.get("id", content.get("id")) if isinstance(data, dict) else content.get("id")

@@ -68,7 +68,7 @@ class PointMap:
         """Good values by key, and the points that failed (error, no value, or missing reading)."""
         good: list[tuple[DatapointKey, Any]] = []
         bad: list[Failure] = []
-        for i, (point, key) in enumerate(zip(self.points, self.keys)):
+        for i, (point, key) in enumerate(zip(self.points, self.keys, strict=True)):
             reading = readings[i] if i < len(readings) else None
             if reading is None:
                 bad.append(Failure(point, "no reading returned"))

@@ -212,6 +212,7 @@ class CursorStore:
         return sum(len(v) for v in self._pending.values())
 
     def durable(self, meter: str, obis: str) -> Cursor | None:
+        """The cursor on disk (what a restart resumes from), as opposed to the one in memory."""
         return self._durable.get(meter, {}).get(obis)
 
     # -- file ---------------------------------------------------------------------------------
@@ -264,7 +265,8 @@ class CursorStore:
     def _write(self) -> None:
         """Atomic: a temp file in the same directory, fsync, rename; a crash leaves old or new, never half."""
         data = {"version": FORMAT_VERSION,
-                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())} for m, cs in sorted(self._durable.items())}}
+                "meters": {m: {o: c.to_json() for o, c in sorted(cs.items())}
+                           for m, cs in sorted(self._durable.items())}}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

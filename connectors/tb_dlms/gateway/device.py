@@ -10,7 +10,7 @@ import asyncio
 import datetime as _dt
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
@@ -22,9 +22,13 @@ from ..protocol.stats import SessionStats
 from ..resilience.breaker import BreakerState, CircuitBreaker, Transition
 from ..resilience.stale import StaleTimer
 from ..resilience.watchdog import guard_task
+from .collector import MeterDataCollector
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
+
+if TYPE_CHECKING:
+    from ..protocol.listener import PushTarget
 
 #: Seconds a session gets to release its association before it is dropped (stop, reconnect, timeout).
 CLOSE_BOUND_S = 1.0
@@ -78,7 +82,7 @@ class DLMSDevice:
         #: Polls that outlived their deadline plus grace and were cancelled from outside.
         self.stuck_polls = 0
         #: Profiles, event logs and clock (gateway/collector.py); set by the connector, None for none.
-        self.collector = None
+        self.collector: MeterDataCollector | None = None
         #: Connected at ThingsBoard (the gateway connects a device with its first data). False once the
         #: breaker opened: the device is then disconnected, and nothing is published for it (every
         #: message is device activity to ThingsBoard) until it answers again; health held meanwhile.
@@ -96,7 +100,8 @@ class DLMSDevice:
         #: Pushed notifications published, and the push target (its failure counts) when it pushes.
         self.pushes = 0
         self.last_push_ts: int | None = None
-        self.push_target = None
+        self.push_target: PushTarget | None = None
+        self._aborts: set[asyncio.Task[None]] = set()
         self._polls = bool(config.timeseries or config.attributes or config.meter_data)
 
     # -- schedule -----------------------------------------------------------------------------
@@ -158,6 +163,13 @@ class DLMSDevice:
         """The meter opened a connection to us (True) or its connection is gone (False)."""
         self.absent = not present
         if present:
+            # The association of the last session lived on the meter's previous connection.
+            stale, self.session = self.session, None
+            self._attributes_read_at = None
+            if stale is not None:
+                task = asyncio.get_running_loop().create_task(stale.abort(), name=f"abort {self.name}")
+                self._aborts.add(task)
+                task.add_done_callback(self._aborts.discard)
             self._breaker_changed(self.breaker.reset())
             self._wake.set()
             return
@@ -177,7 +189,7 @@ class DLMSDevice:
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
-        keep_alive_every = self.config.connection.inactivity_timeout_s / 2
+        keep_alive_every = self.config.connection.inactivity_timeout / 2
         while (delay := when - time.time()) > 0:
             if delay > keep_alive_every and self.session is not None and self.connected:
                 await asyncio.sleep(keep_alive_every)
@@ -279,7 +291,7 @@ class DLMSDevice:
         if self._units_sent_at != self.stats.associations:
             # Units come with the scalers, read once per association: publish them then, as one
             # attribute, so dashboards can label values without a unit on every reading.
-            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings) if r.ok and r.unit}
+            units = {p.key: r.unit for p, r in zip(self._timeseries.points, readings, strict=True) if r.ok and r.unit}
             if units:
                 data.add_to_attributes(DatapointKey(UNITS_ATTRIBUTE), units)
             self._units_sent_at = self.stats.associations
@@ -353,6 +365,10 @@ class DLMSDevice:
         that says why, so its "active" state follows the meter, not the gateway's own connection."""
         if self._presence is None:
             return
+        if self.absent:
+            # A meter that calls in and hung up stays connected at ThingsBoard: the gateway answers
+            # RPCs to a disconnected device with a bare 408 itself, ours say "meter not connected".
+            return
         if self.on_platform:
             self.on_platform = False
             self.platform_disconnects += 1
@@ -377,17 +393,15 @@ class DLMSDevice:
 
     # -- session ------------------------------------------------------------------------------
 
-    def open_session(self) -> SessionLike:
-        """The meter's session for RPCs and collections (operations queue on the session)."""
+    def shared_session(self) -> SessionLike:
+        """The meter's one session, shared with the polls, for RPCs and collections: made if there
+        is none, not connected (operations queue on the session and associate on first use)."""
         return self._session()
 
     def _session(self) -> SessionLike:
         if self.session is None:
             session = self._factory(self.config.meter_settings())
-            try:
-                session.stats = self.stats
-            except AttributeError:  # a session that keeps its own counters
-                pass
+            session.stats = self.stats
             self.session = session
         return self.session
 
@@ -402,9 +416,7 @@ class DLMSDevice:
         except TimeoutError:
             self._log.warning("%s: session did not close within %g s; dropped", self.name, self._close_bound)
             self.session = None
-            abort = getattr(session, "abort", None)
-            if abort is not None:
-                await abort()
+            await session.abort()
         except Exception as exc:  # noqa: BLE001 - close() should never raise; if it does, start over
             self._log.warning("%s: session close failed (%s); dropped", self.name, describe_error(exc))
             self.session = None
@@ -415,9 +427,8 @@ class DLMSDevice:
         self._attributes_read_at = None
         if session is None:
             return
-        stop = getattr(session, "abort", None) or session.close
         try:
-            await asyncio.wait_for(stop(), self._close_bound)
+            await asyncio.wait_for(session.abort(), self._close_bound)
         except Exception as exc:  # noqa: BLE001 - the session is gone either way
             self._log.debug("%s: session abort: %s", self.name, describe_error(exc))
 

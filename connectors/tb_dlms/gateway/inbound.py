@@ -15,6 +15,7 @@ from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..protocol.listener import InboundHub, PushTarget
 from ..protocol.push import Notification
+from ..protocol.readings import AttributeRef
 from ..protocol.settings import ClockDeviation
 from ..protocol.values import apply_scaler, plain
 from .convert import json_value
@@ -26,19 +27,21 @@ def wire(hub: InboundHub, devices: Iterable[DLMSDevice], log: logging.Logger) ->
     for device in devices:
         c = device.config.connection
         link = None
-        if c.inbound:
-            link = hub.link_for(c.listener, c.identity, device.name, c.call_in_wait_s)
+        if c.listener is not None and c.identity is not None:
+            link = hub.link_for(c.listener, c.identity, device.name, c.call_in_wait)
             link.on_presence = lambda _link, up, d=device: d.call_in(up, _link.closed_reason)
         push = device.config.push
         if push is None:
             continue
         title = push.system_title
-        listener = hub.listeners.get(c.listener) if c.inbound else None
-        if title is None and listener is not None and listener.settings.identify_by.system_title:
+        listener = hub.listeners.get(c.listener) if c.listener is not None else None
+        if title is None and listener is not None and listener.settings.identify_by.system_title and c.identity:
             title = bytes.fromhex(c.identity)
         keys = (bytes(c.security.block_cipher_key), bytes(c.security.authentication_key)) if c.security else None
+        # A polled meter's pushes come from its own address: they go to the same device.
+        host = None if c.inbound else c.host
         target = PushTarget(device.name, PushReceiver(device, log).deliver, keys,
-                            c.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL, title)
+                            c.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL, title, host=host)
         device.push_target = target
         hub.add_push_target(target, link)
 
@@ -49,8 +52,10 @@ class PushReceiver:
     def __init__(self, device: DLMSDevice, log: logging.Logger) -> None:
         self.device = device
         self._log = log
-        self._objects = device.config.push.objects
-        self._scalers: dict = {}
+        push = device.config.push
+        assert push is not None  # wire() makes a receiver only for a device with a push section
+        self._objects = push.objects
+        self._scalers: dict[AttributeRef, int] = {}
         self._warned_count = False
 
     def deliver(self, note: Notification, received: float) -> None:
@@ -62,12 +67,11 @@ class PushReceiver:
                               "missing keys left out", device.name, len(note.values), len(objects))
         values = {}
         session = device.session
-        for obj, raw in zip(objects, note.values):
+        for obj, raw in zip(objects, note.values, strict=False):
             scaler = obj.scaler
             if scaler is None and obj.ref.has_scaler:
                 # From the last association the meter had with us: a push carries raw values only.
-                known = getattr(session, "scaler_of", None)
-                found = known(obj.ref) if known is not None else None
+                found = session.scaler_of(obj.ref) if session is not None else None
                 if found is not None:
                     self._scalers[obj.ref] = found
                 scaler = self._scalers.get(obj.ref)

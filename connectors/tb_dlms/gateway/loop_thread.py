@@ -9,8 +9,9 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
+T = TypeVar("T")
 Main = Callable[[asyncio.Event], Awaitable[None]]
 
 
@@ -65,7 +66,7 @@ class LoopThread:
         self._ready.set()
         await self._main(self._stopping)
 
-    def submit(self, coro: Coroutine) -> concurrent.futures.Future:
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule a coroutine on the loop from any thread."""
         loop = self._loop
         if loop is None or loop.is_closed() or self._stop_requested():
@@ -77,7 +78,7 @@ class LoopThread:
             coro.close()
             raise LoopNotRunning(f"{self.name} is not running") from exc
 
-    def call(self, coro: Coroutine, timeout: float) -> Any:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run a coroutine on the loop and wait for its result; ``TimeoutError`` after ``timeout``."""
         future = self.submit(coro)
         try:

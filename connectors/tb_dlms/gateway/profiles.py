@@ -28,6 +28,7 @@ from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
 from .convert import json_value
 from .cursors import Cursor, CursorStore
 from .events import event_name
+from .sessions import SessionLike
 
 #: Interval data must reach ThingsBoard even when the connector filters unchanged values.
 EVERY_ROW = ReportStrategyConfig({"type": "ON_RECEIVED"})
@@ -41,7 +42,8 @@ HISTORY = 256
 DOUBTFUL_CLOCK = ("invalid", "doubtful", "differentClockBase", "invalidClockStatus")
 UTC = _dt.timezone.utc
 
-Deliver = Callable[[list[TelemetryEntry]], bool]
+#: Hands profile rows (already converted to telemetry entries) on; False: refused, the cursor stays.
+DeliverEntries = Callable[[list[TelemetryEntry]], bool]
 #: Waits until the rows handed over so far are in the gateway's storage; False: stop collecting.
 Settled = Callable[[], Awaitable[bool]]
 
@@ -70,13 +72,15 @@ def after_cursor(rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[Prof
                 if at_cursor <= cursor.at_ts:
                     continue
         fresh.append(row)
-    fresh.sort(key=lambda r: r.timestamp_ms)
+    fresh.sort(key=lambda r: r.timestamp_ms or 0)  # every row here has one (checked above)
     return fresh
 
 
 def cursor_after(rows: Sequence[ProfileRow], cursor: Cursor | None) -> Cursor:
     """Where the cursor stands once ``rows`` (from ``after_cursor``) are delivered."""
     last = rows[-1].timestamp_ms
+    if last is None:
+        raise ValueError("cursor_after() takes rows from after_cursor(), which all have a timestamp")
     same = sum(1 for r in rows if r.timestamp_ms == last)
     if cursor is not None and cursor.ts == last:
         same += cursor.at_ts
@@ -95,11 +99,11 @@ class ProfileColumns:
             elif not columns[index].is_clock:
                 self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
         for obis, key in config.columns_by_obis:
-            index = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
-            if index is None:
+            found = next((i for i, c in enumerate(columns) if c.ref.obis == obis and not c.is_clock), None)
+            if found is None:
                 self.missing.append(f"{obis} ({key}) is not captured")
             else:
-                self.mapped.append((index, DatapointKey(key, EVERY_ROW)))
+                self.mapped.append((found, DatapointKey(key, EVERY_ROW)))
         self.status_key = DatapointKey(config.status_key, EVERY_ROW) if config.status_key else None
 
     def entries(self, rows: Sequence[ProfileRow], cursor: Cursor | None) -> list[TelemetryEntry]:
@@ -147,6 +151,8 @@ class EventColumns:
         previous, same = (cursor.ts, cursor.at_ts) if cursor is not None else (None, 0)
         for row in rows:
             ts = row.timestamp_ms
+            if ts is None:  # after_cursor() already dropped these
+                continue
             same = same + 1 if ts == previous else 1
             previous = ts
             code = row.values[self.index] if self.index < len(row.values) else None
@@ -168,7 +174,8 @@ def columns_for(config: Archive, columns: Sequence[CaptureObject]):
 # -- reading ----------------------------------------------------------------------------------
 
 
-async def read_by_entry_back_to(session, obis, floor_ms: int, chunk: int, timeout_s: float) -> ProfileData:
+async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, chunk: int,
+                                timeout_s: float) -> ProfileData:
     """The newest entries, read backwards in chunks until a row at or before ``floor_ms`` (or entry 1)."""
     total = await asyncio.wait_for(session.profile_entries(obis), timeout_s)
     data: ProfileData | None = None
@@ -252,7 +259,7 @@ class ArchiveReader:
                              self.config.horizon_days, to_datetime(horizon).isoformat())
         return max(cursor.ts, horizon)
 
-    async def collect(self, session, deliver: Deliver, now_ms: int, timeout_s: float,
+    async def collect(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
                       max_reads: int = 8, settled: Settled = _always_settled) -> Collected:
         """Read what the meter captured since the cursor and hand it over; raises on meter errors."""
         result = Collected()
@@ -275,7 +282,8 @@ class ArchiveReader:
         await self._collect_by_entry(session, deliver, now_ms, timeout_s, result)
         return result
 
-    async def _collect_by_range(self, session, deliver, now_ms, timeout_s, max_reads, result) -> None:
+    async def _collect_by_range(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
+                                max_reads: int, result: Collected) -> None:
         start = self._floor(now_ms)
         if self._empty_before is not None and self.cursor is None:
             start = max(start, self._empty_before)
@@ -303,7 +311,8 @@ class ArchiveReader:
                 return
             start = end
 
-    async def _collect_by_entry(self, session, deliver, now_ms, timeout_s, result) -> None:
+    async def _collect_by_entry(self, session: SessionLike, deliver: DeliverEntries, now_ms: int, timeout_s: float,
+                                result: Collected) -> None:
         floor = self._floor(now_ms)
         chunk = ENTRY_CHUNK
         if self.period_s:
@@ -333,7 +342,7 @@ class ArchiveReader:
         result.backlog = False  # gateway stopping or storage refusing: the rest comes when next due
         return False
 
-    def _hand_over(self, data: ProfileData, deliver: Deliver, result: Collected) -> bool:
+    def _hand_over(self, data: ProfileData, deliver: DeliverEntries, result: Collected) -> bool:
         """Deliver the new rows batch by batch; the cursor follows each accepted batch. False: stop."""
         cursor = self.cursor
         fresh = after_cursor(data.rows, cursor)
@@ -362,7 +371,7 @@ class ArchiveReader:
 # -- on demand (RPC readProfile) --------------------------------------------------------------
 
 
-async def read_range(session, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
+async def read_range(session: SessionLike, obis: str, start_ms: int, end_ms: int, *, by_entry: bool, timeout_s: float,
                      local_offset_min: int | None = None,
                      on_range_refused: Callable[[AccessError], Awaitable[None] | None] | None = None) -> ProfileData:
     """Rows captured in [start, end], by range if the meter allows it, else by entry."""

@@ -18,24 +18,19 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
+from .commands import DEVICE_COMMANDS
 from .device import DLMSDevice
-
-#: Longest a device RPC may take on the loop (reads wait behind a poll in progress).
-DEVICE_RPC_TIMEOUT_S = 10.0
-
-
-class RpcError(Exception):
-    """A request we refuse; its message is the ``error`` of the reply."""
-
+from .rpc_work import DeviceMethod, DeviceRun, DeviceWork, RpcError, int_param
 
 @dataclass(frozen=True, slots=True)
 class RpcRequest:
     method: str
-    params: dict
+    #: As ThingsBoard sent them (an object, nothing, or JSON in a string): parse_params() reads them.
+    params: Any
     req_id: Any
     device: str | None = None
 
@@ -103,9 +98,6 @@ def parse_connector_request(content: dict, connector_type: str) -> RpcRequest:
 
 # -- device methods ---------------------------------------------------------------------------
 
-DeviceRun = Callable[[DLMSDevice], Awaitable[dict]]
-
-
 async def _get_stats(device: DLMSDevice) -> dict:
     return device.report()
 
@@ -120,7 +112,7 @@ async def _read_attributes(device: DLMSDevice) -> dict:
     return await device.read_attributes()
 
 
-def _get(params: dict) -> DeviceRun:
+def _get(params: dict) -> DeviceWork:
     obis = params.get("obis")
     if obis is None:
         raise RpcError('get needs params.obis, e.g. {"obis": "1.0.32.7.0.255"}')
@@ -128,40 +120,36 @@ def _get(params: dict) -> DeviceRun:
         code = ObisCode.parse(obis)
     except ObisError as exc:
         raise RpcError(f"params.obis: {exc}") from None
-    class_id = _int_param(params, "classId", 3, 1, 0xFFFF)
-    attribute = _int_param(params, "attribute", 2, 1, 127)
+    class_id = int_param(params, "classId", 3, 1, 0xFFFF)
+    attribute = int_param(params, "attribute", 2, 1, 127)
     ref = AttributeRef(code, class_id, attribute)
 
     async def run(device: DLMSDevice) -> dict:
         return await device.get(ref)
 
-    return run
+    return DeviceWork(run)
 
 
-def _int_param(params: dict, key: str, default: int, lo: int, hi: int) -> int:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise RpcError(f"params.{key} must be an integer {lo}..{hi}, got {json.dumps(value)}")
-    return value
-
-
-def _fixed(run: DeviceRun) -> Callable[[dict], DeviceRun]:
+def _fixed(run: DeviceRun) -> DeviceMethod:
     """Methods without parameters accept and ignore any (widgets often send {} or a timeout)."""
-    return lambda params: run
+    work = DeviceWork(run)
+    return lambda params: work
 
 
 #: Method name -> builder that validates params and returns the work to run on the loop.
-DEVICE_METHODS: dict[str, Callable[[dict], DeviceRun]] = {
+DEVICE_METHODS: dict[str, DeviceMethod] = {
     "getStats": _fixed(_get_stats),
     "reconnect": _fixed(_reconnect),
     "readAttributes": _fixed(_read_attributes),
     "get": _get,
+    **DEVICE_COMMANDS,
 }
 
 
-def prepare_device_call(request: RpcRequest, devices: Mapping[str, DLMSDevice]) -> Callable[[], Awaitable[dict]]:
+def prepare_device_call(request: RpcRequest,
+                        devices: Mapping[str, DLMSDevice]) -> Callable[[], Coroutine[Any, Any, dict]]:
     """Check a device request; the returned coroutine function does the work, bounded in time."""
-    device = devices.get(request.device)
+    device = devices.get(request.device) if request.device is not None else None
     if device is None:
         raise RpcError(f"unknown meter {request.device!r}: not configured in this connector")
     build = DEVICE_METHODS.get(request.method)
@@ -169,11 +157,11 @@ def prepare_device_call(request: RpcRequest, devices: Mapping[str, DLMSDevice]) 
         raise RpcError(f"unknown method {request.method!r} for meter {device.name}; "
                        f"known: {', '.join(DEVICE_METHODS)}")
     work = build(parse_params(request.params))
-    timeout = getattr(work, "timeout_s", DEVICE_RPC_TIMEOUT_S)
+    timeout = work.bound_s()
 
     async def call() -> dict:
         try:
-            return await asyncio.wait_for(work(device), timeout)
+            return await asyncio.wait_for(work.run(device), timeout)
         except TimeoutError:
             return {"error": f"{device.name}: {request.method} did not finish within {timeout:g} s"}
         except RpcError as exc:
@@ -226,7 +214,7 @@ CONNECTOR_METHODS: dict[str, ConnectorRun] = {
 
 
 def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice],
-                           connector_type: str) -> Callable[[], Awaitable[dict]]:
+                           connector_type: str) -> Callable[[], Coroutine[Any, Any, dict]]:
     run = CONNECTOR_METHODS.get(request.method)
     if run is None:
         known = ", ".join(f"{connector_type}_{m}" for m in (*CONNECTOR_METHODS, "probe", "discover"))
@@ -241,9 +229,3 @@ def prepare_connector_call(request: RpcRequest, devices: Mapping[str, DLMSDevice
             return {"error": str(exc)}
 
     return call
-
-
-# Registered last: commands.py builds on RpcError and the helpers above.
-from .commands import DEVICE_COMMANDS  # noqa: E402
-
-DEVICE_METHODS.update(DEVICE_COMMANDS)

@@ -5,15 +5,33 @@ change underneath without touching ThingsBoard code.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+import datetime as _dt
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
+from ..protocol.link import LinkProvider
+from ..protocol.obis import ObisCode
+from ..protocol.profile import ProfileData
 from ..protocol.readings import AttributeRef, Reading
 from ..protocol.settings import MeterSettings
 from ..protocol.stats import SessionStats
 
+if TYPE_CHECKING:
+    from ..protocol.limits import ConnectionLimits
+    from ..protocol.listener import InboundHub
+
 
 class SessionLike(Protocol):
+    """Everything the gateway and the tools do with a meter session (``protocol.session.MeterSession``).
+
+    Operations queue on the session (one at a time per meter) and raise ``protocol.errors``
+    kinds; a failed one leaves the session to re-associate on next use.
+    """
+
+    #: Assigned by the device, so counters survive a session that had to be dropped.
     stats: SessionStats
+
+    @property
+    def settings(self) -> MeterSettings: ...
 
     @property
     def associated(self) -> bool: ...
@@ -24,30 +42,48 @@ class SessionLike(Protocol):
 
     async def get(self, ref: AttributeRef) -> Reading: ...
 
+    async def set(self, ref: AttributeRef, value: Any, data_type_name: str | None = None) -> None: ...
+
+    async def action(self, ref: AttributeRef, value: Any = 0, data_type_name: str | None = "int8") -> Any: ...
+
+    async def read_profile(self, obis: ObisCode | str, start: _dt.datetime | None = None,
+                           end: _dt.datetime | None = None, *, entries: tuple[int, int] | None = None,
+                           local_offset_min: int | None = None) -> ProfileData: ...
+
+    async def profile_entries(self, obis: ObisCode | str) -> int: ...
+
     async def keep_alive(self) -> bool: ...
 
-    async def close(self) -> None: ...
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        """The scaler of a register read in this association (None: not read): pushes carry raw values."""
+        ...
+
+    async def close(self) -> None:
+        """Release the association and close the link. Never raises."""
+
+    async def abort(self) -> None:
+        """Drop the association without a word to the meter (its state is unknown)."""
 
 
 #: Makes one session for one meter. Called on the polling loop, again after a session had to be dropped.
 SessionFactory = Callable[[MeterSettings], SessionLike]
 
 
-def meter_session_factory(hub: Any = None) -> SessionFactory:
-    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link.
+def meter_session_factory(hub: InboundHub | None = None, limits: ConnectionLimits | None = None) -> SessionFactory:
+    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link;
+    meters that call in get the links of ``hub``'s listeners; dialled TCP links are capped by ``limits``.
 
     The protocol module is imported on first use: unit tests with fake sessions never load gurux.
     """
-    pool: Any = None
+    pool: LinkProvider | None = None
 
     def make(settings: MeterSettings) -> SessionLike:
         nonlocal pool
-        from ..protocol.session import MeterSession
         from ..protocol.endpoints import EndpointPool
+        from ..protocol.session import MeterSession
 
         if pool is None:
-            # TCP, UDP and the links of meters that call in (the hub's, protocol/listener.py).
-            pool = EndpointPool(hub)
+            pool = EndpointPool(hub, limits)
         return MeterSession(settings, links=pool)
 
     return make

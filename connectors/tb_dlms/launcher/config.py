@@ -1,6 +1,6 @@
 """Gateway configuration directory handling: YAML -> JSON, env substitution, logs.json.
 
-Users edit ``tb_gateway.yaml``; the gateway 3.8 reads ``tb_gateway.json``. Rule (also in README):
+Users edit ``tb_gateway.yaml``; the gateway 3.8 reads ``tb_gateway.json``. Rule (also in docs/configuration.md):
 
 * **YAML wins.** If ``tb_gateway.yaml`` exists, the gateway's ``tb_gateway.json`` is generated from it
   on every start (``${VAR}`` / ``${VAR:-default}`` substituted from the environment first).
@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from ..config import env as env_refs
 from ..config.gateway_json import GATEWAY_FILE_CONSEQUENCE, read_gateway_json
 from .runtime_dir import RuntimeDir
 
@@ -36,11 +36,11 @@ GENERATED_NOTE = ("Generated from tb_gateway.yaml by tb_dlms.launcher on every s
 #: The token placeholder shipped in config/tb_gateway.yaml.
 TOKEN_PLACEHOLDER = "YOUR_ACCESS_TOKEN"
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigError(RuntimeError):
-    pass
+class GatewayConfigError(RuntimeError):
+    """The gateway's configuration cannot start the gateway (not the connector's per-field
+    :class:`tb_dlms.config.ConfigError` records): the message says what to fix."""
 
 
 def repo_root() -> Path | None:
@@ -57,7 +57,7 @@ def resolve_config_dir(explicit: str | os.PathLike | None = None) -> Path:
         if candidate:
             path = Path(candidate).expanduser().resolve()
             if not path.is_dir():
-                raise ConfigError(f"config dir {path} does not exist")
+                raise GatewayConfigError(f"config dir {path} does not exist")
             return path
     root = repo_root()
     if root is not None and (root / "config").is_dir():
@@ -65,7 +65,7 @@ def resolve_config_dir(explicit: str | os.PathLike | None = None) -> Path:
     path = Path("config").resolve()
     if path.is_dir():
         return path
-    raise ConfigError("no config dir found: pass --config-dir DIR (containing tb_gateway.yaml or tb_gateway.json)")
+    raise GatewayConfigError("no config dir found: pass --config-dir DIR (containing tb_gateway.yaml or tb_gateway.json)")
 
 
 def default_work_dir(config_dir: Path) -> Path:
@@ -74,22 +74,19 @@ def default_work_dir(config_dir: Path) -> Path:
 
 
 def substitute_env(text: str, env: Mapping[str, str] | None = None) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset VAR without default is an error."""
-    env = os.environ if env is None else env
-
-    def repl(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        value = env.get(name)
-        if value not in (None, ""):
-            return value
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is not set (used in {YAML_NAME})")
-
+    """Replace ``${VAR}`` and ``${VAR:-default}`` outside comment lines (config/env.py's rule);
+    an unset VAR without default is an error naming it and the line (never a value)."""
     lines = []
-    for line in text.splitlines(keepends=True):
-        stripped = line.lstrip()
-        lines.append(line if stripped.startswith("#") else _VAR.sub(repl, line))
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        if line.lstrip().startswith("#"):
+            lines.append(line)
+            continue
+        try:
+            lines.append(env_refs.substitute(line, env))
+        except env_refs.UnsetVariable as exc:
+            key = line.strip().partition(":")[0].strip() or "?"
+            raise GatewayConfigError(f"environment variable {exc.name} is not set (used in {YAML_NAME} line {number}, "
+                              f"{key})") from None
     return "".join(lines)
 
 
@@ -98,33 +95,34 @@ def load_yaml_config(path: Path, env: Mapping[str, str] | None = None) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise GatewayConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise GatewayConfigError(f"{path}: expected a mapping at the top level")
     return data
 
 
 def validate(config: dict, source: Path) -> list[str]:
-    """Basic checks; returns warnings, raises ConfigError for what would not start at all."""
+    """Basic checks; returns warnings, raises GatewayConfigError for what would not start at all."""
     warnings = []
     if not isinstance(config, dict):  # e.g. a top-level array: the gateway would fail on it with no word
-        raise ConfigError(f"{source}: must be a JSON object {{...}} at the top level")
+        raise GatewayConfigError(f"{source}: must be a JSON object {{...}} at the top level")
     tb = config.get("thingsboard")
     if not isinstance(tb, dict) or not tb.get("host"):
-        raise ConfigError(f"{source}: thingsboard.host is required")
+        raise GatewayConfigError(f"{source}: thingsboard.host is required")
     if "storage" not in config or "type" not in config.get("storage", {}):
-        raise ConfigError(f"{source}: storage.type is required (sqlite, file or memory)")
+        raise GatewayConfigError(f"{source}: storage.type is required (sqlite, file or memory)")
     token = (tb.get("security") or {}).get("accessToken")
-    if (tb.get("security") or {}).get("type", "accessToken") == "accessToken" and token in (None, "", TOKEN_PLACEHOLDER):
+    token_auth = (tb.get("security") or {}).get("type", "accessToken") == "accessToken"
+    if token_auth and token in (None, "", TOKEN_PLACEHOLDER):
         # Refuse rather than connect somewhere with a placeholder token.
-        raise ConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
+        raise GatewayConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
                           "to the gateway device's access token")
     if tb.get("remoteConfiguration"):
         warnings.append("remoteConfiguration is true: connector configurations come from ThingsBoard (validated "
                         "first); dlms secrets must be ${VAR} references")
     for conn in config.get("connectors", []):
         if conn.get("type") == "dlms" and not conn.get("class"):
-            raise ConfigError(f"{source}: the dlms connector entry needs \"class\": \"DLMSConnector\"")
+            raise GatewayConfigError(f"{source}: the dlms connector entry needs \"class\": \"DLMSConnector\"")
     return warnings
 
 
@@ -170,15 +168,15 @@ def load_gateway_config(config_dir: Path, env: Mapping[str, str] | None = None) 
         source = json_path
         config, error = read_gateway_json(json_path, GATEWAY_FILE_CONSEQUENCE)  # the gateway's own rules
         if error is not None:
-            raise ConfigError(str(error))
+            raise GatewayConfigError(str(error))
     else:
-        raise ConfigError(f"{config_dir} has neither {YAML_NAME} nor {JSON_NAME}")
+        raise GatewayConfigError(f"{config_dir} has neither {YAML_NAME} nor {JSON_NAME}")
     for warning in validate(config, source):
         log.warning("%s", warning)
     for conn in config.get("connectors", []):
         conf_file = config_dir / conn.get("configuration", "")
         if conn.get("configuration") and not conf_file.is_file():
-            raise ConfigError(f"connector {conn.get('name')!r}: {conf_file} not found")
+            raise GatewayConfigError(f"connector {conn.get('name')!r}: {conf_file} not found")
         if conn.get("type") == "dlms" and conn.get("configuration"):
             # The gateway says only "'str' object has no attribute ..." about a file it cannot parse.
             _, error = read_gateway_json(conf_file)
@@ -196,7 +194,7 @@ def prepare_config_dir(config_dir: Path, work_dir: Path, env: Mapping[str, str] 
     try:
         runtime.build(generated_json(config, source), logs if logs.is_file() else default_logs_config())
     except OSError as exc:
-        raise ConfigError(f"cannot prepare the gateway's directory {runtime.path}: {exc} "
+        raise GatewayConfigError(f"cannot prepare the gateway's directory {runtime.path}: {exc} "
                           "(the work dir must be writable by the service user)") from exc
     log.info("Using %s%s: the gateway runs on %s", source, " (YAML wins)" if source.name == YAML_NAME else "",
              runtime.path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 #: ThingsBoard answers in milliseconds; the gateway itself asks with a 5 s timeout.
 ANSWER_WAIT_S = float(os.environ.get("TB_DLMS_SESSION_LIMITS_WAIT_S", "10"))
@@ -52,10 +53,12 @@ class _Watch:
         log.info("The platform answered the getSessionLimits request: buffered readings are being sent.")
 
 
-def watch_session_limits(client_cls=None) -> bool:
+def watch_session_limits(client_cls: Any = None) -> bool:
     """Wrap ``request_service_configuration`` / ``on_service_configuration`` of the gateway's MQTT client."""
     if client_cls is None:
-        from tb_device_mqtt import TBDeviceMqttClient as client_cls
+        from tb_device_mqtt import TBDeviceMqttClient
+
+        client_cls = TBDeviceMqttClient
     request = client_cls.request_service_configuration
     if getattr(request, _MARK, False):
         return False

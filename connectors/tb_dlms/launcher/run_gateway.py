@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 from . import gateway_fixes, platform_watch, runtime_dir
-from .config import ConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
+from .config import GatewayConfigError, default_work_dir, prepare_config_dir, repo_root, resolve_config_dir
 
 log = logging.getLogger("tb_dlms.launcher")
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir = Path(args.work_dir).resolve() if args.work_dir else default_work_dir(config_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
         runtime = prepare_config_dir(config_dir, work_dir)
-    except (ConfigError, OSError) as exc:
+    except (GatewayConfigError, OSError) as exc:
         log.error("%s", exc)
         return 2
     if args.prepare_only:

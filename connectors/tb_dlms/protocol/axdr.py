@@ -1,20 +1,84 @@
-"""A-XDR data decoding and GET PDUs for the steady-state poll, without gurux's byte buffers.
+"""A-XDR ``Data``: the one codec of DLMS values, both ways, and GET PDUs for the steady-state poll.
 
 gurux parses one byte at a time through ``GXByteBuffer`` method calls; for the ten registers of a
 poll that costs more CPU than everything else in the session together. The common case (an
 unciphered GET-Response, normal or with-list, in one frame) is simple enough to decode here with
 ``struct``. Anything else (ciphered, block transfer, segmented HDLC, a type we do not know) raises
 ``Unsupported`` and the caller hands the frame to gurux unchanged.
+
+The encoders serve the simulator (which answers reads with pre-encoded bytes: a few struct calls
+are much cheaper than gurux's generic ``setData`` for a profile of hundreds of rows) and the
+selective-access parameters of profile reads. Tags, lengths and integer ranges follow IEC 62056-6-2
+(Blue Book 4.1.5, "Common data types") and the A-XDR rules of IEC 61334-6.
 """
 from __future__ import annotations
 
+import enum
 import struct
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 GET_REQUEST = 0xC0
 GET_RESPONSE = 0xC4
 NORMAL = 0x01
 WITH_LIST = 0x03
+
+
+class DataType(enum.IntEnum):
+    """The tag of a DLMS ``Data`` value (Blue Book table 2); names and values as gurux's ``DataType``."""
+
+    NONE = 0
+    ARRAY = 1
+    STRUCTURE = 2
+    BOOLEAN = 3
+    BITSTRING = 4
+    INT32 = 5  # double-long
+    UINT32 = 6  # double-long-unsigned
+    OCTET_STRING = 9
+    STRING = 10  # visible-string
+    STRING_UTF8 = 12
+    BCD = 13
+    INT8 = 15  # integer
+    INT16 = 16  # long
+    UINT8 = 17  # unsigned
+    UINT16 = 18  # long-unsigned
+    COMPACT_ARRAY = 19
+    INT64 = 20  # long64
+    UINT64 = 21  # long64-unsigned
+    ENUM = 22
+    FLOAT32 = 23
+    FLOAT64 = 24
+    DATETIME = 25
+    DATE = 26
+    TIME = 27
+
+
+#: Value range of each integer type, by its name as ``data_type_name`` gives it (bcd is one byte).
+INTEGER_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
+    "int64": (-2**63, 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
+    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1), "enum": (0, 255), "bcd": (0, 255),
+}
+
+_DATA_TYPES: Final[dict[str, DataType]] = {t.name.lower(): t for t in DataType}
+_ALIASES: Final[dict[str, str]] = {"bool": "boolean", "int": "int32", "uint": "uint32", "float": "float32",
+                                   "double": "float64", "octets": "octet_string"}
+
+
+def data_type(name: str | None) -> DataType:
+    """A DLMS data type by name (``uint16``, ``octet_string``, ``bool`` ...); None is null-data."""
+    if name is None:
+        return DataType.NONE
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _DATA_TYPES:
+        raise ValueError(f"unknown DLMS data type {name!r}; one of: {', '.join(sorted(_DATA_TYPES))}")
+    return _DATA_TYPES[key]
+
+
+def data_type_name(name: str) -> str:
+    """The canonical name of a DLMS data type given by name or alias (``bool`` -> ``boolean``)."""
+    return data_type(name).name.lower()
 
 
 class Unsupported(Exception):
@@ -66,23 +130,36 @@ class AccessResult:
         return ACCESS_RESULTS.get(self.code, f"data-access-result {self.code}")
 
 
-_FIXED = {
-    3: (1, lambda b, i: b[i] != 0),
-    5: (4, lambda b, i: struct.unpack_from(">i", b, i)[0]),
-    6: (4, lambda b, i: struct.unpack_from(">I", b, i)[0]),
-    15: (1, lambda b, i: struct.unpack_from(">b", b, i)[0]),
-    16: (2, lambda b, i: struct.unpack_from(">h", b, i)[0]),
-    17: (1, lambda b, i: b[i]),
-    18: (2, lambda b, i: struct.unpack_from(">H", b, i)[0]),
-    20: (8, lambda b, i: struct.unpack_from(">q", b, i)[0]),
-    21: (8, lambda b, i: struct.unpack_from(">Q", b, i)[0]),
-    22: (1, lambda b, i: b[i]),
-    23: (4, lambda b, i: struct.unpack_from(">f", b, i)[0]),
-    24: (8, lambda b, i: struct.unpack_from(">d", b, i)[0]),
-    25: (12, lambda b, i: bytes(b[i:i + 12])),
-    26: (5, lambda b, i: bytes(b[i:i + 5])),
-    27: (4, lambda b, i: bytes(b[i:i + 4])),
+_Reader = Callable[[bytes, int], Any]
+
+#: Types of a fixed size: tag -> (size, reader). Keys are plain ints: the tag byte is looked up here.
+_FIXED: Final[dict[int, tuple[int, _Reader]]] = {int(tag): entry for tag, entry in {
+    DataType.BOOLEAN: (1, lambda b, i: b[i] != 0),
+    DataType.INT32: (4, lambda b, i: struct.unpack_from(">i", b, i)[0]),
+    DataType.UINT32: (4, lambda b, i: struct.unpack_from(">I", b, i)[0]),
+    DataType.INT8: (1, lambda b, i: struct.unpack_from(">b", b, i)[0]),
+    DataType.INT16: (2, lambda b, i: struct.unpack_from(">h", b, i)[0]),
+    DataType.UINT8: (1, lambda b, i: b[i]),
+    DataType.UINT16: (2, lambda b, i: struct.unpack_from(">H", b, i)[0]),
+    DataType.INT64: (8, lambda b, i: struct.unpack_from(">q", b, i)[0]),
+    DataType.UINT64: (8, lambda b, i: struct.unpack_from(">Q", b, i)[0]),
+    DataType.ENUM: (1, lambda b, i: b[i]),
+    DataType.FLOAT32: (4, lambda b, i: struct.unpack_from(">f", b, i)[0]),
+    DataType.FLOAT64: (8, lambda b, i: struct.unpack_from(">d", b, i)[0]),
+    DataType.DATETIME: (12, lambda b, i: bytes(b[i:i + 12])),
+    DataType.DATE: (5, lambda b, i: bytes(b[i:i + 5])),
+    DataType.TIME: (4, lambda b, i: bytes(b[i:i + 4])),
+}.items()}
+#: String types: tag -> (name for errors, text encoding; None keeps the bytes).
+_STRINGS: Final[dict[int, tuple[str, str | None]]] = {
+    int(DataType.OCTET_STRING): ("octet string", None),
+    int(DataType.STRING): ("visible string", "ascii"),
+    int(DataType.STRING_UTF8): ("UTF-8 string", "utf-8"),
 }
+_NULL: Final = int(DataType.NONE)
+_ARRAY: Final = int(DataType.ARRAY)
+_STRUCTURE: Final = int(DataType.STRUCTURE)
+_BITSTRING: Final = int(DataType.BITSTRING)
 
 
 def _length(b: bytes, i: int) -> tuple[int, int]:
@@ -97,6 +174,11 @@ def _length(b: bytes, i: int) -> tuple[int, int]:
     return int.from_bytes(b[i + 1:i + 1 + size], "big"), i + 1 + size
 
 
+def decode_length(b: bytes, i: int) -> tuple[int, int]:
+    """An A-XDR length at offset i: (length, offset after it). Raises Malformed."""
+    return _length(b, i)
+
+
 def decode_data(b: bytes, i: int) -> tuple[Any, int]:
     """One A-XDR ``Data`` value at offset i: (value, next offset)."""
     tag = b[i]
@@ -107,25 +189,27 @@ def decode_data(b: bytes, i: int) -> tuple[Any, int]:
         if i + size > len(b):
             raise Malformed(f"data type {tag} needs {size} bytes, reply holds {len(b) - i}")
         return read(b, i), i + size
-    if tag == 0:
+    if tag == _NULL:
         return None, i
-    if tag in (9, 10, 12):
+    string = _STRINGS.get(tag)
+    if string is not None:
         n, i = _length(b, i)
         if i + n > len(b):
-            raise Malformed(f"{_STRING_NAMES[tag]} claims {n} bytes, reply holds {len(b) - i}")
+            raise Malformed(f"{string[0]} claims {n} bytes, reply holds {len(b) - i}")
         raw = bytes(b[i:i + n])
-        return (raw if tag == 9 else raw.decode("ascii" if tag == 10 else "utf-8", "replace")), i + n
-    if tag in (1, 2):
+        encoding = string[1]
+        return (raw if encoding is None else raw.decode(encoding, "replace")), i + n
+    if tag == _ARRAY or tag == _STRUCTURE:
         n, i = _length(b, i)
         if n > len(b) - i:  # every element takes at least its tag byte
-            raise Malformed(f"{'array' if tag == 1 else 'structure'} claims {n} elements, "
+            raise Malformed(f"{'array' if tag == _ARRAY else 'structure'} claims {n} elements, "
                             f"reply holds {len(b) - i} bytes")
         items = []
         for _ in range(n):
             v, i = decode_data(b, i)
             items.append(v)
         return items, i
-    if tag == 4:
+    if tag == _BITSTRING:
         bits, i = _length(b, i)
         nbytes = (bits + 7) // 8
         if i + nbytes > len(b):
@@ -133,9 +217,6 @@ def decode_data(b: bytes, i: int) -> tuple[Any, int]:
         value = "".join(f"{x:08b}" for x in b[i:i + nbytes])[:bits]
         return value, i + nbytes
     raise Unsupported(f"type {tag}")
-
-
-_STRING_NAMES = {9: "octet string", 10: "visible string", 12: "UTF-8 string"}
 
 
 def check_value(b: bytes) -> None:
@@ -186,7 +267,7 @@ def parse_get_response(apdu: bytes) -> tuple[int, list[Any]]:
             if count > len(apdu) - i:
                 raise Malformed(f"reply claims {count} results, holds {len(apdu) - i} bytes")
             values = []
-            for pos in range(count):
+            for _ in range(count):
                 v, i = _result(apdu, i)
                 values.append(v)
             return invoke, values
@@ -211,3 +292,47 @@ def get_with_list_pdu(items: list[tuple[int, bytes, int]], invoke_id_and_priorit
     for class_id, ln, attribute in items:
         body += struct.pack(">H", class_id) + ln + bytes((attribute, 0))
     return bytes(body)
+
+
+# ---- encoding ---------------------------------------------------------------------------------
+
+_INTEGER_FORMATS: Final[dict[DataType, struct.Struct]] = {
+    DataType.INT8: struct.Struct(">b"), DataType.INT16: struct.Struct(">h"), DataType.INT32: struct.Struct(">i"),
+    DataType.INT64: struct.Struct(">q"), DataType.UINT8: struct.Struct(">B"), DataType.UINT16: struct.Struct(">H"),
+    DataType.UINT32: struct.Struct(">I"), DataType.UINT64: struct.Struct(">Q"), DataType.ENUM: struct.Struct(">B"),
+}
+
+
+def encode_length(n: int) -> bytes:
+    """An A-XDR length: one byte below 128, else 0x80 + the number of length bytes, then the length."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x81, n))
+    if n < 0x10000:
+        return b"\x82" + n.to_bytes(2, "big")
+    return b"\x84" + n.to_bytes(4, "big")
+
+
+def integer(tag: DataType, value: int) -> bytes:
+    """An integer or enum value of type ``tag`` (struct.error when it does not fit)."""
+    return bytes((tag,)) + _INTEGER_FORMATS[tag].pack(value)
+
+
+def boolean(value: bool) -> bytes:
+    return bytes((DataType.BOOLEAN, 1 if value else 0))
+
+
+def octets(value: bytes) -> bytes:
+    """An octet-string (logical names, date-times, serial numbers as bytes)."""
+    return bytes((DataType.OCTET_STRING,)) + encode_length(len(value)) + value
+
+
+def structure(*items: bytes) -> bytes:
+    """A structure of already encoded values."""
+    return bytes((DataType.STRUCTURE,)) + encode_length(len(items)) + b"".join(items)
+
+
+def array(items: Sequence[bytes]) -> bytes:
+    """An array of already encoded values (of one type, which A-XDR does not check)."""
+    return bytes((DataType.ARRAY,)) + encode_length(len(items)) + b"".join(items)

@@ -1,43 +1,34 @@
-"""The link pool of a connector: TCP (``transport.LinkPool``), UDP, and meters that call in.
+"""The link provider of a connector: links we dial (``transport.LinkPool``: TCP, UDP) and the links
+of meters that call in (the listeners' ``listener.InboundHub``).
 
-Which link a session gets is a fact of its settings (``extra["transport"]``, ``extra["listener"]``),
-so the session itself never knows whether it dialled, sends datagrams, or answers a meter that
-dialled us.
+Which one a session gets is a fact of its settings (``transport``, ``listener``), so the session
+itself never knows whether it dialled, sends datagrams, or answers a meter that dialled us.
 """
 from __future__ import annotations
 
-from .inbound import InboundLink
+from .limits import ConnectionLimits
+from .link import Link, Mailbox
 from .listener import InboundHub
 from .settings import MeterSettings
-from .transport import LinkPool, Mailbox
+from .transport import LinkPool
 from .udp import UdpLink
 
 
-class EndpointPool(LinkPool):
-    def __init__(self, hub: InboundHub | None = None) -> None:
-        super().__init__()
+class EndpointPool:
+    """A ``link.LinkProvider``: meters that call in go to the hub, the others to the dialling pool
+    (its TCP connections capped by ``limits``: the connector's maxConnections/maxNewConnectionsPerS)."""
+
+    def __init__(self, hub: InboundHub | None = None, limits: ConnectionLimits | None = None) -> None:
         self.hub = hub or InboundHub()
+        self.dialled = LinkPool({"udp": UdpLink.for_meter}, limits)
 
-    def acquire(self, settings: MeterSettings):
-        extra = settings.extra or {}
-        listener = extra.get("listener")
-        if listener:
-            link = self.hub.link_for(listener, extra["identity"], settings.label, extra.get("call_in_wait_s", 0.0))
-            return link, link.mailbox(settings.server_address)
-        if extra.get("transport") == "udp":
-            link = UdpLink(settings.host, settings.port, settings.interface, settings.connect_timeout)
-            return link, link.mailbox(settings.server_address)
-        return super().acquire(settings)
+    def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
+        if settings.inbound:
+            return self.hub.acquire(settings)
+        return self.dialled.acquire(settings)
 
-    async def release(self, link, address: int) -> None:
-        if isinstance(link, InboundLink):
-            link.forget(address)  # the connection is the meter's: it stays while the meter keeps it
-            return
-        if isinstance(link, UdpLink):
-            link.forget(address)
-            await link.close()
-            return
-        await super().release(link, address)
-
-
-__all__ = ["EndpointPool", "Mailbox"]
+    async def release(self, link: Link, address: int) -> None:
+        if self.hub.owns(link):
+            await self.hub.release(link, address)
+        else:
+            await self.dialled.release(link, address)

@@ -1,6 +1,10 @@
 """Failures of a meter session, by kind, so that callers can count them and diagnose them."""
 from __future__ import annotations
 
+from typing import Iterable
+
+from .readings import AttributeRef
+
 
 class DlmsError(Exception):
     """Base of every error a session raises. ``kind`` is a stable short name for counters."""
@@ -72,14 +76,15 @@ class InvalidValue(DlmsError):
 class BadReply(ProtocolError):
     """A reply refused for what it holds; ``refs`` are the attributes it answered (when known)."""
 
-    def __init__(self, message: str, meter: str = "", refs: tuple = (), index: int | None = None) -> None:
+    def __init__(self, message: str, meter: str = "", refs: tuple[AttributeRef, ...] = (),
+                 index: int | None = None) -> None:
         super().__init__(message, meter)
         self.detail = message
         self.refs = tuple(refs)
         #: Position of the offending value among the attributes of one request, when known.
         self.index = index
 
-    def naming(self, refs) -> "BadReply":
+    def naming(self, refs: Iterable[AttributeRef]) -> BadReply:
         """The same error, naming the attribute(s) of the request it answered."""
         refs = tuple(refs)
         named = (refs[self.index],) if self.index is not None and self.index < len(refs) else refs

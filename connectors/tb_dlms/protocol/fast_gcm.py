@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import importlib
 import threading
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -50,7 +51,8 @@ _original_stream: type | None = None
 
 
 def _gurux_stream_class() -> type:
-    return importlib.import_module(_STREAM_MODULE).GXDLMSChipperingStream
+    stream: type = importlib.import_module(_STREAM_MODULE).GXDLMSChipperingStream
+    return stream
 
 
 def _make_fast_stream_class(base: type) -> type:
@@ -61,7 +63,7 @@ def _make_fast_stream_class(base: type) -> type:
     working.
     """
 
-    class FastGcmStream(base):  # type: ignore[misc, valid-type]
+    class FastGcmStream(base):  # type: ignore[misc]  # gurux is untyped: base is Any to mypy
         """Drop-in for the GCM uses of ``GXDLMSChipperingStream``.
 
         gurux's contract, which this class keeps (see ``GXDLMSChippering``):
@@ -81,15 +83,16 @@ def _make_fast_stream_class(base: type) -> type:
         as gurux would produce them.
         """
 
-        def __new__(cls, forSecurity=None, forEncrypt=True, blockCipherKey=None,
-                    forAad=None, iv=None, forTag=None):
+        def __new__(cls, forSecurity: Any = None, forEncrypt: bool = True, blockCipherKey: Any = None,
+                    forAad: Any = None, iv: Any = None, forTag: Any = None) -> Any:
             if not _fast_path_applies(forSecurity, forEncrypt, blockCipherKey, iv, forTag):
                 # Not an instance of cls, so Python skips FastGcmStream.__init__.
                 return base(forSecurity, forEncrypt, blockCipherKey, forAad, iv, forTag)
             return object.__new__(cls)
 
         # pylint: disable=super-init-not-called
-        def __init__(self, forSecurity, forEncrypt, blockCipherKey, forAad, iv, forTag):
+        def __init__(self, forSecurity: Any, forEncrypt: bool, blockCipherKey: Any, forAad: Any, iv: Any,
+                     forTag: Any) -> None:
             # Skip gurux's __init__. Its key schedule and GHASH tables are
             # the cost we are removing.
             self.security = int(forSecurity)
@@ -101,10 +104,10 @@ def _make_fast_stream_class(base: type) -> type:
             self.tag = bytearray(forTag) if forTag is not None else bytearray(_TAG_LEN)
             self._data = bytearray()
 
-        def write(self, input_):
+        def write(self, input_: bytes | bytearray) -> None:
             self._data.extend(input_)
 
-        def flushFinalBlock(self):
+        def flushFinalBlock(self) -> bytearray:
             data = bytes(self._data)
             self._data = bytearray()
             if self.security == _ENC:
@@ -131,11 +134,11 @@ def _make_fast_stream_class(base: type) -> type:
                 raise ValueError(_INVALID_TAG) from None
             return bytearray(out)
 
-        def reset(self):
+        def reset(self) -> None:
             self._data = bytearray()
 
         @classmethod
-        def tagsEquals(cls, tag1, tag2):
+        def tagsEquals(cls, tag1: Any, tag2: Any) -> bool:
             # gurux's GMAC-only decrypt checks the tag with this. A
             # constant-time compare keeps timing from leaking how many
             # leading tag bytes a forgery got right.
@@ -148,7 +151,7 @@ def _make_fast_stream_class(base: type) -> type:
     return FastGcmStream
 
 
-def _fast_path_applies(security, forEncrypt, key, iv, tag) -> bool:
+def _fast_path_applies(security: Any, forEncrypt: Any, key: Any, iv: Any, tag: Any) -> bool:
     try:
         sec = int(security)
     except (TypeError, ValueError):
@@ -177,7 +180,7 @@ def _self_test(stream_cls: type, reference: type) -> bool:
     iv = bytes(range(0x40, 0x40 + _IV_LEN))
     aad = b"\x30" + bytes(range(0xD0, 0xE0))
     pt = bytes(range(21))
-    outs = []
+    outs: list[tuple[bytes, bytes, bytes]] = []
     for cls in (reference, stream_cls):
         enc = cls(_AUTH_ENC, True, bytearray(key), bytearray(aad), bytearray(iv), None)
         enc.write(pt)
@@ -190,7 +193,7 @@ def _self_test(stream_cls: type, reference: type) -> bool:
 
 
 def installed() -> bool:
-    mod = importlib.import_module(_CHIPPERING_MODULE)
+    mod: Any = importlib.import_module(_CHIPPERING_MODULE)  # gurux is untyped
     return mod.GXDLMSChipperingStream is FastGcmStream
 
 
@@ -203,7 +206,7 @@ def install() -> bool:
     """
     global _original_stream
     with _lock:
-        mod = importlib.import_module(_CHIPPERING_MODULE)
+        mod: Any = importlib.import_module(_CHIPPERING_MODULE)  # gurux is untyped
         current = getattr(mod, "GXDLMSChipperingStream", None)
         if current is FastGcmStream:
             return True
@@ -221,7 +224,7 @@ def uninstall() -> None:
     """Put gurux's pure-Python stream back. Used by the equivalence tests and benchmark."""
     global _original_stream
     with _lock:
-        mod = importlib.import_module(_CHIPPERING_MODULE)
+        mod: Any = importlib.import_module(_CHIPPERING_MODULE)  # gurux is untyped
         if mod.GXDLMSChipperingStream is FastGcmStream:
             mod.GXDLMSChipperingStream = _original_stream or _gurux_stream_class()
         _original_stream = None

@@ -12,6 +12,7 @@ Pure functions and small classes, no I/O: used by the client transport and by th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 HDLC_FLAG = 0x7E
 WRAPPER_VERSION = 0x0001
@@ -71,16 +72,19 @@ class HdlcFrame:
         return bool(self.raw[1] & 0x08)
 
 
-class _FrameReader:
+F = TypeVar("F")
+
+
+class _FrameReader(Generic[F]):
     """A byte buffer that yields whole frames and counts what it had to skip."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self.discarded_bytes = 0
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: bytes) -> list[F]:
         self._buf += data
-        frames = []
+        frames: list[F] = []
         while True:
             frame = self._next()
             if frame is None:
@@ -99,11 +103,11 @@ class _FrameReader:
         del self._buf[:n]
         self.discarded_bytes += n
 
-    def _next(self):  # pragma: no cover - abstract
+    def _next(self) -> F | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-class HdlcFrameReader(_FrameReader):
+class HdlcFrameReader(_FrameReader[HdlcFrame]):
     """Incremental HDLC frame splitter (ISO/IEC 13239 frame format type 3)."""
 
     def _next(self) -> HdlcFrame | None:
@@ -194,7 +198,7 @@ class WrapperFrame:
         return self.raw[WRAPPER_HEADER:]
 
 
-class WrapperFrameReader(_FrameReader):
+class WrapperFrameReader(_FrameReader[WrapperFrame]):
     """Incremental splitter for the DLMS WRAPPER (IEC 62056-47) TCP profile."""
 
     def _next(self) -> WrapperFrame | None:

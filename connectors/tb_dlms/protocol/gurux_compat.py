@@ -8,8 +8,9 @@ result byte without its code (seen from gurux's own server) instead of raising I
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-from gurux_dlms import GXByteBuffer
+from gurux_dlms import GXByteBuffer, GXDLMSClient
 from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms.enums import InterfaceType
 from gurux_dlms.internal._GXCommon import _GXCommon
@@ -19,11 +20,11 @@ from .axdr import AccessResult
 __all__ = ["AccessResult", "write_request", "frames_for_pdu", "is_ciphered"]
 
 
-def _handle_get_response_with_list(cls, settings, reply):  # noqa: ARG001 - gurux signature
+def _handle_get_response_with_list(cls: Any, settings: Any, reply: Any) -> Any:  # noqa: ARG001 - gurux signature
     if reply.xml:  # translator mode: keep gurux's own behaviour
         return _original(settings, reply)
     cnt = _GXCommon.getObjectCount(reply.data)
-    values: list = [None] * cnt
+    values: list[Any] = [None] * cnt
     for pos in range(cnt):
         choice = reply.data.getUInt8()
         if choice != 0:
@@ -49,21 +50,23 @@ else:  # pragma: no cover - module reloaded
     pass
 
 
-def write_request(client, obis, class_id: int, attribute: int, value, data_type: int) -> list:
+def write_request(client: GXDLMSClient, obis: object, class_id: int, attribute: int, value: Any,
+                  data_type: int) -> list[bytes]:
     """SET request frames for any attribute with an explicit data type.
 
     gurux's public ``write(item, index)`` takes the value from a fully modelled object; a typed
     write of one attribute only exists as the name-mangled private ``__write``.
     """
-    return client._GXDLMSClient__write(str(obis), value, data_type, class_id, attribute)
+    frames: list[bytes] = client._GXDLMSClient__write(str(obis), value, data_type, class_id, attribute)
+    return frames
 
 
-def is_ciphered(client) -> bool:
+def is_ciphered(client: GXDLMSClient) -> bool:
     cipher = getattr(client.settings, "cipher", None)
     return cipher is not None and cipher.security != 0
 
 
-def frames_for_pdu(client, pdu: bytes, command: int) -> list | None:
+def frames_for_pdu(client: GXDLMSClient, pdu: bytes, command: int) -> list[bytes] | None:
     """Frame an APDU we built ourselves exactly as gurux frames its own (LLC, HDLC sequence).
 
     Returns None when the PDU would need HDLC segmentation: gurux's own path handles that.

@@ -1,9 +1,11 @@
 """The link of a meter that calls in: a TCP connection the meter opened to one of our listeners.
 
 Cellular meters sit behind the operator's NAT, so nobody can connect to them; they connect to us.
-``InboundLink`` has the public methods and meaning of ``transport.Link`` (open, send, mailboxes,
-``turn``, ``drop_partial``, ``first_contact``/``unconfirm``, close), so a ``MeterSession`` runs over
-it unchanged. What differs is who owns the connection: the link lives as long as the device's
+``InboundLink`` is a ``link.Link`` (its mailboxes, turn and routing are ``transport.Routing``'s), so
+a ``MeterSession`` runs over it unchanged. It is not a ``StreamLink``: a stream link owns its
+stream from ``open()`` on, while this connection is read from the moment it is accepted (to
+identify the meter, to catch pushes and hang-ups) and is handed from the identifying link to the
+device's. What differs is who owns the connection: the link lives as long as the device's
 configuration, and the listener attaches each connection the meter opens. ``open()`` cannot dial;
 it waits (``wait_s``, 0 by default) for the meter to call in and otherwise fails with "meter not
 connected". A second connection replaces the first (the meter rebooted): never two sessions at once.
@@ -22,8 +24,9 @@ from typing import Callable
 from . import push
 from .errors import ConnectError, LinkClosed
 from .framing import HdlcFrame, HdlcFrameReader, WrapperFrameReader
+from .link import Frame
 from .settings import Interface
-from .transport import Frame, Mailbox, _Closed
+from .transport import Routing
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class Connection:
         self.reader, self.writer = reader, writer
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "?")
+        #: The address the meter connects from (matched against a polled meter's host for its pushes).
+        self.peer_host: str | None = str(peer[0]) if isinstance(peer, tuple) else None
         self.listener = listener
         self.framer: HdlcFrameReader | WrapperFrameReader = (
             HdlcFrameReader() if interface is Interface.HDLC else WrapperFrameReader())
@@ -64,7 +69,7 @@ class Connection:
                 self.bytes_received += len(chunk)
                 for frame in self.framer.feed(chunk):
                     if self.link is not None:
-                        self.link._route(frame)
+                        self.link.frame_in(frame)
         except (ConnectionError, OSError) as exc:
             reason = f"connection reset: {exc}"
         except asyncio.CancelledError:
@@ -85,11 +90,12 @@ class Connection:
             task.cancel()
 
 
-class InboundLink:
+class InboundLink(Routing):
     """A meter's link over whatever connection it opened last (see the module docstring)."""
 
     def __init__(self, name: str, interface: Interface, wait_s: float = 0.0,
                  on_push: PushHandler | None = None) -> None:
+        super().__init__()
         self.name = name
         self.host, self.port = "inbound", 0
         self.interface = interface
@@ -97,13 +103,9 @@ class InboundLink:
         self.on_push = on_push
         #: Told (link, connected) when a connection is attached or lost.
         self.on_presence: Callable[["InboundLink", bool], None] | None = None
-        self.turn = asyncio.Lock()
-        self._mailboxes: dict[int, Mailbox] = {}
-        self._confirmed: set[int] = set()
         self._conn: Connection | None = None
         self._attached = asyncio.Event()
         self.closed_reason: str | None = "meter not connected"
-        self.unrouted_frames = 0
         self._discarded_before = 0
         self.connections = 0
         self.replaced = 0
@@ -125,28 +127,9 @@ class InboundLink:
     def drop_partial(self) -> int:
         conn = self._conn
         n = conn.framer.pending if conn is not None else 0
-        if n:
+        if n and conn is not None:
             conn.framer.reset()
         return n
-
-    def mailbox(self, address: int) -> Mailbox:
-        box = self._mailboxes.get(address)
-        if box is None:
-            box = self._mailboxes[address] = Mailbox(address)
-        return box
-
-    def forget(self, address: int) -> None:
-        self._mailboxes.pop(address, None)
-
-    def first_contact(self, address: int) -> bool:
-        return address not in self._confirmed
-
-    def unconfirm(self, address: int) -> None:
-        self._confirmed.discard(address)
-
-    @property
-    def users(self) -> int:
-        return len(self._mailboxes)
 
     async def open(self) -> None:
         """Nothing to dial: wait for the meter to call in, at most ``wait_s``."""
@@ -189,8 +172,7 @@ class InboundLink:
             self._conn = None  # not reported as lost: the meter is still there
             old.link = None
             old.close(f"replaced by a new connection from {conn.peer}")
-            for box in self._mailboxes.values():
-                box.queue.put_nowait(_Closed("the meter opened a new connection"))
+            self._orphan("the meter opened a new connection")
         if old is not None:
             self._discarded_before += old.framer.discarded_bytes
         previous = conn.link
@@ -202,8 +184,8 @@ class InboundLink:
         self.closed_reason = None
         self._confirmed.clear()
         self._attached.set()
-        if self.on_presence is not None and old is None:
-            self.on_presence(self, True)
+        if self.on_presence is not None:
+            self.on_presence(self, True)  # also for a replacement: the old session's association is void
 
     def _lost(self, conn: Connection, reason: str) -> None:
         if conn is not self._conn:
@@ -212,26 +194,37 @@ class InboundLink:
         self._conn = None
         self.closed_reason = f"meter not connected ({reason})"
         self._attached.clear()
-        for box in self._mailboxes.values():
-            box.queue.put_nowait(_Closed(self.closed_reason))
+        self._orphan(self.closed_reason)
         if self.on_presence is not None:
             self.on_presence(self, False)
 
-    def _route(self, frame: Frame) -> None:
+    def _orphan(self, reason: str) -> None:
+        """The connection the sessions' associations lived on is gone: wake them with the reason and
+        let go of their mailboxes. A session left over (idle when it happened) fails its next exchange
+        on its dead mailbox instead of talking, unassociated, over the meter's next connection; and,
+        holding no address here, it does not close that connection when it is dropped."""
+        self._notify_closed(reason)
+        self._mailboxes.clear()
+        self._confirmed.clear()
+
+    def frame_in(self, frame: Frame) -> None:
+        """A frame from the connection: a push goes to ``on_push``, anything else to the session."""
         apdu = push.hdlc_apdu(_hdlc_info(frame)) if isinstance(frame, HdlcFrame) else frame.raw[8:]
         if push.is_push(apdu):
             if self.on_push is not None:
                 self.on_push(self, apdu)
             return
-        # One meter per connection: whatever it sends is the reply of its one session.
-        box = next(iter(self._mailboxes.values()), None) if len(self._mailboxes) == 1 else \
-            self._mailboxes.get(frame.source)
+        self._route(frame, len(frame.raw))
+
+    def _route(self, frame: Frame, size: int) -> None:
+        # One meter per connection: whatever it sends is the reply of its one session (the HDLC
+        # source address of the identifying read and of the device's own client may differ).
+        box = next(iter(self._mailboxes.values())) if len(self._mailboxes) == 1 else None
         if box is None:
-            self.unrouted_frames += 1
+            super()._route(frame, size)
             return
-        box.bytes_received += len(frame.raw)
         self._confirmed.add(box.address)
-        box.queue.put_nowait(frame)
+        box.deliver(frame, size)
 
 
 def _hdlc_info(frame: HdlcFrame) -> bytes:

@@ -17,61 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from . import push
 from .errors import DlmsError
 from .inbound import Connection, InboundLink
+from .limits import ConnectionLimits
 from .obis import ObisCode
 from .readings import AttributeRef
-from .settings import Interface, MeterSettings
-from .transport import Mailbox
+from .settings import Interface, ListenerSettings, MeterSettings, Transport
+from .link import Link, Mailbox
 
 log = logging.getLogger(__name__)
 
-LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 #: Plain pushes received on a connection before it is identified are held, at most this many.
 MAX_EARLY_PUSHES = 8
-
-
-@dataclass(frozen=True, slots=True)
-class IdentifyBy:
-    """How a meter that called in says who it is: an attribute read by the public client, or the
-    system title of its first ciphered push (``system_title``)."""
-
-    obis: str = LOGICAL_DEVICE_NAME
-    class_id: int = 1
-    attribute: int = 2
-    client_address: int = 16
-    server_address: int = 1
-    system_title: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerSettings:
-    name: str
-    port: int
-    host: str = "0.0.0.0"
-    interface: Interface = Interface.WRAPPER
-    transport: str = "tcp"
-    identify_by: IdentifyBy = IdentifyBy()
-    #: Alliander's defaults for a cellular head-end.
-    max_connections: int = 1000
-    max_new_per_s: float = 30.0
-    #: A connection silent this long is closed (the meter calls again when it has something).
-    idle_timeout_s: float = 600.0
-    #: Identification must be done within this (a meter that dials in and stays silent).
-    identify_timeout_s: float = 30.0
-    reply_timeout_s: float = 5.0
-    retries: int = 1
-    #: More connections than this from one identity within ``reconnect_window_s``: a reconnect loop.
-    reconnect_limit: int = 10
-    reconnect_window_s: float = 60.0
-    reconnect_backoff_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -83,8 +46,10 @@ class PushTarget:
     keys: tuple[bytes, bytes] | None = None
     deviation_utc_minus_local: bool = True
     system_title: bytes | None = None
+    #: A polled meter's host: its plain pushes are matched by the address they come from.
+    host: str | None = None
     failures: int = 0
-    reasons_logged: set = field(default_factory=set)
+    reasons_logged: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -101,9 +66,8 @@ class ListenerStats:
     pushes: int = 0
     bad_pushes: int = 0
     open: int = 0
-    queued: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
@@ -118,25 +82,6 @@ class _OneLink:
 
     async def release(self, link: InboundLink, address: int) -> None:
         link.forget(address)
-
-
-class _RateGate:
-    """At most ``rate`` passes a second, first come first served."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def pass_(self) -> None:
-        if not self._interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            wait = self._next - now
-            self._next = max(now, self._next) + self._interval
-            if wait > 0:
-                await asyncio.sleep(wait)
 
 
 def identity_text(value) -> str:
@@ -164,8 +109,7 @@ class Listener:
         self.settings = settings
         self.hub = hub
         self.stats = ListenerStats()
-        self._slots = asyncio.Semaphore(settings.max_connections)
-        self._gate = _RateGate(settings.max_new_per_s)
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_new_per_s)
         self._server: asyncio.base_events.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._connections: set[Connection] = set()
@@ -177,8 +121,9 @@ class Listener:
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
-        if s.transport == "udp":
-            self._udp, _ = await loop.create_datagram_endpoint(lambda: _PushDatagrams(self), local_addr=(s.host, s.port))
+        if s.transport is Transport.UDP:
+            self._udp, _ = await loop.create_datagram_endpoint(lambda: _PushDatagrams(self),
+                                                               local_addr=(s.host, s.port))
             self.bound_port = self._udp.get_extra_info("sockname")[1]
         else:
             self._server = await asyncio.start_server(self._accepted, s.host, s.port, reuse_address=True,
@@ -208,18 +153,13 @@ class Listener:
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         s = self.settings
         self.stats.accepted += 1
-        if self.stats.queued >= s.max_connections:
+        if self.limits.queued >= s.max_connections:
             # The queue is as long as the listener is wide: a flood costs file descriptors, not memory.
             self.stats.refused_full += 1
             writer.close()
             return
-        self.stats.queued += 1
+        await self.limits.admit()
         try:
-            await self._slots.acquire()
-        finally:
-            self.stats.queued -= 1
-        try:
-            await self._gate.pass_()
             conn = Connection(reader, writer, s.interface, s.name)
             self._connections.add(conn)
             self.stats.open += 1
@@ -230,7 +170,7 @@ class Listener:
                 self.stats.open -= 1
                 conn.close(conn.closed_reason or "closed")
         finally:
-            self._slots.release()
+            self.limits.release()
 
     async def _serve(self, conn: Connection) -> None:
         s = self.settings
@@ -246,8 +186,16 @@ class Listener:
                 early.append(apdu)
 
         anonymous.on_push = held
+        polled = self.hub.polled_pusher(conn.peer_host)
+        if polled is not None:
+            # A meter we poll, connecting to push: nothing to identify, its pushes are its device's.
+            anonymous.on_push = lambda _link, apdu: self.hub.push_received(None, apdu, conn.peer, conn.peer_host)
         anonymous.attach(conn)
         conn.start()
+        if polled is not None:
+            log.debug("listener %s: push connection from %s (polled meter %s)", s.name, conn.peer, polled.name)
+            await conn.closed.wait()
+            return
         try:
             async with asyncio.timeout(s.identify_timeout_s):
                 if s.identify_by.system_title:
@@ -337,7 +285,7 @@ class Listener:
         if len(data) < 8 or data[:2] != b"\x00\x01":
             self.hub.bad_push(None, f"{self.settings.name}:{peer}", push.PushError("not a WRAPPER datagram"))
             return
-        self.hub.push_received(None, data[8:], f"{self.settings.name} (udp {peer[0]}:{peer[1]})")
+        self.hub.push_received(None, data[8:], f"{self.settings.name} (udp {peer[0]}:{peer[1]})", peer[0])
 
 
 class _PushDatagrams(asyncio.DatagramProtocol):
@@ -356,6 +304,8 @@ class InboundHub:
         self._links: dict[tuple[str, str], InboundLink] = {}
         self._by_title: dict[bytes, PushTarget] = {}
         self._by_link: dict[InboundLink, PushTarget] = {}
+        #: Polled meters that push, by host; None where several devices share a host (a serial server).
+        self._by_host: dict[str, PushTarget | None] = {}
         self._unknown_logged: set[str] = set()
         self.unknown_pushes = 0
 
@@ -386,11 +336,32 @@ class InboundHub:
     def link_of(self, listener: str, identity: str) -> InboundLink | None:
         return self._links.get((listener, identity))
 
+    # -- the link.LinkProvider of meters that call in -----------------------------------------
+
+    def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
+        if settings.listener is None or settings.identity is None:
+            raise ValueError(f"{settings.label}: not a meter that calls in (no listener and identity)")
+        link = self.link_for(settings.listener, settings.identity, settings.label, settings.call_in_wait)
+        return link, link.mailbox(settings.server_address)
+
+    def owns(self, link: object) -> bool:
+        return isinstance(link, InboundLink)
+
+    async def release(self, link: Link, address: int) -> None:
+        link.forget(address)  # the connection is the meter's: it stays while the meter keeps it
+
     def add_push_target(self, target: PushTarget, link: InboundLink | None = None) -> None:
         if target.system_title is not None:
             self._by_title[target.system_title] = target
         if link is not None:
             self._by_link[link] = target
+        if target.host:
+            host = target.host.lower()
+            self._by_host[host] = None if host in self._by_host else target
+
+    def polled_pusher(self, peer_host: str | None) -> PushTarget | None:
+        """The polled meter that pushes from ``peer_host`` (its configured host), if exactly one does."""
+        return self._by_host.get(peer_host.lower()) if peer_host else None
 
     def unknown_identity(self, listener: str, identity: str, peer: str) -> None:
         level = logging.DEBUG if identity in self._unknown_logged else logging.WARNING
@@ -403,19 +374,25 @@ class InboundHub:
     def _on_link_push(self, link: InboundLink, apdu: bytes) -> None:
         self.push_received(link, apdu, link.name)
 
-    def push_received(self, link: InboundLink | None, apdu: bytes, where: str) -> None:
+    def push_received(self, link: InboundLink | None, apdu: bytes, where: str, peer_host: str | None = None) -> None:
+        """Route a push to its device: by the sender's system title (ciphered), else by the connection
+        it came on (a meter that called in), else by the address it came from (a polled meter)."""
         received = time.time()
         title = push.sender_title(apdu)
-        target = self._by_title.get(title) if title is not None else self._by_link.get(link)
+        target = self._by_title.get(title) if title is not None else None
         if target is None and link is not None:
             target = self._by_link.get(link)
+        if target is None:
+            target = self.polled_pusher(peer_host)
         if target is None:
             self.unknown_pushes += 1
             sender = title.hex() if title is not None else where
             level = logging.DEBUG if sender in self._unknown_logged else logging.WARNING
             self._unknown_logged.add(sender)
             log.log(level, "push from %s ignored: no device has %s", sender,
-                    "this system title" if title is not None else "a push section for this connection")
+                    "this system title" if title is not None else
+                    "a push section for this connection or address (a polled meter's pushes are matched by "
+                    "its host; see docs/configuration.md)")
             return
         try:
             note = push.decode(apdu, lambda t: self._keys(t, target), target.deviation_utc_minus_local)
@@ -441,5 +418,10 @@ class InboundHub:
         log.log(level, "%s: push dropped: %s (counted as pushFailures; said once per reason)", target.name, exc)
 
     def report(self) -> dict:
-        return {name: {**l.stats.as_dict(), "port": l.bound_port} for name, l in self.listeners.items()} | \
-            {"unknownPushes": self.unknown_pushes} if self.listeners else {}
+        if not self.listeners:
+            return {}
+        out: dict[str, Any] = {name: {**listener.stats.as_dict(), "queued": listener.limits.queued,
+                                      "port": listener.bound_port}
+                               for name, listener in self.listeners.items()}
+        out["unknownPushes"] = self.unknown_pushes
+        return out

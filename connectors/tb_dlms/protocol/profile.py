@@ -8,17 +8,19 @@ date-times; some meters reject a deviation in it, so the caller chooses UTC with
 from __future__ import annotations
 
 import datetime as _dt
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import axdr, cosem_datetime
+from .axdr import DataType
 from .obis import ObisCode
 from .readings import AttributeRef
 
 PROFILE_CLASS = 7
 BUFFER, CAPTURE_OBJECTS, CAPTURE_PERIOD, ENTRIES_IN_USE, PROFILE_ENTRIES = 2, 3, 4, 7, 8
 CLOCK = AttributeRef.of("0.0.1.0.0.255", 8, 2)
-_UNSPECIFIED_DEVIATION = -0x8000
+#: Selective access to a profile's buffer (attribute 2): by range of a column, or by entry.
+RANGE_DESCRIPTOR, ENTRY_DESCRIPTOR = 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,29 +69,33 @@ def _datetime_octets(when: _dt.datetime, local_offset_min: int | None) -> bytes:
     if local_offset_min is None:
         t, deviation = when.astimezone(_dt.timezone.utc), 0
     else:
-        t, deviation = when.astimezone(_dt.timezone(_dt.timedelta(minutes=local_offset_min))), _UNSPECIFIED_DEVIATION
-    return struct.pack(">HBBBBBBBhB", t.year, t.month, t.day, t.isoweekday(), t.hour, t.minute, t.second,
-                       0xFF, deviation, 0xFF)
+        t, deviation = when.astimezone(_dt.timezone(_dt.timedelta(minutes=local_offset_min))), None
+    return cosem_datetime.encode(t, deviation, cosem_datetime.STATUS_NOT_SPECIFIED, hundredths=False)
+
+
+def _capture_object_definition(ref: AttributeRef, data_index: int) -> bytes:
+    """{class_id, logical_name, attribute_index, data_index}: a column of a profile."""
+    return axdr.structure(axdr.integer(DataType.UINT16, ref.class_id), axdr.octets(bytes(ref.obis)),
+                          axdr.integer(DataType.INT8, ref.attribute), axdr.integer(DataType.UINT16, data_index))
 
 
 def range_selector(start: _dt.datetime, end: _dt.datetime, restricting: CaptureObject | None = None,
                    local_offset_min: int | None = None) -> bytes:
     """Selective access 1 (range_descriptor), all columns. ``selector byte + data`` as gurux takes it."""
     sort = restricting.ref if restricting is not None else CLOCK
-    out = bytearray((0x01, 0x02, 0x04, 0x02, 0x04))
-    out += b"\x12" + struct.pack(">H", sort.class_id)
-    out += b"\x09\x06" + bytes(sort.obis)
-    out += b"\x0f" + struct.pack(">b", sort.attribute)
-    out += b"\x12" + struct.pack(">H", restricting.data_index if restricting else 0)
-    out += b"\x09\x0c" + _datetime_octets(start, local_offset_min)
-    out += b"\x09\x0c" + _datetime_octets(end, local_offset_min)
-    out += b"\x01\x00"
-    return bytes(out)
+    return bytes((RANGE_DESCRIPTOR,)) + axdr.structure(
+        _capture_object_definition(sort, restricting.data_index if restricting else 0),
+        axdr.octets(_datetime_octets(start, local_offset_min)),
+        axdr.octets(_datetime_octets(end, local_offset_min)),
+        axdr.array([]),  # selected_values: empty = all columns
+    )
 
 
 def entry_selector(first: int, last: int) -> bytes:
     """Selective access 2 (entry_descriptor): entries first..last (1-based, 0 = to the last), all columns."""
     if first < 1 or last < 0:
         raise ValueError("profile entries are numbered from 1")
-    return bytes((0x02, 0x02, 0x04)) + b"\x06" + struct.pack(">I", first) + b"\x06" + struct.pack(">I", last) \
-        + b"\x12\x00\x01" + b"\x12\x00\x00"
+    return bytes((ENTRY_DESCRIPTOR,)) + axdr.structure(
+        axdr.integer(DataType.UINT32, first), axdr.integer(DataType.UINT32, last),
+        axdr.integer(DataType.UINT16, 1), axdr.integer(DataType.UINT16, 0),  # from column 1 to the last
+    )

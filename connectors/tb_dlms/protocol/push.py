@@ -9,13 +9,13 @@ Pure functions, no I/O: used by the connector's listeners and by the simulator's
 """
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from cryptography.exceptions import InvalidTag
 
-from . import axdr, fast_gcm
-from .values import decode_datetime
+from . import axdr, cosem_datetime, fast_gcm
 
 DATA_NOTIFICATION = 0x0F
 GENERAL_GLO_CIPHERING = 0xDB
@@ -27,6 +27,7 @@ LLC_REPLY = b"\xe6\xe7\x00"
 
 #: Keys (block cipher key, authentication key) of a sender by its system title; None: unknown.
 KeyLookup = Callable[[bytes], "tuple[bytes, bytes] | None"]
+_UTC = _dt.timezone.utc
 
 
 class PushError(Exception):
@@ -43,7 +44,7 @@ class Notification:
     """One decoded DataNotification: the pushed values in push order and the meter's own time."""
 
     invoke_id: int
-    values: tuple
+    values: tuple[Any, ...]
     #: The notification's date-time as Unix ms (deviation applied); None when absent or unspecified.
     timestamp_ms: int | None
     #: The sender's system title (ciphered pushes); None for a plain push.
@@ -83,7 +84,7 @@ def _open(apdu: bytes, keys: KeyLookup | None) -> tuple[bytes, bytes]:
     if title is None:
         raise PushError("malformed ciphered APDU", "no 8-byte system title")
     try:
-        length, i = axdr._length(apdu, 10)
+        length, i = axdr.decode_length(apdu, 10)
     except axdr.Malformed as exc:
         raise PushError("malformed ciphered APDU", str(exc), title) from None
     body = apdu[i:i + length]
@@ -114,10 +115,7 @@ def _decode_plain(apdu: bytes, deviation_utc_minus_local: bool) -> Notification:
     i = 6 + n
     if i > len(apdu):
         raise PushError("malformed DataNotification", f"date-time claims {n} bytes")
-    ts = None
-    if n == 12:
-        clock = decode_datetime(apdu[6:i], deviation_utc_minus_local)
-        ts = clock.get("epochMs") if clock else None
+    ts = _timestamp_ms(apdu[6:i], deviation_utc_minus_local) if n == cosem_datetime.LENGTH else None
     try:
         value, end = axdr.decode_data(apdu, i)
     except (axdr.Malformed, axdr.Unsupported, IndexError) as exc:
@@ -126,6 +124,18 @@ def _decode_plain(apdu: bytes, deviation_utc_minus_local: bool) -> Notification:
         raise PushError("malformed DataNotification", f"{len(apdu) - end} byte(s) after the notification body")
     values: tuple[Any, ...] = tuple(value) if isinstance(value, list) else (value,)
     return Notification(invoke, values, ts)
+
+
+def _timestamp_ms(raw: bytes, utc_minus_local: bool) -> int | None:
+    """The notification's date-time as Unix ms; None without a date or a deviation (no instant:
+    the receive time stands in, as a meter's local time without its offset would be a guess)."""
+    value = cosem_datetime.decode(raw)
+    if value is None:
+        return None
+    offset = value.utc_offset_min(utc_minus_local)
+    if offset is None or value.status == cosem_datetime.STATUS_NOT_SPECIFIED:
+        return None
+    return int(value.local.replace(tzinfo=_UTC).timestamp() * 1000) - offset * 60_000
 
 
 # -- encoding (the simulator, tests) ------------------------------------------------------------
@@ -146,11 +156,4 @@ def seal(apdu: bytes, system_title: bytes, invocation_counter: int, ek: bytes, a
     enc.authenticate_additional_data(bytes([SC_AUTH_ENC]) + bytes(ak))
     ct = enc.update(apdu) + enc.finalize()
     body = bytes([SC_AUTH_ENC]) + ic + ct + enc.tag[:_TAG]
-    return bytes([GENERAL_GLO_CIPHERING, 8]) + system_title + _length(len(body)) + body
-
-
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    size = (n.bit_length() + 7) // 8
-    return bytes([0x80 | size]) + n.to_bytes(size, "big")
+    return bytes([GENERAL_GLO_CIPHERING, 8]) + system_title + axdr.encode_length(len(body)) + body

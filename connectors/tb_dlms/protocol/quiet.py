@@ -24,6 +24,8 @@ import pkgutil
 import re
 import sys
 import threading
+from types import ModuleType
+from typing import Any
 
 __all__ = ["silence_gurux", "is_sensitive"]
 
@@ -43,7 +45,8 @@ def is_sensitive(message: str) -> bool:
     return _SENSITIVE.search(message) is not None
 
 
-def _gurux_print(*args, sep=" ", end="\n", file=None, flush=False):  # noqa: ARG001
+def _gurux_print(*args: object, sep: str | None = " ", end: str | None = "\n", file: Any = None,  # noqa: ARG001
+                 flush: bool = False) -> None:
     # Same signature as builtins.print, so every gurux call form still works.
     # end/file/flush are ignored: the output goes to a log record, not a stream.
     logger = _logger
@@ -89,7 +92,7 @@ def _import_all_gurux() -> None:
 _PRINT_CALL = re.compile(r"^[^#\n]*\bprint\s*\(", re.MULTILINE)
 
 
-def _calls_print(module) -> bool:
+def _calls_print(module: ModuleType) -> bool:
     path = getattr(module, "__file__", None)
     if not path or not path.endswith(".py"):
         return False
@@ -119,8 +122,8 @@ def _patch_loaded() -> int:
         if not _calls_print(module):
             continue
         if not hasattr(module, "__all__"):
-            module.__all__ = [n for n in vars(module) if not n.startswith("_")]
-        module.print = _gurux_print
+            vars(module)["__all__"] = [n for n in vars(module) if not n.startswith("_")]
+        vars(module)["print"] = _gurux_print
         patched += 1
     return patched
 

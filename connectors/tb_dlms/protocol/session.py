@@ -13,7 +13,7 @@ import asyncio
 import datetime as _dt
 import logging
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar, cast
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
 from gurux_dlms.GXDLMSConfirmedServiceError import GXDLMSConfirmedServiceError
@@ -26,6 +26,7 @@ from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import axdr, fast_gcm, gurux_compat, profile, quiet
+from .axdr import data_type
 from .errors import (
     AccessError,
     AssociationRejected,
@@ -47,7 +48,8 @@ from .profile import ProfileData
 from .readings import AttributeRef, Reading
 from .settings import Authentication, Interface, MeterSettings
 from .stats import SessionStats
-from .transport import Link, LinkPool, Mailbox, is_closed_notice
+from .link import ClosedNotice, Link, LinkProvider, Mailbox
+from .transport import LinkPool
 from .values import apply_scaler, decode_clock, plain, unit_text
 
 log = logging.getLogger(__name__)
@@ -79,33 +81,14 @@ _SET = frozenset({Command.SET_RESPONSE})
 _METHOD = frozenset({Command.METHOD_RESPONSE})
 _GLO_GET_RESPONSE = Command.GLO_GET_RESPONSE
 _KNOWN_REPLIES = _UA | _AARE | _RLRE | _DISC | _GET | _SET | _METHOD
-_DATA_TYPES = {name.lower(): value for name, value in vars(DataType).items() if name.isupper()}
-
-
-def data_type(name: str | None) -> int:
-    """A DLMS data type by name (``uint16``, ``octet_string``, ``bool`` ...)."""
-    if name is None:
-        return DataType.NONE
-    key = name.strip().lower().replace("-", "_")
-    aliases = {"bool": "boolean", "string": "string", "int": "int32", "uint": "uint32", "float": "float32",
-               "double": "float64", "datetime": "datetime", "octets": "octet_string"}
-    key = aliases.get(key, key)
-    if key not in _DATA_TYPES:
-        raise ValueError(f"unknown DLMS data type {name!r}; one of: {', '.join(sorted(_DATA_TYPES))}")
-    return _DATA_TYPES[key]
-
-
-def data_type_name(name: str) -> str:
-    """The canonical name of a DLMS data type given by name or alias (``bool`` -> ``boolean``)."""
-    code = data_type(name)
-    return next(k for k, v in _DATA_TYPES.items() if v == code)
-
-
 class MeterSession:
-    def __init__(self, settings: MeterSettings, links: LinkPool | None = None) -> None:
+    """One association; its frames go over the ``Link`` that ``links`` hands out for its endpoint
+    (a ``transport.LinkPool`` of TCP links unless given), never over a socket of its own."""
+
+    def __init__(self, settings: MeterSettings, links: LinkProvider | None = None) -> None:
         self.settings = settings
         self.stats = SessionStats()
-        self._links = links or LinkPool()
+        self._links: LinkProvider = links or LinkPool()
         self._link: Link | None = None
         self._box: Mailbox | None = None
         self._client: GXDLMSClient | None = None
@@ -192,7 +175,7 @@ class MeterSession:
 
     # -- association --------------------------------------------------------------------------
 
-    async def _guard(self, coro):
+    async def _guard(self, coro: Awaitable[T]) -> T:
         """Run one operation; any failure leaves the session ready to rebuild on next use."""
         try:
             return await coro
@@ -292,7 +275,10 @@ class MeterSession:
     async def _snrm(self, client: GXDLMSClient) -> GXReplyData:
         """SNRM/UA; to an address that has not answered on its link: once, with the short probe timeout."""
         s, what = self.settings, "no UA to SNRM (check client and server HDLC address)"
-        if not self._link.first_contact(self._box.address):
+        link, box = self._link, self._box
+        if link is None or box is None:
+            raise LinkClosed("not connected", s.label)
+        if not link.first_contact(box.address):
             return await self._exchange(client, [client.snrmRequest()], _UA, NoHdlcResponse, what)
         reply = GXReplyData()
         await self._round_trip(client, client.snrmRequest(), reply, _UA, NoHdlcResponse,
@@ -354,14 +340,21 @@ class MeterSession:
 
     # -- reads and writes ---------------------------------------------------------------------
 
-    def _object(self, ref: AttributeRef):
+    def _object(self, ref: AttributeRef) -> Any:
         key = (ref.class_id, str(ref.obis))
         obj = self._objects.get(key)
         if obj is None:
-            obj = GXDLMSClient.createObject(ObjectType(ref.class_id) if ref.class_id in ObjectType._value2member_map_ else ref.class_id)
+            known = ref.class_id in ObjectType._value2member_map_
+            obj = GXDLMSClient.createObject(ObjectType(ref.class_id) if known else ref.class_id)
             obj.logicalName = str(ref.obis)
             self._objects[key] = obj
         return obj
+
+    def _associated_client(self) -> GXDLMSClient:
+        """The client _ensure_associated() just built; an abort() in between (a watchdog) clears it."""
+        if self._client is None:
+            raise LinkClosed("not connected", self.settings.label)
+        return self._client
 
     def _next_invoke_id(self, client: GXDLMSClient) -> int:
         self._invoke_id = self._invoke_id % 15 + 1
@@ -375,9 +368,9 @@ class MeterSession:
         ]
         wanted = list(refs) + scaler_refs
         raw = await self._get_raw(wanted)
-        for sref, value in zip(scaler_refs, raw[len(refs):]):
+        for sref, value in zip(scaler_refs, raw[len(refs):], strict=True):  # _get_raw: one per ref
             self._remember_scaler(sref, value)
-        readings = [self._decode(ref, value) for ref, value in zip(refs, raw)]
+        readings = [self._decode(ref, value) for ref, value in zip(refs, raw[:len(refs)], strict=True)]
         self.stats.readings += sum(1 for r in readings if r.ok)
         return readings
 
@@ -426,7 +419,7 @@ class MeterSession:
                 values.append(gurux_compat.AccessResult(reply.error) if reply.error else reply.value)
         return values
 
-    def _list_request(self, client: GXDLMSClient, chunk: Sequence[AttributeRef]) -> list:
+    def _list_request(self, client: GXDLMSClient, chunk: Sequence[AttributeRef]) -> list[list[bytes]]:
         """GET-with-list frames; built by hand in the plain case (a third of gurux's CPU)."""
         settings = client.settings
         if not gurux_compat.is_ciphered(client) and (settings.maxPduSize or 0xFFFF) >= 12 + 11 * len(chunk):
@@ -438,7 +431,8 @@ class MeterSession:
             frames = gurux_compat.frames_for_pdu(client, pdu, Command.GET_REQUEST)
             if frames is not None:
                 return [frames]
-        return client.readList([(self._object(r), r.attribute) for r in chunk])
+        messages: list[list[bytes]] = client.readList([(self._object(r), r.attribute) for r in chunk])
+        return messages
 
     async def _profile_layout(self, code: ObisCode) -> tuple[list[profile.CaptureObject], int]:
         layout = self._profiles.get(code)
@@ -453,17 +447,19 @@ class MeterSession:
             registers = [AttributeRef(c.ref.obis, c.ref.class_id, 3) for c in columns
                          if c.ref.has_scaler and c.ref not in self._scalers]
             if registers:
-                for sref, value in zip(registers, await self._get_raw(registers)):
+                for sref, value in zip(registers, await self._get_raw(registers), strict=True):
                     self._remember_scaler(sref, value)
             layout = self._profiles[code] = (columns, period if isinstance(period, int) else 0)
         return layout
 
-    async def _read_profile(self, code: ObisCode, selector: bytes | None, start, end,
-                            local_offset_min: int | None) -> ProfileData:
+    async def _read_profile(self, code: ObisCode, selector: bytes | None, start: _dt.datetime | None,
+                            end: _dt.datetime | None, local_offset_min: int | None) -> ProfileData:
         await self._ensure_associated()
-        client = self._client
+        client = self._associated_client()
         columns, period = await self._profile_layout(code)
         if selector is None:
+            if start is None or end is None:  # read_profile() leaves the selector to us only for a range
+                raise ValueError("a range read needs both start and end")
             clock = next((c for c in columns if c.is_clock), None)
             selector = profile.range_selector(start, end, clock, local_offset_min)
         self._next_invoke_id(client)
@@ -483,9 +479,13 @@ class MeterSession:
             data.rows.append(row)
         return data
 
-    def _decode_row(self, columns, raw_row, last_ts, period, local_offset_min) -> profile.ProfileRow:
-        values, ts, status = [], None, ()
-        for col, value in zip(columns, raw_row):
+    def _decode_row(self, columns: Sequence[profile.CaptureObject], raw_row: Sequence[Any], last_ts: int | None,
+                    period: int, local_offset_min: int | None) -> profile.ProfileRow:
+        values: list[Any] = []
+        ts: int | None = None
+        status: tuple[str, ...] = ()
+        # A row that does not match the capture objects (a meter's odd row) keeps what pairs up.
+        for col, value in zip(columns, raw_row, strict=False):
             if col.is_clock:
                 clock = decode_clock(value, self.settings.deviation_utc_minus_local)
                 if clock is None:
@@ -533,11 +533,12 @@ class MeterSession:
                                f"{type_name or 'value'}: {exc}", self.settings.label) from exc
         reply = await self._exchange(client, frames, _SET)
         if reply.error:
-            raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+            raise AccessError(f"write {ref} refused: {gurux_compat.AccessResult(reply.error).name}",
+                              self.settings.label)
 
     async def _action(self, ref: AttributeRef, value: Any, type_name: str | None) -> Any:
         await self._ensure_associated()
-        client = self._client
+        client = self._associated_client()
         self._next_invoke_id(client)
         try:
             frames = client.method(self._object(ref), ref.attribute, value, data_type(type_name))
@@ -546,13 +547,14 @@ class MeterSession:
                                self.settings.label) from exc
         reply = await self._exchange(client, frames, _METHOD)
         if reply.error:
-            raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}", self.settings.label)
+            raise AccessError(f"method {ref} refused: {gurux_compat.AccessResult(reply.error).name}",
+                              self.settings.label)
         return plain(reply.value)
 
     # -- request/reply ------------------------------------------------------------------------
 
-    async def _exchange(self, client: GXDLMSClient, frames: Iterable[bytes], expect: frozenset,
-                        timeout_error=ReplyTimeout, what: str = "no reply",
+    async def _exchange(self, client: GXDLMSClient, frames: Iterable[bytes], expect: frozenset[int],
+                        timeout_error: type[DlmsError] = ReplyTimeout, what: str = "no reply",
                         retries: int | None = None) -> GXReplyData:
         """Send a message (one or more frames) and collect the whole reply, blocks included."""
         reply = GXReplyData()
@@ -579,7 +581,8 @@ class MeterSession:
                                 f"refused and not read further", self.settings.label,
                                 index=axdr.incomplete_result(held))
 
-    async def _round_trip(self, client, frame, reply, expect, timeout_error, what, retries,
+    async def _round_trip(self, client: GXDLMSClient, frame: bytes | None, reply: GXReplyData,
+                          expect: frozenset[int], timeout_error: type[DlmsError], what: str, retries: int | None,
                           timeout: float | None = None) -> None:
         link, box = self._link, self._box
         if link is None or box is None:
@@ -609,23 +612,22 @@ class MeterSession:
         link.unconfirm(box.address)
         raise timeout_error(f"{what} within {timeout:g} s after {retries + 1} attempt(s)", s.label)
 
-    async def _await_reply(self, client, box: Mailbox, reply: GXReplyData, expect: frozenset,
+    async def _await_reply(self, client: GXDLMSClient, box: Mailbox, reply: GXReplyData, expect: frozenset[int],
                            timeout: float | None = None) -> bool:
         """True once a frame completed the reply; False when the deadline passed."""
         try:
             async with asyncio.timeout(self.settings.timeout if timeout is None else timeout):
                 while True:
                     item = await box.queue.get()
-                    reason = is_closed_notice(item)
-                    if reason is not None:
+                    if isinstance(item, ClosedNotice):
                         box.queue.put_nowait(item)
-                        raise LinkClosed(reason, self.settings.label)
+                        raise LinkClosed(item.reason, self.settings.label)
                     if self._accept(client, item.raw, reply, expect):
                         return True
         except TimeoutError:
             return False
 
-    def _accept(self, client, raw: bytes, reply: GXReplyData, expect: frozenset) -> bool:
+    def _accept(self, client: GXDLMSClient, raw: bytes, reply: GXReplyData, expect: frozenset[int]) -> bool:
         if expect is _GET and self.settings.interface is Interface.WRAPPER and not reply.isMoreData():
             opened = self._decipher_glo_get(client, raw) if len(raw) > 9 and raw[8] == _GLO_GET_RESPONSE else raw
             fast = self._accept_plain_get(client, opened, reply) if opened is not None else None
@@ -672,7 +674,7 @@ class MeterSession:
         return True
 
 
-    def _decipher_glo_get(self, client, raw: bytes) -> bytes | None:
+    def _decipher_glo_get(self, client: GXDLMSClient, raw: bytes) -> bytes | None:
         """A glo-get-response (suite 0, authenticated and encrypted) opened with the C-backed GCM.
 
         Returns the frame with its plain APDU, for the plain fast path; None leaves the frame to
@@ -691,7 +693,7 @@ class MeterSession:
             return None
         return raw[:8] + plain
 
-    def _accept_plain_get(self, client, raw: bytes, reply: GXReplyData) -> bool | None:
+    def _accept_plain_get(self, client: GXDLMSClient, raw: bytes, reply: GXReplyData) -> bool | None:
         """Decode a plain one-frame GET response ourselves; None hands it to gurux."""
         try:
             invoke, values = axdr.parse_get_response(raw[8:])
@@ -716,12 +718,12 @@ class MeterSession:
         return True
 
 
-def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
-def _guess_type(value: Any) -> int:
+def _guess_type(value: Any) -> DataType:
     if isinstance(value, bool):
         return DataType.BOOLEAN
     if isinstance(value, int):

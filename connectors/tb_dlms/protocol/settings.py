@@ -1,8 +1,13 @@
-"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion."""
+"""How to reach and talk to one meter: the inputs of a session, free of any gateway notion.
+
+``MeterSettings`` is also what the config schema makes of a device's ``connection`` section
+(config/schema.py), so each connection option has one field, here. This module imports no gurux:
+``import tb_dlms.config`` must not load it (tests/test_import_hygiene.py).
+"""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .obis import ObisCode
 
@@ -10,6 +15,13 @@ from .obis import ObisCode
 class Interface(str, enum.Enum):
     WRAPPER = "wrapper"
     HDLC = "hdlc"
+
+
+class Transport(str, enum.Enum):
+    """What carries the frames: TCP, or UDP datagrams (WRAPPER only, IEC 62056-47; NB-IoT meters)."""
+
+    TCP = "tcp"
+    UDP = "udp"
 
 
 class Authentication(str, enum.Enum):
@@ -39,7 +51,18 @@ class Secret(bytes):
     __str__ = __repr__
 
 
+#: The usual TCP port of each interface: 4059 is the IANA port of DLMS/COSEM (WRAPPER); serial
+#: servers that carry raw HDLC are often set to 3333 (the field meter this was built for).
 DEFAULT_PORTS = {Interface.WRAPPER: 4059, Interface.HDLC: 3333}
+
+
+def default_port(interface: Interface | str | None) -> int:
+    """The usual port for an interface given by name (any case); WRAPPER's for an unknown one."""
+    if isinstance(interface, str) and interface.lower() == Interface.HDLC.value:
+        return DEFAULT_PORTS[Interface.HDLC]
+    return DEFAULT_PORTS[Interface.WRAPPER]
+
+
 FRAME_COUNTER_OBIS = ObisCode(0, 0, 43, 1, 0, 255)
 
 
@@ -71,9 +94,14 @@ def hdlc_server_address(logical: int, physical: int | None, size: int = 0) -> in
     raise ValueError(f"HDLC address out of range: logical {logical}, physical {physical}")
 
 
+def physical_address_from_serial(serial_number: int) -> int:
+    """The HDLC physical address a meter derives from its serial number (Green Book: SN % 10000 + 1000)."""
+    return serial_number % 10000 + 1000
+
+
 def server_address_from_serial(serial_number: int, logical: int = 1, size: int = 4) -> int:
-    """Physical address derived from the serial number (DLMS UA Green Book formula SN % 10000 + 1000)."""
-    return hdlc_server_address(logical, serial_number % 10000 + 1000, size)
+    """Server address with the physical part derived from the serial number."""
+    return hdlc_server_address(logical, physical_address_from_serial(serial_number), size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +114,8 @@ class MeterSettings:
     physical_address: int | None = None
     #: HDLC server address size in bytes: 1, 2, 4, or 0 to choose from the values.
     address_size: int = 0
+    #: The serial number the physical address was derived from, when the config gave one.
+    serial_number: int | None = None
     authentication: Authentication = Authentication.NONE
     password: Secret | None = None
     security: Security | None = None
@@ -107,7 +137,13 @@ class MeterSettings:
     probe_timeout: float | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+    #: How a polled meter is reached (UDP: one WRAPPER frame a datagram, same deadlines and resends).
+    transport: Transport = Transport.TCP
+    #: A meter that calls in: the listener it calls (no host or port then) and the identity it gives.
+    listener: str | None = None
+    identity: str | None = None
+    #: Seconds an exchange waits for a meter that is not connected to call in (0: fail at once).
+    call_in_wait: float = 0.0
 
     @property
     def server_address(self) -> int:
@@ -130,11 +166,61 @@ class MeterSettings:
         probe = self.timeout / 4 if self.probe_timeout is None else self.probe_timeout
         return min(probe, self.timeout)
 
+    def worst_case_poll_s(self) -> float:
+        """How long a poll may take when every request needs all its resends (the poll's deadline)."""
+        exchanges = 4 + (3 if self.authentication is Authentication.HIGH_GMAC else 0)
+        return self.connect_timeout + exchanges * (self.retries + 1) * self.timeout
+
     @property
     def deviation_utc_minus_local(self) -> bool:
         """The flag values.decode_clock/encode_datetime take for this meter's sign convention."""
         return self.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL
 
     @property
+    def inbound(self) -> bool:
+        """True for a meter that calls in (``listener``): nobody dials it."""
+        return self.listener is not None
+
+    @property
     def label(self) -> str:
         return self.name or f"{self.host}:{self.port}/{self.server_address}"
+
+
+#: The logical device name object: how a meter that calls in says who it is, by default.
+LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyBy:
+    """How a meter that called in says who it is: an attribute read by the public client, or the
+    system title of its first ciphered push (``system_title``)."""
+
+    obis: str = LOGICAL_DEVICE_NAME
+    class_id: int = 1
+    attribute: int = 2
+    client_address: int = 16
+    server_address: int = 1
+    system_title: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    name: str
+    port: int
+    host: str = "0.0.0.0"
+    interface: Interface = Interface.WRAPPER
+    transport: Transport = Transport.TCP
+    identify_by: IdentifyBy = IdentifyBy()
+    #: Alliander's defaults for a cellular head-end.
+    max_connections: int = 1000
+    max_new_per_s: float = 30.0
+    #: A connection silent this long is closed (the meter calls again when it has something).
+    idle_timeout_s: float = 600.0
+    #: Identification must be done within this (a meter that dials in and stays silent).
+    identify_timeout_s: float = 30.0
+    reply_timeout_s: float = 5.0
+    retries: int = 1
+    #: More connections than this from one identity within ``reconnect_window_s``: a reconnect loop.
+    reconnect_limit: int = 10
+    reconnect_window_s: float = 60.0
+    reconnect_backoff_s: float = 60.0

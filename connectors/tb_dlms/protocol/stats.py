@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def percentile(values: "list[float]", q: float) -> float | None:
@@ -25,9 +26,9 @@ class SessionStats:
     polls_ok: int = 0
     polls_failed: int = 0
     readings: int = 0
-    errors: Counter = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
     #: Wall seconds of recent polls (bounded window for percentiles).
-    poll_latencies: deque = field(default_factory=lambda: deque(maxlen=200))
+    poll_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     last_error: str | None = None
 
     def record_poll(self, seconds: float, ok: bool) -> None:
@@ -41,7 +42,7 @@ class SessionStats:
         self.errors[kind] += 1
         self.last_error = message
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         lat = list(self.poll_latencies)
         total = self.polls_ok + self.polls_failed
         p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)

@@ -10,7 +10,9 @@ import string
 from decimal import Decimal
 from typing import Any
 
-from gurux_dlms import GXBitString, GXDateTime, GXEnum
+from gurux_dlms import GXBitString, GXDateTime
+
+from . import cosem_datetime
 
 #: IEC 62056-62 / Blue Book unit enumeration, as text.
 UNITS: dict[int, str] = {
@@ -28,16 +30,6 @@ UNITS: dict[int, str] = {
 NO_UNIT = 255
 
 _PRINTABLE = set(string.printable) - set("\x0b\x0c")
-
-#: Clock status bits (Blue Book 4.1.6.1).
-_STATUS_BITS = {
-    0x01: "invalid",
-    0x02: "doubtful",
-    0x04: "differentClockBase",
-    0x08: "invalidClockStatus",
-    0x80: "daylightSavingActive",
-}
-DEVIATION_NOT_SPECIFIED = -0x8000
 
 
 def unit_text(code: int | None) -> str | None:
@@ -83,45 +75,25 @@ def decode_datetime(raw: bytes | bytearray, deviation_utc_minus_local: bool = Tr
 
 
 def _decode_datetime(b: bytes, deviation_utc_minus_local: bool = True) -> dict[str, Any] | None:
-    if len(b) != 12:
+    value = cosem_datetime.decode(b)
+    if value is None:
         return None
-    year = (b[0] << 8) | b[1]
-    month, day, hour, minute, second, hundredths = b[2], b[3], b[5], b[6], b[7], b[8]
-    deviation = int.from_bytes(b[9:11], "big", signed=True)
-    status = b[11]
-    if year == 0xFFFF or month in (0xFF, 0xFD, 0xFE) or day in (0xFF, 0xFD, 0xFE) or day == 0:
-        return None
-    hour = 0 if hour == 0xFF else hour
-    minute = 0 if minute == 0xFF else minute
-    second = 0 if second == 0xFF else second
-    micro = 0 if hundredths == 0xFF else hundredths * 10_000
-    try:
-        naive = _dt.datetime(year, month, day, hour, minute, second, micro)
-    except ValueError:
-        return None
-    result: dict[str, Any] = {"status": [n for bit, n in _STATUS_BITS.items() if status & bit]}
-    if deviation == DEVIATION_NOT_SPECIFIED or status == 0xFF:
-        result["iso"] = naive.isoformat()
+    result: dict[str, Any] = {"status": cosem_datetime.status_names(value.status)}
+    offset_min = value.utc_offset_min(deviation_utc_minus_local)
+    if offset_min is None or value.status == cosem_datetime.STATUS_NOT_SPECIFIED:
+        result["iso"] = value.local.isoformat()
         result["deviation"] = None
     else:
-        offset_min = -deviation if deviation_utc_minus_local else deviation
-        tz = _dt.timezone(_dt.timedelta(minutes=offset_min))
-        aware = naive.replace(tzinfo=tz)
+        aware = value.local.replace(tzinfo=_dt.timezone(_dt.timedelta(minutes=offset_min)))
         result["iso"] = aware.isoformat()
         result["epochMs"] = int(aware.timestamp() * 1000)
-        result["deviation"] = deviation
+        result["deviation"] = value.deviation
     return result
 
 
 def encode_datetime(when: _dt.datetime, deviation_utc_minus_local: bool = True) -> bytes:
     """COSEM date-time (12 bytes) for an aware datetime; deviation by default in gurux's UTC-minus-local."""
-    if when.tzinfo is None:
-        raise ValueError("clock value needs a time zone")
-    offset = int(when.utcoffset().total_seconds() // 60)
-    return bytes(
-        [when.year >> 8, when.year & 0xFF, when.month, when.day, when.isoweekday(), when.hour,
-         when.minute, when.second, when.microsecond // 10_000]
-    ) + (-offset if deviation_utc_minus_local else offset).to_bytes(2, "big", signed=True) + b"\x00"
+    return cosem_datetime.encode_aware(when, deviation_utc_minus_local)
 
 
 def plain(value: Any) -> Any:
@@ -148,7 +120,7 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return float(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (int, float)):
+    if hasattr(value, "value") and isinstance(value.value, (int, float)):
         return value.value  # GXInt8/GXUInt16 ... wrappers
     return str(value)
 

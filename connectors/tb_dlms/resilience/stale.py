@@ -27,6 +27,3 @@ class StaleTimer:
         self.reconnects += 1
         self.last_good = self._clock()  # next attempt after another full period of silence
         return True
-
-    def silent_for(self) -> float:
-        return self._clock() - self.last_good

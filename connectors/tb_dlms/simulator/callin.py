@@ -2,7 +2,7 @@
 
 A ``CallingMeter`` dials host:port (like a cellular meter behind the operator's NAT), then serves
 its objects over that connection exactly as a listening meter serves an accepted one (same
-``server.Link``), and pushes a DataNotification every ``push_period`` s, plain or ciphered
+``server.AcceptedConnection``), and pushes a DataNotification every ``push_period`` s, plain or ciphered
 (general-glo-ciphering, suite 0). When the connection drops it calls again after ``redial_s``.
 Misbehaviours (``behaviour``): ``silent`` dials in and never answers, ``loop`` hangs up and
 redials at once, forever; a meter claims another's identity with ``claim``.
@@ -19,11 +19,11 @@ import threading
 import time
 from typing import Iterable
 
-from ..protocol import push
-from . import axdr, objects as cosem
+from ..protocol import axdr, push
+from ..protocol.quiet import silence_gurux
+from . import objects as cosem
 from .meter import Meter
-from .quiet import silence
-from .server import Link, Port
+from .server import AcceptedConnection, Port
 from .spec import MeterSpec
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class CallingMeter:
         #: (wall time sent, meter timestamp ms, raw values) of every push: tests and benchmarks match
         #: them with what ThingsBoard received.
         self.sent: list[tuple[float, int, list]] = []
-        self.link: Link | None = None
+        self.link: AcceptedConnection | None = None
         self.enabled = True
         self._port = Port(spec.interface, [self.meter], host, port)
         self._invoke = 0
@@ -109,13 +109,13 @@ class CallingMeter:
                 transport.close()
             await asyncio.sleep(self.redial_s)
 
-    def _new_link(self) -> Link:
-        link = Link(self._port)
+    def _new_link(self) -> AcceptedConnection:
+        link = AcceptedConnection(self._port)
         if self.behaviour == "silent":
             link.data_received = lambda data: None  # dials in and says nothing, ever
         return link
 
-    async def _connected(self, link: Link) -> None:
+    async def _connected(self, link: AcceptedConnection) -> None:
         next_push = time.time() + (self.push_offset or self.push_period)
         while not link.closed and self.enabled:
             if self.push_period and self.behaviour == "normal":
@@ -128,7 +128,7 @@ class CallingMeter:
             else:
                 await asyncio.sleep(0.5)
 
-    def _push(self, link: Link) -> None:
+    def _push(self, link: AcceptedConnection) -> None:
         self._invoke = (self._invoke + 1) & 0x00FFFFFF
         when = int(self.meter.now())
         frame = notification(self.meter, self._invoke, self.ciphered, when)
@@ -180,7 +180,7 @@ class CallInFleet:
     """Calling meters and UDP meters on one loop in a daemon thread."""
 
     def __init__(self, callers: Iterable[CallingMeter] = (), udp: Iterable[UdpMeterPort] = ()) -> None:
-        silence()
+        silence_gurux("tb_dlms.simulator.gurux")
         self.callers = {c.name: c for c in callers}
         self.udp = {u.meter.name: u for u in udp}
         self.loop: asyncio.AbstractEventLoop | None = None

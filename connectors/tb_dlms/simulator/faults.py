@@ -74,9 +74,9 @@ class FaultState:
 
     __slots__ = ("active", "_rng")
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self) -> None:
         self.active: dict[str, Fault] = {}
-        self._rng = None
+        self._rng: random.Random | None = None
 
     def inject(self, fault: Fault) -> None:
         self.active[fault.kind] = dataclasses.replace(fault)

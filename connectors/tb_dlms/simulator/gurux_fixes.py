@@ -1,57 +1,24 @@
 """Workarounds for server-side bugs in gurux-dlms 1.0.203 (the client side is fine).
 
 The Python port of the Gurux server was never exercised end to end; its command handlers call
-methods that do not exist. Each fix below names the bug it works around, so it can be dropped
-when a fixed gurux release is pinned. ``apply()`` is idempotent and only adds missing methods or
-replaces methods that cannot work as shipped; it never changes client behaviour.
+methods that do not exist. Each fix is one function below, named for what it repairs, with the
+bug in its docstring and the gurux version it was written against: :func:`apply` runs them all
+once, and warns for each fix when another gurux-dlms is installed (the bug may be gone, or the
+patched code changed under it), so a new gurux is re-checked fix by fix before it is pinned.
+Fixes only add missing methods or replace methods that cannot work as shipped; none changes
+client behaviour.
 
-1. ``GXServerReply`` lacks ``setReply``/``getConnectionInfo``/``getCount``/``setCount``, which
-   ``GXDLMSServer.handleRequest`` and ``handleCommand`` call for every request.
-2. ``GXDLMSServer`` lacks ``notifyRead``, ``setTransaction``/``getTransaction`` and
-   ``notifyConnected`` (called by ``GXDLMSLNCommandHandler`` on GET, block transfer and HLS).
-3. ``handleMethodRequest`` calls ``onPreAction(list(e))`` on a single ``ValueEventArgs``:
-   make it iterable (yielding itself).
-4. ``GXDLMSSettings`` lacks ``gbtWndowSize`` (typo read by ``getRequestNextDataBlock``),
-   ``getMaxPduSize``, ``setConnected`` (HLS completion) and ``getUserId`` (AARQ parsing).
-5. ``GXDLMSAssociationLogicalName.invoke`` (reply_to_HLS_authentication) does ``int(bytes)``
-   on the client's challenge answer: ``FixedAssociationLN`` converts with ``bytes`` instead.
-6. ``GXDLMSSecureServer.__init__`` stores its cipher in ``settings.ciphering`` while everything
-   reads ``settings.cipher``: ``FixedServerBase`` puts it where it is read.
-7. ``handleSnrmRequest`` reads HDLC limits from ``self.hdlc`` (a ``GXDLMSHdlcSetup`` that is
-   never set) mixed with ``GXHdlcSettings`` names: ``FixedServerBase`` negotiates max info
-   field and window against the meter's own limits and answers UA itself.
-8. ``initialize()`` appends the whole object collection as *one* element of an empty
-   association object list (and fails later); ``FixedServerBase.install_objects`` fills the
-   association's list first.
-9. ``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises);
-   that is our subclass's job (meter.py), noted here for completeness.
-10. ``_GXAPDU.generateAARE`` writes the responding AP title (server system title, needed for
-    High-GMAC) as ``A4 08 04`` + a ``setUInt8()`` call without argument (TypeError): the
-    correct encoding is ``A4 0A 04 08`` + title. We tolerate the empty call and repair the bytes.
-11. ``GXDLMS.handleGloDedRequest`` (server decrypting a glo-/ded- request) builds its
-    ``AesGcmParameter`` without the tag argument, shifting system title/keys by one: every
-    ciphered request fails. Replaced with the same code, arguments in place.
-14. ``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize`` (the attribute is
-    ``skipMaxPduSize``), and lists no access rights because ``e.server`` is never set:
-    ``FixedAssociationLN`` passes its server so the association view carries access rights.
-15. ``GXDLMSLNCommandHandler.getRequestWithList`` writes a failed attribute as one byte (the
-    error code, or 1 after an exception) instead of ``01 <data-access-result>``, so the rest of
-    the GET-with-list reply cannot be parsed: an unknown OBIS code among ten registers loses
-    all ten. ``_get_request_with_list`` encodes each result as the Blue Book says.
-16. A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
-    index that was never set, and fails to decrypt: ``_resume_segmented_request`` parses the
-    completed PDU from its first byte.
-13. ``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
-    store the unsent remainder of the reply, as the constructor does.
-17. ``handleSetRequestNormal`` calls ``GXDLMSLNParameters.isMultipleBlocks()`` and
-    ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
-    every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
-    object) not at all.
-18. ``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
-    ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
-    (undefined object) carried a stale invoke id and the client rightly dropped it.
+Fixed in classes (they are the server, so they cannot be patched in): ``FixedAssociationLN``
+(HLS answer as bytes, ``getAssociationStatus``, access rights in the association view) and
+``FixedServerBase`` (cipher where it is read, SNRM/UA negotiation, association object list).
+``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises): that
+is meter.py's subclass's job.
 """
 from __future__ import annotations
+
+import importlib.metadata
+import warnings
+from typing import Any, Callable
 
 from gurux_dlms import GXDLMSServer, GXServerReply, ValueEventArgs
 from gurux_dlms.GXCiphering import GXCiphering
@@ -70,17 +37,61 @@ from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
 
+#: The gurux-dlms release the fixes below were written against (pyproject.toml pins it).
+GURUX_VERSION = "1.0.203"
+
+
+class GuruxVersionWarning(UserWarning):
+    """A fix written for one gurux-dlms release is applied to another."""
+
+
+#: Every fix, in the order :func:`apply` runs them: (function, gurux version it is for).
+FIXES: list[tuple[Callable[[], None], str]] = []
 _applied = False
 
 
+def server_fix(for_version: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Register a fix written against gurux-dlms ``for_version``."""
+    def register(fix: Callable[[], None]) -> Callable[[], None]:
+        FIXES.append((fix, for_version))
+        return fix
+    return register
+
+
+def installed_gurux_version() -> str | None:
+    try:
+        return importlib.metadata.version("gurux-dlms")
+    except importlib.metadata.PackageNotFoundError:  # a source checkout of gurux on the path
+        return None
+
+
+def check_version(fix: Callable[[], None], for_version: str, installed: str | None) -> bool:
+    """True when ``fix`` is for the installed gurux; else a :class:`GuruxVersionWarning` naming both."""
+    if installed == for_version:
+        return True
+    warnings.warn(GuruxVersionWarning(
+        f"simulator fix {fix.__name__} was written for gurux-dlms {for_version}, installed is "
+        f"{installed or 'unknown'}: check that the bug it works around is still there"), stacklevel=3)
+    return False
+
+
 def apply() -> None:
+    """Run every fix once (idempotent), each checked against the installed gurux version."""
     global _applied
     if _applied:
         return
     _applied = True
+    installed = installed_gurux_version()
+    for fix, for_version in FIXES:
+        check_version(fix, for_version, installed)
+        fix()
 
-    # 1
-    def set_reply(self, value):
+
+@server_fix("1.0.203")
+def server_reply_accessors() -> None:
+    """``GXServerReply`` lacks ``setReply``/``getConnectionInfo``/``getCount``/``setCount``, which
+    ``GXDLMSServer.handleRequest`` and ``handleCommand`` call for every request."""
+    def set_reply(self: Any, value: Any) -> None:
         self.reply = value
 
     GXServerReply.setReply = set_reply
@@ -88,7 +99,11 @@ def apply() -> None:
     GXServerReply.getCount = lambda self: self.count
     GXServerReply.setCount = lambda self, value: setattr(self, "count", value)
 
-    # 2
+
+@server_fix("1.0.203")
+def server_notifications() -> None:
+    """``GXDLMSServer`` lacks ``notifyRead``, ``setTransaction``/``getTransaction`` and
+    ``notifyConnected`` (called by ``GXDLMSLNCommandHandler`` on GET, block transfer and HLS)."""
     if not hasattr(GXDLMSServer, "notifyRead"):
         GXDLMSServer.notifyRead = lambda self, *args: None
     if not hasattr(GXDLMSServer, "setTransaction"):
@@ -97,11 +112,19 @@ def apply() -> None:
     if not hasattr(GXDLMSServer, "notifyConnected"):
         GXDLMSServer.notifyConnected = lambda self, info: self.onConnected(info)
 
-    # 3
+
+@server_fix("1.0.203")
+def iterable_value_event_args() -> None:
+    """``handleMethodRequest`` calls ``onPreAction(list(e))`` on a single ``ValueEventArgs``:
+    make it iterable (yielding itself)."""
     if not hasattr(ValueEventArgs, "__iter__"):
         ValueEventArgs.__iter__ = lambda self: iter((self,))
 
-    # 4
+
+@server_fix("1.0.203")
+def settings_accessors() -> None:
+    """``GXDLMSSettings`` lacks ``gbtWndowSize`` (typo read by ``getRequestNextDataBlock``),
+    ``getMaxPduSize``, ``setConnected`` (HLS completion) and ``getUserId`` (AARQ parsing)."""
     if not hasattr(GXDLMSSettings, "gbtWndowSize"):
         GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
     if not hasattr(GXDLMSSettings, "getMaxPduSize"):
@@ -111,17 +134,23 @@ def apply() -> None:
     if not hasattr(GXDLMSSettings, "getUserId"):
         GXDLMSSettings.getUserId = lambda self: self.userId
 
-    # 10
+
+@server_fix("1.0.203")
+def aare_responding_ap_title() -> None:
+    """``_GXAPDU.generateAARE`` writes the responding AP title (server system title, needed for
+    High-GMAC) as ``A4 08 04`` + a ``setUInt8()`` call without argument (TypeError): the correct
+    encoding is ``A4 0A 04 08`` + title. We tolerate the empty call and repair the bytes."""
     # Only the buffer being filled tolerates the argument-less setUInt8, and only for this call:
     # patching GXByteBuffer itself would slow every client in the same process.
     class _TolerantBuffer(GXByteBuffer):
-        def setUInt8(self, item=None, index=None):
+        def setUInt8(self, item: Any = None, index: Any = None) -> None:
             if item is not None:
                 GXByteBuffer.setUInt8(self, item, index)
 
     generate_aare = _GXAPDU.generateAARE
 
-    def fixed_generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData):
+    def fixed_generate_aare(settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any,
+                            errorData: Any, encryptedData: Any) -> None:
         offset = len(data)
         cls = data.__class__
         data.__class__ = _TolerantBuffer
@@ -144,19 +173,33 @@ def apply() -> None:
 
     _GXAPDU.generateAARE = staticmethod(fixed_generate_aare)
 
-    # 14
+
+@server_fix("1.0.203")
+def skip_max_pdu_size_name() -> None:
+    """``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize``; the attribute is
+    ``skipMaxPduSize``. (Its other half, access rights in the view: ``FixedAssociationLN``.)"""
     if not hasattr(ValueEventArgs, "isSkipMaxPduSize"):
         ValueEventArgs.isSkipMaxPduSize = property(lambda self: self.skipMaxPduSize)
 
-    # 13
+
+@server_fix("1.0.203")
+def long_transaction_set_data() -> None:
+    """``GXDLMSLongTransaction`` lacks ``setData`` (called for every GET block after the second):
+    store the unsent remainder of the reply, as the constructor does."""
     if not hasattr(GXDLMSLongTransaction, "setData"):
-        def set_data(self, value):
+        def set_data(self: Any, value: Any) -> None:
             self.data = GXByteBuffer()
             self.data.set(value)
 
         GXDLMSLongTransaction.setData = set_data
 
-    # 17
+
+@server_fix("1.0.203")
+def set_request_parameters() -> None:
+    """``handleSetRequestNormal`` calls ``GXDLMSLNParameters.isMultipleBlocks()`` and
+    ``setStatus()``, which do not exist (the attributes are ``multipleBlocks`` and ``status``):
+    every SET was answered hardware-fault, and a refused one (read-only attribute, unknown
+    object) not at all."""
     from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
 
     if not hasattr(GXDLMSLNParameters, "isMultipleBlocks"):
@@ -164,34 +207,55 @@ def apply() -> None:
     if not hasattr(GXDLMSLNParameters, "setStatus"):
         GXDLMSLNParameters.setStatus = lambda self, value: setattr(self, "status", value)
 
-    # 18
+
+@server_fix("1.0.203")
+def reply_invoke_id() -> None:
+    """``GXDLMSSettings.updateInvokeId`` (server side only) stores the request's invoke id as
+    ``invokeID`` while replies built without an explicit id read ``invokeId``: an error reply
+    (undefined object) carried a stale invoke id and the client rightly dropped it."""
     update_invoke_id = GXDLMSSettings.updateInvokeId
 
-    def fixed_update_invoke_id(self, value):
+    def fixed_update_invoke_id(self: Any, value: Any) -> None:
         update_invoke_id(self, value)
         self.invokeId = self.invokeID
 
     GXDLMSSettings.updateInvokeId = fixed_update_invoke_id
 
-    # 11
+
+@server_fix("1.0.203")
+def ciphered_request_parameters() -> None:
+    """``GXDLMS.handleGloDedRequest`` (server decrypting a glo-/ded- request) builds its
+    ``AesGcmParameter`` without the tag argument, shifting system title/keys by one: every
+    ciphered request fails. Replaced with the same code, arguments in place."""
     GXDLMS.handleGloDedRequest = classmethod(_handle_glo_ded_request)
 
-    # 15
+
+@server_fix("1.0.203")
+def get_with_list_results() -> None:
+    """``GXDLMSLNCommandHandler.getRequestWithList`` writes a failed attribute as one byte (the
+    error code, or 1 after an exception) instead of ``01 <data-access-result>``, so the rest of
+    the GET-with-list reply cannot be parsed: an unknown OBIS code among ten registers loses
+    all ten. ``_get_request_with_list`` encodes each result as the Blue Book says."""
     from gurux_dlms.GXDLMSLNCommandHandler import GXDLMSLNCommandHandler
 
     original_with_list = GXDLMSLNCommandHandler.getRequestWithList
 
-    def get_request_with_list(cls, settings, invokeID, server, data, replyData, xml):
+    def get_request_with_list(cls: Any, settings: Any, invokeID: Any, server: Any, data: Any, replyData: Any,
+                              xml: Any) -> None:
         if xml:
             return original_with_list(settings, invokeID, server, data, replyData, xml)
         return _get_request_with_list(settings, invokeID, server, data, replyData)
 
     GXDLMSLNCommandHandler.getRequestWithList = classmethod(get_request_with_list)
 
-    # 16
+
+@server_fix("1.0.203")
+def segmented_ciphered_request() -> None:
+    """A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
+    index that was never set, and fails to decrypt: parse the completed PDU from its first byte."""
     original_get_pdu = GXDLMS.getPdu
 
-    def get_pdu(cls, settings, data):
+    def get_pdu(cls: Any, settings: Any, data: Any) -> Any:
         if (settings.isServer and data.command in _GLO_REQUESTS
                 and (data.moreData & RequestTypes.FRAME) == 0 and data.data.position != 0):
             data.command = Command.NONE
@@ -287,12 +351,16 @@ def _handle_glo_ded_request(cls, settings, data):
 
 
 class FixedAssociationLN(GXDLMSAssociationLogicalName):
-    """Fix 5: reply_to_HLS_authentication with the client's answer handled as bytes.
+    """The association object, fixed where gurux-dlms 1.0.203 cannot work as shipped.
 
-    Fix 12: ``handleMethodRequest`` calls ``getAssociationStatus()``, which does not exist.
+    * ``invoke`` (reply_to_HLS_authentication) does ``int(bytes)`` on the client's challenge
+      answer: handled as bytes here.
+    * ``handleMethodRequest`` calls ``getAssociationStatus()``, which does not exist.
+    * ``getObjects`` lists no access rights because ``e.server`` is never set: ``getValue`` passes
+      its server so the association view carries them.
     """
 
-    #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights (fix 14).
+    #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights.
     owner = None
 
     def getAssociationStatus(self):
@@ -328,19 +396,25 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
 
 
 class FixedServerBase(GXDLMSSecureServer):
-    """Secure (and plain) LN server with fixes 6-8 applied.
+    """Secure (and plain) LN server, fixed where gurux-dlms 1.0.203 cannot work as shipped.
 
-    ``max_info``/``max_window`` are the meter's own HDLC limits; the client may ask for less.
+    * ``GXDLMSSecureServer.__init__`` stores its cipher in ``settings.ciphering`` while everything
+      reads ``settings.cipher``: put where it is read.
+    * ``handleSnrmRequest`` reads HDLC limits from ``self.hdlc`` (a ``GXDLMSHdlcSetup`` that is
+      never set) mixed with ``GXHdlcSettings`` names: negotiated here against the meter's own
+      limits (``max_info``/``max_window``; the client may ask for less), UA answered here.
+    * ``initialize()`` appends the whole object collection as *one* element of an empty
+      association object list (and fails later): ``install_objects`` fills the list first.
     """
 
     def __init__(self, interface_type, system_title: bytes, max_info: int = 128, max_window: int = 1):
         super().__init__(True, interface_type)
-        self.settings.cipher = GXCiphering(system_title)  # fix 6
+        self.settings.cipher = GXCiphering(system_title)  # where gurux reads it
         self.max_info = max_info
         self.max_window = max_window
 
     def install_objects(self, association, objects) -> None:
-        """Fix 8: fill the association view before ``initialize()``."""
+        """Fill the association view before ``initialize()`` (which cannot)."""
         for obj in objects:
             self.settings.objects.append(obj)
             association.objectList.append(obj)
@@ -348,7 +422,7 @@ class FixedServerBase(GXDLMSSecureServer):
         association.objectList.append(association)
         self.initialize()
 
-    def handleSnrmRequest(self, data):  # fix 7
+    def handleSnrmRequest(self, data):
         hdlc = self.settings.hdlc
         hdlc.maxInfoTX = hdlc.maxInfoRX = 128
         hdlc.windowSizeTX = hdlc.windowSizeRX = 1
@@ -384,4 +458,4 @@ def _write_ua_parameters(reply, hdlc) -> None:
     reply.setUInt8(2, len(reply) - 3)
 
 
-__all__ = ["apply", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]
+__all__ = ["apply", "FIXES", "GURUX_VERSION", "FixedAssociationLN", "FixedServerBase", "GXByteBuffer"]

@@ -26,7 +26,9 @@ from gurux_dlms.enums import (
 )
 from gurux_dlms.GXDateTime import GXDateTime
 
-from . import axdr, gurux_fixes, objects as cosem
+from ..protocol import axdr, cosem_datetime
+from ..protocol.axdr import DataType
+from . import gurux_fixes, objects as cosem
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -69,7 +71,7 @@ _LOAD_PROFILE = LoadProfile(
     capacity=96 * 40,
 )
 _EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
-_UNSPECIFIED_DATE = axdr.octets(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\xff")
+_UNSPECIFIED_DATE = axdr.octets(cosem_datetime.NOT_SPECIFIED)
 
 
 class Meter:
@@ -90,8 +92,8 @@ class Meter:
         self.skipped: list[tuple[float, float]] = []
         start = wall - spec.profile_days * 86400
         self.profile_first = (int(start) // cosem.CAPTURE_PERIOD + 1) * cosem.CAPTURE_PERIOD
-        self.load = Load.from_seed(spec.seed, origin=start - 86400)
-        rnd = random.Random(spec.seed ^ 0x5EED)
+        self.load = Load.from_seed(spec.rng_seed, origin=start - 86400)
+        rnd = random.Random(spec.rng_seed ^ 0x5EED)
         cut = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         adj = start + rnd.uniform(0, max(1.0, wall - start - 3600))
         self.events: list[tuple[float, int]] = sorted([
@@ -178,13 +180,13 @@ class Meter:
                 # Padded to 16 bytes with NULs, as meters do: the head-end must strip them.
                 return axdr.octets((self.identity or spec.logical_device_name).encode().ljust(16, b"\x00"))
             if ln == cosem.SERIAL_RAW:
-                return axdr.octets(b"\x00\x9f" + spec.serial_number.to_bytes(4, "big") + b"\xff\x7f")
+                return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:
                 return axdr.octets(spec.firmware.encode())
             if ln == cosem.FRAME_COUNTER:
-                return axdr.integer(axdr.UINT32, self.invocation_counter & 0xFFFFFFFF)
+                return axdr.integer(DataType.UINT32, self.invocation_counter & 0xFFFFFFFF)
             if ln == cosem.EVENT_CODE:
-                return axdr.integer(axdr.UINT8, self.events[-1][1] if self.events else 0)
+                return axdr.integer(DataType.UINT8, self.events[-1][1] if self.events else 0)
             if ln == cosem.LOAD_PROFILE:
                 return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
             if ln == cosem.EVENT_LOG:
@@ -195,13 +197,13 @@ class Meter:
             if index == 2:
                 return axdr.boolean(self.output_state)
             if index in (3, 4):
-                return axdr.integer(axdr.ENUM, self.control_state if index == 3 else self.control_mode)
+                return axdr.integer(DataType.ENUM, self.control_state if index == 3 else self.control_mode)
         if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity
             else:
                 n = len(_LOAD_PROFILE.row_times(self, t)) if index == 7 else _LOAD_PROFILE.capacity
-            return axdr.integer(axdr.UINT32, n)
+            return axdr.integer(DataType.UINT32, n)
         return None
 
     def _hostile_value(self, ln: str) -> bytes | None:
@@ -220,17 +222,17 @@ class Meter:
         if index == 2:
             return axdr.octets(self.spec.encode_time(t))
         if index == 3:
-            return axdr.integer(axdr.INT16, self.spec.wire_deviation)
+            return axdr.integer(DataType.INT16, self.spec.wire_deviation)
         if index == 4:
-            return axdr.integer(axdr.UINT8, 0)
+            return axdr.integer(DataType.UINT8, 0)
         if index in (5, 6):
             return _UNSPECIFIED_DATE
         if index == 7:
-            return axdr.integer(axdr.INT8, 0)
+            return axdr.integer(DataType.INT8, 0)
         if index == 8:
             return axdr.boolean(False)
         if index == 9:
-            return axdr.integer(axdr.ENUM, 1)  # internal crystal
+            return axdr.integer(DataType.ENUM, 1)  # internal crystal
         return None
 
     def write(self, ln: str, index: int, value) -> int:
@@ -276,7 +278,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def __init__(self, meter: Meter, interface: str) -> None:
         spec = meter.spec
         itype = InterfaceType.HDLC if interface == "hdlc" else InterfaceType.WRAPPER
-        super().__init__(itype, spec.system_title, spec.max_info, spec.max_window)
+        super().__init__(itype, spec.title, spec.max_info, spec.max_window)
         self.meter = meter
         self.generation = meter.generation
         self.client = 0

@@ -22,7 +22,7 @@ from gurux_dlms.objects import (
     GXDLMSRegister,
 )
 
-from . import axdr
+from ..protocol import axdr
 from .physics import Load
 
 CLOCK = "0.0.1.0.0.255"
@@ -54,7 +54,7 @@ class RegisterDef:
     obis: str
     unit: int
     scaler: int
-    tag: int
+    tag: axdr.DataType
     quantity: Callable[[Load, float], float]
 
     def encode(self, load: Load, t: float) -> bytes:
@@ -66,23 +66,28 @@ def _phase(fn, phase):
 
 
 REGISTERS: tuple[RegisterDef, ...] = (
-    RegisterDef("1.0.32.7.0.255", 35, -1, axdr.UINT16, _phase(Load.voltage, 0)),
-    RegisterDef("1.0.52.7.0.255", 35, -1, axdr.UINT16, _phase(Load.voltage, 1)),
-    RegisterDef("1.0.72.7.0.255", 35, -2, axdr.UINT16, _phase(Load.voltage, 2)),
-    RegisterDef("1.0.31.7.0.255", 33, -3, axdr.UINT32, _phase(Load.current, 0)),
-    RegisterDef("1.0.51.7.0.255", 33, -3, axdr.UINT32, _phase(Load.current, 1)),
-    RegisterDef("1.0.71.7.0.255", 33, -3, axdr.UINT32, _phase(Load.current, 2)),
-    RegisterDef("1.0.14.7.0.255", 44, -2, axdr.UINT16, Load.frequency),
-    RegisterDef("1.0.1.7.0.255", 27, 0, axdr.INT32, Load.active_power),
-    RegisterDef("1.0.3.7.0.255", 29, 0, axdr.INT32, Load.reactive_power),
-    RegisterDef("1.0.9.7.0.255", 28, 0, axdr.UINT32, Load.apparent_power),
-    RegisterDef("1.0.13.7.0.255", 255, -3, axdr.INT16, lambda load, t: load.power_factor),
-    RegisterDef(ENERGY_IMPORT, 30, 0, axdr.UINT32, Load.energy_import),
-    RegisterDef(ENERGY_EXPORT, 30, 0, axdr.UINT32, Load.energy_export),
-    RegisterDef("1.0.3.8.0.255", 32, 0, axdr.UINT32, Load.energy_reactive),
+    RegisterDef("1.0.32.7.0.255", 35, -1, axdr.DataType.UINT16, _phase(Load.voltage, 0)),
+    RegisterDef("1.0.52.7.0.255", 35, -1, axdr.DataType.UINT16, _phase(Load.voltage, 1)),
+    RegisterDef("1.0.72.7.0.255", 35, -2, axdr.DataType.UINT16, _phase(Load.voltage, 2)),
+    RegisterDef("1.0.31.7.0.255", 33, -3, axdr.DataType.UINT32, _phase(Load.current, 0)),
+    RegisterDef("1.0.51.7.0.255", 33, -3, axdr.DataType.UINT32, _phase(Load.current, 1)),
+    RegisterDef("1.0.71.7.0.255", 33, -3, axdr.DataType.UINT32, _phase(Load.current, 2)),
+    RegisterDef("1.0.14.7.0.255", 44, -2, axdr.DataType.UINT16, Load.frequency),
+    RegisterDef("1.0.1.7.0.255", 27, 0, axdr.DataType.INT32, Load.active_power),
+    RegisterDef("1.0.3.7.0.255", 29, 0, axdr.DataType.INT32, Load.reactive_power),
+    RegisterDef("1.0.9.7.0.255", 28, 0, axdr.DataType.UINT32, Load.apparent_power),
+    RegisterDef("1.0.13.7.0.255", 255, -3, axdr.DataType.INT16, lambda load, t: load.power_factor),
+    RegisterDef(ENERGY_IMPORT, 30, 0, axdr.DataType.UINT32, Load.energy_import),
+    RegisterDef(ENERGY_EXPORT, 30, 0, axdr.DataType.UINT32, Load.energy_export),
+    RegisterDef("1.0.3.8.0.255", 32, 0, axdr.DataType.UINT32, Load.energy_reactive),
 )
 REGISTER_BY_LN = {r.obis: r for r in REGISTERS}
-SCALER_UNIT = {r.obis: axdr.scaler_unit(r.scaler, r.unit) for r in REGISTERS}
+def _scaler_unit(scaler: int, unit: int) -> bytes:
+    """Register attribute 3: structure {scaler integer, unit enum}."""
+    return axdr.structure(axdr.integer(axdr.DataType.INT8, scaler), axdr.integer(axdr.DataType.ENUM, unit))
+
+
+SCALER_UNIT = {r.obis: _scaler_unit(r.scaler, r.unit) for r in REGISTERS}
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,8 +49,8 @@ class Load:
             period=rnd.uniform(600.0, 7200.0),
             export_power=rnd.uniform(0.0, 150.0),
             power_factor=rnd.uniform(0.85, 0.99),
-            phase_offsets=tuple(rnd.uniform(0, math.tau) for _ in range(3)),
-            voltage_offsets=tuple(rnd.uniform(-4.0, 4.0) for _ in range(3)),
+            phase_offsets=(rnd.uniform(0, math.tau), rnd.uniform(0, math.tau), rnd.uniform(0, math.tau)),
+            voltage_offsets=(rnd.uniform(-4.0, 4.0), rnd.uniform(-4.0, 4.0), rnd.uniform(-4.0, 4.0)),
         )
 
     # Power: P(t) = mean + ripple*sin(w t); energy: its integral in Wh.

@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import math
 
-from . import axdr
+from ..protocol import axdr
+from ..protocol.axdr import DataType
 from .objects import CAPTURE_PERIOD
 
 
@@ -108,8 +109,8 @@ class LoadProfile:
         for t in times[start:stop]:
             values = (
                 axdr.octets(stamp(t)),
-                axdr.integer(axdr.UINT32, load.energy_import(t)),
-                axdr.integer(axdr.UINT32, load.energy_export(t)),
+                axdr.integer(DataType.UINT32, load.energy_import(t)),
+                axdr.integer(DataType.UINT32, load.energy_export(t)),
             )
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)
@@ -139,6 +140,6 @@ class EventLog:
         stamp = meter.spec.encode_time
         rows = []
         for t, code in chosen:
-            values = (axdr.octets(stamp(t)), axdr.integer(axdr.UINT8, code))
+            values = (axdr.octets(stamp(t)), axdr.integer(DataType.UINT8, code))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)

@@ -2,8 +2,9 @@
 
 A ``Port`` is one listening socket: a WRAPPER meter, a single HDLC meter, or several HDLC meters
 behind one port like meters on an RS-485 bus behind a serial server (routed by HDLC destination
-address, one reply at a time, silence for unknown addresses). A ``Link`` is one accepted
-connection; it owns the per-connection gurux servers, so an association ends with its TCP link.
+address, one reply at a time, silence for unknown addresses). An ``AcceptedConnection`` is one
+accepted connection; it owns the per-connection gurux servers, so an association ends with its
+TCP connection.
 asyncio Protocols (not streams) keep an idle connection down to a few objects.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Port:
         self.by_address = {m.spec.server_address: m for m in meters}
         #: Shared HDLC ports answer one request at a time, like a half-duplex bus.
         self.bus = asyncio.Lock() if len(meters) > 1 else None
-        self.links: set[Link] = set()
+        self.links: set[AcceptedConnection] = set()
         #: Every request task of every connection, until it ends: stop() cancels and awaits them
         #: all, also those of connections already closed (their task may still sleep or wait).
         self.tasks: set[asyncio.Task] = set()
@@ -42,7 +43,7 @@ class Port:
 
     async def start(self) -> None:
         self.server = await asyncio.get_running_loop().create_server(
-            lambda: Link(self), self.host, self.port, reuse_address=True, backlog=64
+            lambda: AcceptedConnection(self), self.host, self.port, reuse_address=True, backlog=64
         )
         self.port = self.server.sockets[0].getsockname()[1]
 
@@ -50,7 +51,8 @@ class Port:
         if self.server is not None:
             self.server.close()
         for link in list(self.links):
-            link.transport.abort()
+            if link.transport is not None:
+                link.transport.abort()
         # A reply being delayed (delay fault) or waiting for the bus must not outlive the simulator
         # as a pending task: the loop closed under it logs "Task was destroyed but it is pending!".
         workers = list(self.tasks)
@@ -61,8 +63,8 @@ class Port:
             await self.server.wait_closed()
 
 
-class Link(asyncio.Protocol):
-    """One accepted TCP connection."""
+class AcceptedConnection(asyncio.Protocol):
+    """One TCP connection a client opened to a simulated port (not the client side's link)."""
 
     def __init__(self, port: Port) -> None:
         self.port = port
@@ -72,6 +74,10 @@ class Link(asyncio.Protocol):
         self.pending: collections.deque = collections.deque()
         self.worker: asyncio.Task | None = None
         self.closed = False
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None:  # set by connection_made(), before any frame arrives
+            self.transport.write(data)
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -127,10 +133,10 @@ class Link(asyncio.Protocol):
                 self._reset()
                 return
             endless = faults.peek("endless_blocks")
-            if endless is not None and self.port.interface == "wrapper":
+            if endless is not None and endless.obis is not None and self.port.interface == "wrapper":
                 block = _endless_block(frame.raw, endless.obis)
                 if block is not None:
-                    self.transport.write(block)
+                    self._write(block)
                     meter.replies += 1
                     return
         reply = self._session(meter).handle(frame.raw)
@@ -154,13 +160,13 @@ class Link(asyncio.Protocol):
         if faults.active:
             junk = faults.take("garbage")
             if junk is not None:
-                self.transport.write(faults.garbage(len(reply)))
+                self._write(faults.garbage(len(reply)))
                 if not junk.before:
                     return
             if faults.take("half_frame"):
-                self.transport.write(reply[: len(reply) // 2])
+                self._write(reply[: len(reply) // 2])
                 return
-        self.transport.write(reply)
+        self._write(reply)
         meter.replies += 1
 
     def _session(self, meter: Meter) -> MeterServer:

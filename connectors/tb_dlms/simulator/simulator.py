@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
+from ..protocol.quiet import silence_gurux
 from .faults import Fault
 from .meter import Meter
-from .quiet import silence
 from .server import Port
 from .spec import MeterSpec
+
+if TYPE_CHECKING:  # imported when a control port is asked for (start_async)
+    from .control import ControlServer
 
 
 class Simulator:
     def __init__(self, specs: Iterable[MeterSpec], host: str = "127.0.0.1",
                  control_port: int | None = None) -> None:
-        silence()
+        silence_gurux("tb_dlms.simulator.gurux")  # the CLI prints a table people parse: keep stdout clean
         self.host = host
         self.meters: dict[str, Meter] = {}
         for spec in specs:
@@ -32,7 +35,7 @@ class Simulator:
         self.ports: list[Port] = self._plan_ports()
         self._port_of = {m.name: p for p in self.ports for m in p.meters}
         self.control_port = control_port
-        self._control = None
+        self._control: ControlServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -78,14 +81,19 @@ class Simulator:
         if self._stopped is not None:
             self._stopped.set()
 
+    def _stop_event(self) -> asyncio.Event:
+        if self._stopped is None:  # start_async() creates it
+            raise RuntimeError("the simulator has not been started")
+        return self._stopped
+
     async def serve(self) -> None:
         """Run until ``stop()`` (or cancellation)."""
         if self._stopped is None:
             await self.start_async()
         try:
-            await self._stopped.wait()
+            await self._stop_event().wait()
         finally:
-            if not self._stopped.is_set():
+            if not self._stop_event().is_set():
                 await self.stop_async()
 
     async def __aenter__(self) -> "Simulator":
@@ -110,7 +118,7 @@ class Simulator:
                     ready.set_exception(exc)
                     return
                 ready.set_result(None)
-                await self._stopped.wait()
+                await self._stop_event().wait()
 
             try:
                 loop.run_until_complete(main())

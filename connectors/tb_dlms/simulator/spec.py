@@ -7,11 +7,12 @@ keys) so a test names only what it cares about.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
-from ..protocol.settings import hdlc_server_address, server_address_from_serial
-from . import dlmstime
+from ..protocol import cosem_datetime
+from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
+T = TypeVar("T")
 AUTH_LEVELS = ("none", "low", "high_gmac")
 DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
 PUBLIC_CLIENT = 16
@@ -34,7 +35,7 @@ class MeterSpec:
     hdlc_group: str | None = None
     logical_address: int = 1
     physical_address: int | None = None
-    #: Derive the physical address from the serial number (SN % 10000 + 1000, 4-byte addressing).
+    #: Derive the physical address from the serial number (settings.physical_address_from_serial, 4-byte addressing).
     address_from_serial: bool = False
     #: HDLC server address size on the wire (1, 2, 4; 0 = from the values).
     address_size: int = 0
@@ -69,7 +70,6 @@ class MeterSpec:
     firmware: str = "SIM-1.4.2"
     #: Logical device name (0.0.42.0.0.255), how a meter that calls in is identified; None: its name.
     logical_device_name: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.interface = self.interface.lower()
@@ -105,26 +105,40 @@ class MeterSpec:
         if self.interface == "wrapper":
             return self.logical_address
         if self.address_from_serial:
-            return server_address_from_serial(self.serial_number, self.logical_address, 4)
+            return server_address_from_serial(self.serial, self.logical_address, 4)
         return hdlc_server_address(self.logical_address, self.physical_address, self.address_size)
 
     @property
     def wire_deviation(self) -> int:
         """The clock's time zone (attribute 3) as this meter signs it on the wire."""
-        return dlmstime.wire_deviation(self.utc_offset_minutes, self.deviation_local_minus_utc)
+        return cosem_datetime.wire_deviation(self.utc_offset_minutes, not self.deviation_local_minus_utc)
 
     def encode_time(self, ts: float) -> bytes:
         """A date-time as this meter writes it: its local time, its deviation sign."""
-        return dlmstime.encode(ts, self.utc_offset_minutes, local_minus_utc=self.deviation_local_minus_utc)
+        return cosem_datetime.from_timestamp(ts, self.utc_offset_minutes, not self.deviation_local_minus_utc)
 
     def decode_time(self, raw: bytes) -> float | None:
         """A date-time a client sent (selector bounds, a clock write), read this meter's way."""
-        return dlmstime.decode(raw, self.utc_offset_minutes, self.deviation_local_minus_utc)
+        return cosem_datetime.to_timestamp(raw, self.utc_offset_minutes, not self.deviation_local_minus_utc)
+
+    # seed, serial_number and system_title are optional arguments that __post_init__ always fills in;
+    # these read them as the definite values they then are.
+    @property
+    def serial(self) -> int:
+        return _derived(self.serial_number, self.name, "serial number")
+
+    @property
+    def rng_seed(self) -> int:
+        return _derived(self.seed, self.name, "seed")
+
+    @property
+    def title(self) -> bytes:
+        return _derived(self.system_title, self.name, "system title")
 
     @property
     def effective_physical_address(self) -> int | None:
         if self.address_from_serial:
-            return self.serial_number % 10000 + 1000
+            return physical_address_from_serial(self.serial_number)
         return self.physical_address
 
     @property
@@ -142,3 +156,9 @@ class MeterSpec:
         if unknown:
             raise ValueError(f"unknown meter settings: {sorted(unknown)}")
         return cls(**data)
+
+
+def _derived(value: T | None, name: str, what: str) -> T:
+    if value is None:  # pragma: no cover - MeterSpec.__post_init__ always sets it
+        raise ValueError(f"{name}: no {what}")
+    return value

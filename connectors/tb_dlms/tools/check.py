@@ -20,8 +20,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
+from .. import __version__
 from ..launcher import config as launcher_config
 from .configcheck import ConnectorCheck, GatewayCheck, check_connector, check_gateway, service_user_errors
 from .platform_check import PlatformCheck, check_platform
@@ -35,7 +36,7 @@ STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red"}
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's 2 would read as "a meter failed"
+    def error(self, message: str) -> NoReturn:  # argparse's 2 would read as "a meter failed"
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -43,7 +44,9 @@ class Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description="Validate the gateway and DLMS connector config, then probe every meter.",
                epilog="Exit codes: 0 all fine, 1 config invalid, 2 a meter failed, 3 some points unreadable, "
-                      "4 ThingsBoard unreachable/token refused/not ThingsBoard, 64 usage. See docs/operations.md.", formatter_class=argparse.RawDescriptionHelpFormatter)
+                      "4 ThingsBoard unreachable/token refused/not ThingsBoard, 64 usage. See docs/operations.md.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s (tb-dlms {__version__})")
     p.add_argument("--config-dir", help="config folder (default: $TB_DLMS_CONFIG_DIR, else ./config)")
     p.add_argument("--connector", action="append", metavar="FILE",
                    help="check only this connector file (repeatable); the gateway file is not read")
@@ -113,11 +116,12 @@ def _load(args) -> tuple[GatewayCheck | None, list[ConnectorCheck], str | None]:
         return None, [check_connector(Path(f).name, Path(f)) for f in args.connector], None
     try:
         config_dir = launcher_config.resolve_config_dir(args.config_dir)
-    except launcher_config.ConfigError as exc:
+    except launcher_config.GatewayConfigError as exc:
         return None, [], str(exc)
     gateway = check_gateway(config_dir)
     if args.service_user:
-        files = [f for f in (gateway.file, config_dir / launcher_config.LOGS_NAME) if f] + [p for _, p in gateway.connectors]
+        files = [f for f in (gateway.file, config_dir / launcher_config.LOGS_NAME) if f]
+        files += [p for _, p in gateway.connectors]
         gateway.errors += service_user_errors(config_dir, files, args.service_user)
     return gateway, [check_connector(name, path) for name, path in gateway.connectors], None
 
@@ -205,6 +209,19 @@ def _write_meter(say, paint: Painter, r: MeterResult) -> None:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:g} ms"
+
+
+def test_config_entry() -> int:
+    """The ``tb-dlms-test-config`` console script ([project.scripts] in pyproject.toml)."""
+    return main(prog="tb-dlms-test-config")
+
+
+def discover_entry(argv: list[str] | None = None) -> int:
+    """``tb-dlms-discover HOST:PORT [options]``: the ``--discover`` path under its own name."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and not args[0].startswith("-"):
+        args = ["--discover", *args]
+    return main(args, prog="tb-dlms-discover")
 
 
 if __name__ == "__main__":

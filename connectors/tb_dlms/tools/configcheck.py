@@ -56,17 +56,18 @@ def check_gateway(config_dir: Path) -> GatewayCheck:
         return result
     try:
         config = _load(source)
-    except (launcher_config.ConfigError, ValueError, OSError) as exc:
+    except (launcher_config.GatewayConfigError, ValueError, OSError) as exc:
         result.errors.append(str(exc))
         # An unset ${VAR} (QUICKSTART runs this before its exports) must not hide the meters:
         # read the file once more with placeholders, only to find the connector files.
-        config = _load_for_connectors(source)
-        if config is None:
+        fallback = _load_for_connectors(source)
+        if fallback is None:
             return result
+        config = fallback
     else:
         try:
             result.warnings += launcher_config.validate(config, source)
-        except launcher_config.ConfigError as exc:
+        except launcher_config.GatewayConfigError as exc:
             result.errors.append(str(exc))
         if not isinstance(config, dict):  # a top-level array: nothing more to read from it
             return result
@@ -93,7 +94,7 @@ def _load(source: Path) -> dict:
         return launcher_config.load_yaml_config(source)
     config, error = read_gateway_json(source, GATEWAY_FILE_CONSEQUENCE)  # as the gateway reads it
     if error is not None:
-        raise launcher_config.ConfigError(str(error))
+        raise launcher_config.GatewayConfigError(str(error))
     return config
 
 
@@ -110,7 +111,7 @@ def _load_for_connectors(source: Path) -> dict | None:
             config = launcher_config.load_yaml_config(source, _Placeholders())
         else:
             config = _load(source)
-    except (launcher_config.ConfigError, ValueError, OSError):
+    except (launcher_config.GatewayConfigError, ValueError, OSError):
         return None
     return config if isinstance(config, dict) else None
 

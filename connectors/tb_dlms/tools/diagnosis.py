@@ -2,7 +2,7 @@
 
 Meters say almost nothing when something is wrong: a wrong address gives silence, a wrong
 password a bare reject code. The mapping below encodes what those symptoms usually mean in the
-field (see README.md, "Troubleshooting real meters"), naming the very settings that were used.
+field (see docs/troubleshooting.md), naming the very settings that were used.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..protocol import errors
-from ..protocol.settings import Authentication, Interface, MeterSettings
+from ..protocol.settings import Authentication, Interface, MeterSettings, default_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,9 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
         text = str(exc).lower()
         if "refused" in text or "connect call failed" in text:
             return Diagnosis("refused", f"connection refused by {where}",
-                             "nothing listens there: check host and port (WRAPPER usually 4059, serial servers "
-                             "often 3333 or their own), that the meter or serial server is powered, and any firewall.")
+                             f"nothing listens there: check host and port (WRAPPER usually {default_port('wrapper')}, "
+                             f"serial servers often {default_port('hdlc')} or their own), that the meter or serial "
+                             "server is powered, and any firewall.")
         return Diagnosis("connect", f"no TCP connection to {where}: {_tail(exc)}",
                          f"check host, routing and firewall; on cellular links raise connectTimeoutMs "
                          f"(now {s.connect_timeout * 1000:g} ms).")

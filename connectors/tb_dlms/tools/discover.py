@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.obis import ObisCode, ObisError
+from ..gateway.sessions import SessionLike
 from ..protocol.readings import CLASS_NAMES, AttributeRef
-from ..protocol.session import MeterSession
 from .known_obis import WELL_KNOWN, key_for
 
 OBJECT_LIST = AttributeRef.of("0.0.40.0.0.255", 15, 2)
@@ -67,7 +67,7 @@ def _value_access(rights: Any) -> int | None:
     return None
 
 
-async def read_object_list(session: MeterSession) -> list[CosemObject]:
+async def read_object_list(session: SessionLike) -> list[CosemObject]:
     reading = await session.get(OBJECT_LIST)
     if reading.error is not None:
         raise ValueError(f"object list not readable: {reading.error}")

@@ -21,14 +21,14 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from ..config import load_connector_config
+from ..config import env, load_connector_config
+from ..protocol.settings import default_port
 from .known_obis import PROFILES, profile_points
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 64
 COLUMNS = ("name", "host", "port", "interface", "client", "server_logical", "server_physical", "server_size",
            "serial_number", "auth", "password_env", "profile", "device_type", "poll_period")
 REQUIRED = ("name", "host", "profile")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Stands in for ``${VAR}`` secrets during validation: the variables live on the gateway, not here.
 _PLACEHOLDER = "validation-placeholder"
 
@@ -85,11 +85,11 @@ def device_from_row(line: int, row: dict, profiles: dict) -> dict:
                                 ("size", _int(row, "server_size", line))) if v is not None}
     if server:
         conn["serverAddress"] = {"logical": 1, **server}
-    env = row.get("password_env", "")
-    if env:
-        if not _ENV.match(env):
-            raise FleetError(f"line {line}: password_env must be an environment variable name, got {env!r}")
-        conn["password"] = "${" + env + "}"
+    variable = row.get("password_env", "")
+    if variable:
+        if not env.NAME.fullmatch(variable):
+            raise FleetError(f"line {line}: password_env must be an environment variable name, got {variable!r}")
+        conn["password"] = "${" + variable + "}"
     timeseries, attributes = profiles[row["profile"]]
     device: dict = {"deviceName": row["name"], "deviceType": row.get("device_type") or "dlms-meter",
                     "connection": conn, "timeseries": timeseries, "attributes": attributes}
@@ -114,7 +114,7 @@ def validate(connector: dict, lines: list[int]) -> list[str]:
     """Schema errors, naming the CSV line; ``${VAR}`` secrets are checked for shape only."""
     probe = json.loads(json.dumps(connector))
     for device in probe["devices"]:
-        if str(device["connection"].get("password", "")).startswith("${"):
+        if env.reference(device["connection"].get("password")) is not None:
             device["connection"]["password"] = _PLACEHOLDER
     _, errors = load_connector_config(probe)
     out = []
@@ -126,7 +126,7 @@ def validate(connector: dict, lines: list[int]) -> list[str]:
 
 def endpoint(device: dict) -> str:
     c = device["connection"]
-    port = c.get("port", 3333 if c.get("interface") == "hdlc" else 4059)
+    port = c.get("port", default_port(c.get("interface")))
     return f"{c['host']}:{port}"
 
 
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in errors:
             print(f"  {e}", file=sys.stderr)
         return EXIT_INVALID
-    envs = sorted({d["connection"]["password"][2:-1] for d in devices if "password" in d["connection"]})
+    refs = [env.reference(d["connection"].get("password")) for d in devices]
+    envs = sorted({ref.name for ref in refs if ref is not None})
     if args.shards == 1:
         _write(whole, args.out)
     else:

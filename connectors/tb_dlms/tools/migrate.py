@@ -99,7 +99,7 @@ def check_plan(rows: list[Row], devices: list[dict]) -> list[str]:
     seen_names: dict[str, int] = {}
     seen_meters: dict[str, Row] = {}
     phases_of_endpoint: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for row, device in zip(rows, devices):
+    for row, device in zip(rows, devices, strict=True):
         if row.name in seen_names:
             problems.append(f"line {row.line}: device name {row.name!r} already used on line {seen_names[row.name]}")
         seen_names.setdefault(row.name, row.line)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     problems = check_plan(rows, devices)
-    moving = [(r, d) for r, d in zip(rows, devices) if r.phase <= args.phase]
+    moving = [(r, d) for r, d in zip(rows, devices, strict=True) if r.phase <= args.phase]
     staying = [r for r in rows if r.phase > args.phase]
     if not moving:
         problems.append(f"no meter is in phases 1..{args.phase}")

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from ..config.schema import DeviceConfig, PointConfig
 from ..gateway.convert import json_value
+from ..gateway.sessions import SessionLike
 from ..protocol.errors import DlmsError
 from ..protocol.session import MeterSession
 from ..protocol.transport import LinkPool
@@ -88,7 +89,7 @@ async def probe_device(device: DeviceConfig, links: LinkPool | None = None, conn
 _PROBE_COUNTERS = ("roundTrips", "resends", "bytesSent", "bytesReceived")
 
 
-async def probe_session(device: DeviceConfig, session: Any, connector: str = "", *, owned: bool = True,
+async def probe_session(device: DeviceConfig, session: SessionLike, connector: str = "", *, owned: bool = True,
                         deadline_s: float | None = None) -> MeterResult:
     """Probe over ``session``. ``owned=False``: the session belongs to a polled meter; it is used
     in turn with the polls (operations queue on it), never cancelled mid-exchange (that would tear
@@ -108,7 +109,7 @@ async def probe_session(device: DeviceConfig, session: Any, connector: str = "",
             started = time.perf_counter()
             readings = await session.read([p.ref for _, p in sections])
             result.read_ms = _ms_since(started)
-        for (section, point), reading in zip(sections, readings):
+        for (section, point), reading in zip(sections, readings, strict=True):
             result.points.append(PointResult(section, point, reading.value, reading.unit, reading.scaler,
                                              reading.error))
     except (DlmsError, TimeoutError, OSError) as exc:

@@ -47,7 +47,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], paint: Painter 
     widths = [max([len(h)] + [len(r[i]) for r in texts]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return indent + "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        # strict=False: a report never fails over a row longer than the header.
+        return indent + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()
 
     paint = paint or Painter(False)
     out = [paint(line(headers), "bold")]
