@@ -80,7 +80,8 @@ def test_simulator_specs_read_the_connector_json_through_the_schema(monkeypatch:
                                                               "serialNumber": 12345678}, "timeseries": POINTS},
                        {"deviceName": "Bus 2", "connection": {"host": "127.0.0.1", "interface": "hdlc",
                                                               "serverAddress": {"physical": 17}}, "timeseries": POINTS},
-                       {"deviceName": "Broken", "connection": {"host": "127.0.0.1", "port": "x"}, "timeseries": POINTS}]}
+                       {"deviceName": "Broken", "connection": {"host": "127.0.0.1", "port": "x"},
+                        "timeseries": POINTS}]}
     specs = {s["name"]: s for s in simulator_specs(raw)}
     assert set(specs) == {"Meter 1", "Bus 1", "Bus 2"}  # the connector starts no "Broken" either
     assert specs["Meter 1"]["password"] == "pw-from-env" and specs["Meter 1"]["client_address"] == 32

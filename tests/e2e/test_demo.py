@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from e2e_support import REPO
 
 # The gateway loads this class by name: a missing module or a rename fails here, not as a skip.
@@ -165,7 +167,7 @@ def test_live_table_fits_80_columns_with_long_names_and_a_down_meter():
     tb = FakeThingsBoard(port=1)  # not connected: fed below with the gateway's messages
     values = {"voltageL1": 228.2, "voltageL2": 232.54, "voltageL3": 227.1, "currentL1": 6.81, "currentL2": 5.86,
               "currentL3": 7.03, "frequency": 50.02, "activePowerImport": 3744, "energyImport": 47098896}
-    units = {k: u for k, u in zip(values, ["V"] * 3 + ["A"] * 3 + ["Hz", "W", "Wh"])}
+    units = {k: u for k, u in zip(values, ["V"] * 3 + ["A"] * 3 + ["Hz", "W", "Wh"], strict=True)}
     long_name = "Substation 7 feeder B main incomer"
     messages = [
         ("v1/gateway/telemetry", {"Meter 1": [{"ts": 1, "values": values}], long_name: [{"ts": 1, "values": values}]}),

@@ -89,7 +89,7 @@ def test_kill_9_mid_backfill_resends_at_most_one_window(gateway, fake_tb, simula
     for kill in range(2):
         # Mid-backfill: the cursor file has moved on since the last kill, and the backfill is not done.
         mark = passed + DAY_MS // 2
-        wait_until(lambda: mark <= (saved_cursor(gateway, K) or 0) < last - DAY_MS // 2, 60,
+        wait_until(lambda mark=mark: mark <= (saved_cursor(gateway, K) or 0) < last - DAY_MS // 2, 60,
                    f"the cursor of {K} saved mid-backfill, past {mark} (kill {kill + 1})")
         passed = saved_cursor(gateway, K)
         kill_hard(gateway)

@@ -99,7 +99,7 @@ class ReportStrategySpec:
         return out
 
 
-def public_connection(c: MeterSettings) -> dict:
+def public_connection(c: MeterSettings) -> dict[str, Any]:
     """A device's ``connection`` section as the file would write it, secrets masked."""
     out: dict[str, Any] = {
         "host": c.host,
@@ -356,7 +356,7 @@ def load_connector_file(path: str | Path) -> tuple[ConnectorConfig | None, list[
     return load_connector_config(raw, Path(path).name)
 
 
-def _association_slot(c: MeterSettings) -> tuple[tuple, str]:
+def _association_slot(c: MeterSettings) -> tuple[tuple[Any, ...], str]:
     """What identifies one association on the wire, and how to say it in an error.
 
     WRAPPER: each device opens its own TCP connection, so the meter tells associations apart by the

@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
         say("demo: stopping...")
-        for step in (lambda: gateway and gateway.stop(), lambda: tb and tb.stop(),
-                     lambda: simulator and simulator.stop(), lambda: broker and broker.stop()):
+        for process in (gateway, tb, simulator, broker):
             try:
                 if process is not None:
                     process.stop()

@@ -73,7 +73,7 @@ def format_quantity(values: list[Any], unit: str | None, decimals: int | None, s
         largest = max(present, default=0.0) / factor
         decimals = max(0, 4 - len(str(int(largest))))
     parts = [("-" if v is None else str(v)) if n is None else f"{n / factor:.{decimals}f}"
-             for v, n in zip(values, numbers)]
+             for v, n in zip(values, numbers, strict=True)]
     return " ".join(parts) + (f" {prefix}{unit}" if unit else "")
 
 
@@ -93,7 +93,8 @@ def snapshot(tb: FakeThingsBoard) -> tuple[str, list[MeterRow]]:
         rows = []
         for d in sorted(tb.devices.values(), key=lambda d: d.name):
             attrs = d.attributes
-            units = attrs.get("units") if isinstance(attrs.get("units"), dict) else {}
+            raw_units = attrs.get("units")
+            units: dict = raw_units if isinstance(raw_units, dict) else {}
             connected = attrs.get("dlmsConnected")
             rows.append(MeterRow(d.name, dict(d.telemetry), dict(units),
                                  connected if isinstance(connected, bool) else None,

@@ -22,9 +22,9 @@ from thingsboard_gateway.gateway.statistics.statistics_service import Statistics
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_handed_over
-from ..resilience.watchdog import Heartbeat, LoopWatchdog
 from ..protocol.listener import InboundHub
-from . import commands, commissioning, inbound, rpc
+from ..resilience.watchdog import Heartbeat, LoopWatchdog
+from . import commands, commissioning, inbound, payload_limit, rpc
 from .collector import MeterDataCollector
 from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
@@ -255,9 +255,23 @@ class DLMSConnector(Connector):
 
     # -- data ---------------------------------------------------------------------------------
 
+    def _within_limit(self, data: ConvertedData) -> ConvertedData:
+        """Without the values ThingsBoard would refuse as too large (each named on its meter)."""
+        data, dropped = payload_limit.within_limit(data, payload_limit.gateway_limit(self.__gateway))
+        device = self._devices.get(data.device_name)
+        for oversized in dropped:
+            if device is not None:
+                device.note_oversized(oversized)
+            else:
+                self._log.error("%s", oversized.describe(data.device_name))
+        return data
+
     def _publish(self, data: ConvertedData) -> None:
         """Hand one meter's data to the gateway (called on the polling loop)."""
         self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
+        data = self._within_limit(data)
+        if payload_limit.is_empty(data):
+            return
         try:
             StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
             status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
@@ -273,6 +287,9 @@ class DLMSConnector(Connector):
         if not self._gateway_running():
             return False  # a stopping gateway no longer moves its queue into storage
         self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
+        data = self._within_limit(data)
+        if payload_limit.is_empty(data):
+            return True  # nothing that ThingsBoard would take: the rows are not read again
         try:
             StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
             status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)

@@ -52,7 +52,7 @@ class Cursor:
         if not isinstance(raw, dict):
             return None, f"cursor is a {type(raw).__name__}, not an object"
         ts = raw.get("ts")
-        if not _is_int(ts):
+        if not isinstance(ts, int) or isinstance(ts, bool):
             return None, f"ts {ts!r} is not a whole number of milliseconds"
         if ts < 0:
             return None, f"ts {ts} is negative"
@@ -60,13 +60,10 @@ class Cursor:
             return None, (f"ts {ts} ({_iso(ts)}) is more than {FAR_FUTURE_S // 86400} days ahead of the "
                           "gateway's clock")
         at_ts = raw.get("atTs", 1)
-        if not _is_int(at_ts) or at_ts < 0:
+        if not isinstance(at_ts, int) or isinstance(at_ts, bool) or at_ts < 0:
             return cls(ts, 0), f"atTs {at_ts!r} is not a count of rows"
         return cls(ts, at_ts), None
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _iso(ms: int) -> str:
@@ -241,9 +238,9 @@ class CursorStore:
                                   type(cursors).__name__)
                 continue
             for obis, value in cursors.items():
-                cursor, problem = Cursor.check(value, latest)
-                if problem is not None:
-                    self._log.warning("Cursor file %s: %s %s: %s; %s", self.path, meter, obis, problem,
+                cursor, wrong = Cursor.check(value, latest)
+                if wrong is not None:
+                    self._log.warning("Cursor file %s: %s %s: %s; %s", self.path, meter, obis, wrong,
                                       "backfilled from the configured horizon" if cursor is None else
                                       f"resuming at {cursor.ts} and sending the rows of that instant again")
                 if cursor is not None:

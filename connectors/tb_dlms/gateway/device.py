@@ -92,6 +92,9 @@ class DLMSDevice:
         self._held: dict[str, Any] = {}
         #: Hand-overs made while the gateway's storage refused data, and what it said (None: it takes data).
         self.storage_refusals = 0
+        #: Values dropped because ThingsBoard would refuse them as too large, and the size seen per key.
+        self.oversized_values = 0
+        self._oversized_keys: dict[str, int] = {}
         self.storage_error: str | None = None
         self._storage_refusing_since: float | None = None
         #: A meter that calls in (connection.listener) and has no connection open: nothing to poll.
@@ -321,6 +324,16 @@ class DLMSDevice:
             health[HEALTH_LAST_ERROR] = error
         self._send_changed(health)
 
+    def note_oversized(self, oversized: Any) -> None:
+        """A value too large for ThingsBoard was dropped (gateway/payload_limit.py): said once per key."""
+        self.oversized_values += 1
+        message = oversized.describe(self.name)
+        if self._oversized_keys.get(oversized.key) != oversized.size:
+            self._oversized_keys[oversized.key] = oversized.size
+            self._log.error("%s", message)
+        self.last_error = message
+        self._send_changed({HEALTH_LAST_ERROR: message})
+
     def note_storage(self, problem: str | None) -> None:
         """The gateway's storage refuses data (a full disk, a full memory storage) or takes it again:
         said once per episode, in the log and in ``lastError``; the counter counts every refusal."""
@@ -472,6 +485,7 @@ class DLMSDevice:
             "interface": c.interface.value,
             "breaker": self.breaker.as_dict(),
             "stuckPolls": self.stuck_polls,
+            "oversizedValues": self.oversized_values,
             "onPlatform": self.on_platform,
             "platformDisconnects": self.platform_disconnects,
             "staleReconnects": self.stale.reconnects,

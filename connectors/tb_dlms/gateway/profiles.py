@@ -24,6 +24,7 @@ from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..config.meter_data import Archive, EventLogConfig, ProfileConfig
 from ..protocol.errors import AccessError
+from ..protocol.obis import ObisCode
 from ..protocol.profile import CaptureObject, ProfileData, ProfileRow
 from .convert import json_value
 from .cursors import Cursor, CursorStore
@@ -192,7 +193,7 @@ async def read_by_entry_back_to(session: SessionLike, obis: str, floor_ms: int, 
             break
         last = first - 1
     if data is None:
-        return ProfileData(obis, [], [])
+        return ProfileData(ObisCode.parse(obis), [], [])
     data.rows = rows
     return data
 

@@ -65,7 +65,8 @@ def resolve_config_dir(explicit: str | os.PathLike | None = None) -> Path:
     path = Path("config").resolve()
     if path.is_dir():
         return path
-    raise GatewayConfigError("no config dir found: pass --config-dir DIR (containing tb_gateway.yaml or tb_gateway.json)")
+    raise GatewayConfigError("no config dir found: pass --config-dir DIR "
+                             "(containing tb_gateway.yaml or tb_gateway.json)")
 
 
 def default_work_dir(config_dir: Path) -> Path:
@@ -115,8 +116,8 @@ def validate(config: dict, source: Path) -> list[str]:
     token_auth = (tb.get("security") or {}).get("type", "accessToken") == "accessToken"
     if token_auth and token in (None, "", TOKEN_PLACEHOLDER):
         # Refuse rather than connect somewhere with a placeholder token.
-        raise GatewayConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN (or thingsboard.security.accessToken) "
-                          "to the gateway device's access token")
+        raise GatewayConfigError(f"{source}: no access token: set TB_GATEWAY_TOKEN "
+                                 "(or thingsboard.security.accessToken) to the gateway device's access token")
     if tb.get("remoteConfiguration"):
         warnings.append("remoteConfiguration is true: connector configurations come from ThingsBoard (validated "
                         "first); dlms secrets must be ${VAR} references")

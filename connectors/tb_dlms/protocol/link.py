@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Protocol
 
 from .framing import HdlcFrame, WrapperFrame
 from .settings import MeterSettings
 
-Frame = Union[HdlcFrame, WrapperFrame]
+Frame = HdlcFrame | WrapperFrame
 
 
 class ClosedNotice:
@@ -32,7 +32,7 @@ class ClosedNotice:
 
 
 #: What a mailbox holds: a frame for its address, or the notice that the link died.
-MailboxItem = Union[HdlcFrame, WrapperFrame, ClosedNotice]
+MailboxItem = HdlcFrame | WrapperFrame | ClosedNotice
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ import asyncio
 import datetime as _dt
 import logging
 import time
-from typing import Any, Awaitable, Iterable, Sequence, TypeVar, cast
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
 from gurux_dlms.GXDLMSConfirmedServiceError import GXDLMSConfirmedServiceError
@@ -53,6 +53,7 @@ from .transport import LinkPool
 from .values import apply_scaler, decode_clock, plain, unit_text
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 quiet.silence_gurux()
 # gurux's AES-GCM is pure Python: High-GMAC reads cost 15x a plain one without this.
 fast_gcm.install()

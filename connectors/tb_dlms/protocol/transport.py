@@ -239,7 +239,7 @@ class TcpClientLink(StreamLink):
             self._holds_slot = True
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.connect_timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             self._free_slot()
             raise ConnectError(
                 f"no TCP connection to {self.host}:{self.port} within {self.connect_timeout:g} s"

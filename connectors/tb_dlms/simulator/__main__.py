@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--meters", type=int, default=1, help="WRAPPER (or --interface) meters")
     p.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper", help="framing of --meters")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--base-port", type=int, default=DEFAULT_PORTS[Interface.WRAPPER], help="first port, one per meter; 0 = free ports")
+    p.add_argument("--base-port", type=int, default=DEFAULT_PORTS[Interface.WRAPPER],
+                   help="first port, one per meter; 0 = free ports")
     p.add_argument("--auth", choices=AUTH_LEVELS, default="none", help="authentication the meters require")
     p.add_argument("--password", default=MeterSpec.password, help="Low authentication password")
     p.add_argument("--client-address", type=int, default=None,

@@ -361,7 +361,7 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
     """
 
     #: The server whose onGetAttributeAccess/onGetMethodAccess fill the access rights.
-    owner = None
+    owner: Any = None  # the MeterServer this association belongs to
 
     def getAssociationStatus(self):
         return self.associationStatus

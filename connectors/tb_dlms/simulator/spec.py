@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from ..protocol import cosem_datetime
 from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
@@ -138,7 +139,7 @@ class MeterSpec:
     @property
     def effective_physical_address(self) -> int | None:
         if self.address_from_serial:
-            return physical_address_from_serial(self.serial_number)
+            return physical_address_from_serial(self.serial)
         return self.physical_address
 
     @property
