@@ -55,7 +55,8 @@ DEFAULT_LOOP_STALL_S = 30.0
 MAX_NAME_CHARS = 255
 
 TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
-            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir", "listeners")
+            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir", "listeners",
+            "maxConnections", "maxNewConnectionsPerS")
 DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "reportStrategy", "connection",
                "timeseries", "attributes", "breaker", "staleAfterS", "push") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
@@ -216,6 +217,9 @@ class ConnectorConfig:
     #: Where per-meter progress (profile cursors) is kept; None: next to the gateway's storage.
     data_dir: str | None = None
     listeners: tuple[ListenerSettings, ...] = ()
+    #: Limits of the TCP connections to polled meters (None: unlimited): open at once, new a second.
+    max_connections: int | None = None
+    max_new_connections_per_s: float | None = None
 
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
@@ -264,6 +268,10 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     stale = top.number("staleAfterS", None, lo=0)
     loop_stall = top.number("loopStallS", DEFAULT_LOOP_STALL_S, positive=True)
     data_dir = top.text("dataDir", None)
+    # Polled meters' TCP connections (the listeners have their own): unlimited unless configured,
+    # since a WRAPPER meter keeps its connection between polls and a cap below the fleet starves the rest.
+    max_connections = top.integer("maxConnections", None, 1, 100_000)
+    max_new_per_s = top.number("maxNewConnectionsPerS", None, positive=True)
     listeners = parse_listeners(top)
     listener_names = {listener.name for listener in listeners}
 
@@ -301,7 +309,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
         devices = _without_clear_secrets(raw, devices, errors)
     return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
                            report_strategy=report, poll_period_s=poll_period, devices=tuple(devices),
-                           loop_stall_s=loop_stall, data_dir=data_dir, listeners=listeners), errors
+                           loop_stall_s=loop_stall, data_dir=data_dir, listeners=listeners,
+                           max_connections=max_connections, max_new_connections_per_s=max_new_per_s), errors
 
 
 def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig],

@@ -22,6 +22,7 @@ from thingsboard_gateway.gateway.statistics.statistics_service import Statistics
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_handed_over
+from ..protocol.limits import ConnectionLimits
 from ..protocol.listener import InboundHub
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
 from . import commands, commissioning, inbound, payload_limit, rpc
@@ -131,7 +132,11 @@ class DLMSConnector(Connector):
         # A new one per loop: links and locks belong to the loop that made them.
         #: Listeners and the links of meters that call in; like the links, they belong to one loop.
         self._hub = InboundHub(self.dlms_config.listeners)
-        factory = self._session_factory or meter_session_factory(self._hub)
+        c = self.dlms_config
+        #: The connections we dial to polled meters, capped (maxConnections, maxNewConnectionsPerS).
+        self._dial_limits = ConnectionLimits(c.max_connections, c.max_new_connections_per_s) \
+            if c.max_connections or c.max_new_connections_per_s else None
+        factory = self._session_factory or meter_session_factory(self._hub, self._dial_limits)
         #: Probes of meters outside the configuration use it too: their turns on a shared bus.
         self._factory = factory
         generation = self._generation
@@ -434,6 +439,8 @@ class DLMSConnector(Connector):
                 # Live polling threads of this connector in the process: 1, also right after a reload.
                 if self._hub.listeners:
                     result["listeners"] = self._hub.report()
+                if self._dial_limits is not None:
+                    result["dialledConnections"] = self._dial_limits.report()
                 result["pollingThreads"] = sum(1 for t in threading.enumerate() if t.is_alive()
                                                and t.name == f"{self.name} polling")
             return result

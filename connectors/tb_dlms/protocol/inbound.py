@@ -53,7 +53,7 @@ class Connection:
         self.opened_at = self.last_rx = time.monotonic()
         self.bytes_received = 0
         self.closed = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read_loop(), name=f"inbound {self.peer}")

@@ -20,7 +20,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine, Sequence
 
 from . import push
 from .errors import DlmsError
@@ -77,14 +77,14 @@ class _OneLink:
     def __init__(self, link: InboundLink) -> None:
         self.link = link
 
-    def acquire(self, settings: MeterSettings) -> tuple[InboundLink, Mailbox]:
+    def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         return self.link, self.link.mailbox(settings.server_address)
 
-    async def release(self, link: InboundLink, address: int) -> None:
+    async def release(self, link: Link, address: int) -> None:
         link.forget(address)
 
 
-def identity_text(value) -> str:
+def identity_text(value: object) -> str:
     """An identity as text: octet strings compared without the trailing NULs or blanks meters pad with.
 
     Sessions hand octet strings over as text when printable, else as hex (values.plain): a name
@@ -113,8 +113,8 @@ class Listener:
         self._server: asyncio.base_events.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._connections: set[Connection] = set()
-        self._tasks: set[asyncio.Task] = set()
-        self._history: dict[str, collections.deque] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._history: dict[str, collections.deque[float]] = {}
         self._backoff: dict[str, tuple[float, float]] = {}
         self.bound_port: int | None = None
 
@@ -143,7 +143,7 @@ class Listener:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, coro, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=f"listener {self.settings.name}: {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -178,7 +178,7 @@ class Listener:
         early: list[bytes] = []
         first_title = asyncio.get_running_loop().create_future()
 
-        def held(_link, apdu: bytes) -> None:
+        def held(_link: InboundLink, apdu: bytes) -> None:
             title = push.sender_title(apdu)
             if title is not None and not first_title.done():
                 first_title.set_result(title)
@@ -281,7 +281,7 @@ class Listener:
 
     # -- pushes over UDP ----------------------------------------------------------------------
 
-    def datagram(self, data: bytes, peer) -> None:
+    def datagram(self, data: bytes, peer: tuple[str, int]) -> None:
         if len(data) < 8 or data[:2] != b"\x00\x01":
             self.hub.bad_push(None, f"{self.settings.name}:{peer}", push.PushError("not a WRAPPER datagram"))
             return
@@ -292,14 +292,14 @@ class _PushDatagrams(asyncio.DatagramProtocol):
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.listener.datagram(data, addr)
 
 
 class InboundHub:
     """All listeners of a connector, the links of the devices that call in, and push routing."""
 
-    def __init__(self, listeners: list[ListenerSettings] | tuple = ()) -> None:
+    def __init__(self, listeners: Sequence[ListenerSettings] = ()) -> None:
         self.listeners = {s.name: Listener(s, self) for s in listeners}
         self._links: dict[tuple[str, str], InboundLink] = {}
         self._by_title: dict[bytes, PushTarget] = {}
@@ -417,7 +417,7 @@ class InboundHub:
         target.reasons_logged.add(exc.reason)
         log.log(level, "%s: push dropped: %s (counted as pushFailures; said once per reason)", target.name, exc)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         if not self.listeners:
             return {}
         out: dict[str, Any] = {name: {**listener.stats.as_dict(), "queued": listener.limits.queued,

@@ -51,6 +51,7 @@ def notification(meter: Meter, invoke_id: int, ciphered: bool, when: float | Non
     if ciphered:
         meter.invocation_counter += 1
         spec = meter.spec
+        assert spec.system_title is not None  # MeterSpec.__post_init__ gives every meter one
         apdu = push.seal(apdu, spec.system_title, meter.invocation_counter, spec.block_cipher_key,
                          spec.authentication_key)
     return b"\x00\x01" + meter.spec.logical_address.to_bytes(2, "big") + PUSH_CLIENT_WPORT.to_bytes(2, "big") \
@@ -112,7 +113,7 @@ class CallingMeter:
     def _new_link(self) -> AcceptedConnection:
         link = AcceptedConnection(self._port)
         if self.behaviour == "silent":
-            link.data_received = lambda data: None  # dials in and says nothing, ever
+            link.data_received = lambda data: None  # type: ignore[method-assign]  # dials in, never says a word
         return link
 
     async def _connected(self, link: AcceptedConnection) -> None:
@@ -132,7 +133,8 @@ class CallingMeter:
         self._invoke = (self._invoke + 1) & 0x00FFFFFF
         when = int(self.meter.now())
         frame = notification(self.meter, self._invoke, self.ciphered, when)
-        link.transport.write(frame)
+        if link.transport is not None:
+            link.transport.write(frame)
         self.pushes += 1
         self.sent.append((time.time(), when * 1000, push_values(self.meter, when)))
 
@@ -167,7 +169,7 @@ class UdpMeterPort(asyncio.DatagramProtocol):
         if server is None:
             server = self._servers[addr] = meter.new_server("wrapper")
         reply = server.handle(data)
-        if reply:
+        if reply and self.transport is not None:
             self.transport.sendto(reply, addr)
             meter.replies += 1
 
@@ -220,10 +222,13 @@ class CallInFleet:
         """Start another calling meter (a flood, a second connection for one identity)."""
         self.callers[caller.name] = caller
 
-        def go() -> None:
-            self._tasks.append(self.loop.create_task(caller.run()))
+        loop = self.loop
+        assert loop is not None, "CallInFleet.start() first"
 
-        self.loop.call_soon_threadsafe(go)
+        def go() -> None:
+            self._tasks.append(loop.create_task(caller.run()))
+
+        loop.call_soon_threadsafe(go)
 
     def call(self, fn, *args):
         fut = asyncio.run_coroutine_threadsafe(_as_coro(fn, *args), self.loop)

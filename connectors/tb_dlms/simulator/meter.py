@@ -178,7 +178,7 @@ class Meter:
                 return axdr.octets(str(spec.serial_number).encode())
             if ln == cosem.LOGICAL_DEVICE_NAME:
                 # Padded to 16 bytes with NULs, as meters do: the head-end must strip them.
-                return axdr.octets((self.identity or spec.logical_device_name).encode().ljust(16, b"\x00"))
+                return axdr.octets((self.identity or spec.logical_device_name or spec.name).encode().ljust(16, b"\x00"))
             if ln == cosem.SERIAL_RAW:
                 return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:
