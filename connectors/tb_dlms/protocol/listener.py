@@ -63,6 +63,8 @@ class ListenerStats:
     reconnect_loops: int = 0
     idle_closed: int = 0
     replaced: int = 0
+    #: Connections from a polled meter's address, carrying its pushes.
+    push_connections: int = 0
     pushes: int = 0
     bad_pushes: int = 0
     open: int = 0
@@ -188,13 +190,18 @@ class Listener:
         anonymous.on_push = held
         polled = self.hub.polled_pusher(conn.peer_host)
         if polled is not None:
-            # A meter we poll, connecting to push: nothing to identify, its pushes are its device's.
-            anonymous.on_push = lambda _link, apdu: self.hub.push_received(None, apdu, conn.peer, conn.peer_host)
+            # From a polled meter's address: its pushes are its device's, whether or not it identifies.
+            def to_polled(_link: InboundLink, apdu: bytes) -> None:
+                title = push.sender_title(apdu)
+                if title is not None and not first_title.done():
+                    first_title.set_result(title)  # delivered now, not held: never twice
+                self.hub.push_received(None, apdu, conn.peer, conn.peer_host)
+
+            anonymous.on_push = to_polled
         anonymous.attach(conn)
         conn.start()
-        if polled is not None:
-            log.debug("listener %s: push connection from %s (polled meter %s)", s.name, conn.peer, polled.name)
-            await conn.closed.wait()
+        if polled is not None and not self.hub.calls_in(s.name):
+            await self._pushes_only(conn, polled.name)
             return
         try:
             async with asyncio.timeout(s.identify_timeout_s):
@@ -203,6 +210,9 @@ class Listener:
                 else:
                     identity = await self._read_identity(anonymous, conn)
         except (TimeoutError, DlmsError, ValueError) as exc:
+            if polled is not None:
+                await self._pushes_only(conn, polled.name)
+                return
             self.stats.unidentified += 1
             why = f"no identification within {s.identify_timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
             log.warning("listener %s: connection from %s not identified (%s); closed", s.name, conn.peer, why)
@@ -210,6 +220,9 @@ class Listener:
         if conn.closed_reason is not None:
             return
         link = self.hub.link_of(s.name, identity)
+        if link is None and polled is not None:
+            await self._pushes_only(conn, polled.name)
+            return
         if link is None:
             self.stats.unknown += 1
             self.hub.unknown_identity(s.name, identity, conn.peer)
@@ -227,6 +240,12 @@ class Listener:
             link.on_push(link, apdu) if link.on_push is not None else None
         await conn.closed.wait()
         log.info("listener %s: %s disconnected: %s", s.name, link.name, conn.closed_reason)
+
+    async def _pushes_only(self, conn: Connection, device: str) -> None:
+        """Serve a polled meter's push connection until it closes (or idles out): nothing to poll on it."""
+        self.stats.push_connections += 1
+        log.debug("listener %s: push connection from %s (polled meter %s)", self.settings.name, conn.peer, device)
+        await conn.closed.wait()
 
     async def _read_identity(self, anonymous: InboundLink, conn: Connection) -> str:
         from .session import MeterSession  # gurux is loaded by the first meter that calls in
@@ -335,6 +354,10 @@ class InboundHub:
 
     def link_of(self, listener: str, identity: str) -> InboundLink | None:
         return self._links.get((listener, identity))
+
+    def calls_in(self, listener: str) -> bool:
+        """Whether any device calls in on ``listener`` (else a connection has no one to identify as)."""
+        return any(name == listener for name, _ in self._links)
 
     # -- the link.LinkProvider of meters that call in -----------------------------------------
 
