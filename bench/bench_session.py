@@ -6,11 +6,13 @@ example does: one GET per value and one per scaler, over a blocking socket. Ours
 association, caches scalers and batches with GET-with-list; it is measured twice, without
 authentication and with High-GMAC (every run, so there is no flag for it).
 
-    python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--json]
+    python bench/bench_session.py [--polls 30] [--delays 0,0.05] [--mechanisms all|none] [--json]
 
 Prints round trips per poll, client CPU microseconds per reading and wall milliseconds per poll
 for each, and the plain/ours ratios (``--json``: the same rows as JSON). Wall time is noisy on a
-shared machine; round trips and CPU are not.
+shared machine; round trips and CPU are not. With ``--mechanisms all`` (the default) every HLS
+mechanism and security suite is measured too, each as a ratio to High-GMAC's steady-state CPU per
+reading (issue 15's goal: none above 2x).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from tb_dlms.protocol.framing import WrapperFrameReader
 from tb_dlms.protocol.readings import AttributeRef
 from tb_dlms.protocol.session import MeterSession
 from tb_dlms.protocol.settings import Authentication, MeterSettings, Secret, Security
+from tb_dlms.simulator.client_config import meter_settings_for
 from tb_dlms.simulator.spec import MeterSpec
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
@@ -140,13 +143,50 @@ def bench_session(settings: MeterSettings, polls: int, name: str) -> Result:
     return asyncio.run(run())
 
 
+#: name -> spec settings of the meters measured against High-GMAC (and a dedicated-key flag).
+MECHANISMS: dict[str, dict] = {
+    "HLS (mechanism 2)": {"auth": "high"},
+    "HLS-MD5": {"auth": "high_md5"},
+    "HLS-SHA1": {"auth": "high_sha1"},
+    "HLS-SHA256": {"auth": "high_sha256"},
+    "HLS-SHA256 + AES-GCM": {"auth": "high_sha256", "security_policy": "authentication_encryption"},
+    "HLS-ECDSA suite 1": {"auth": "high_ecdsa", "security_suite": 1},
+    "HLS-ECDSA suite 2": {"auth": "high_ecdsa", "security_suite": 2},
+    "HLS-ECDSA suite 2, ded": {"auth": "high_ecdsa", "security_suite": 2, "dedicated": True},
+    "HLS-GMAC, ded": {"auth": "high_gmac", "dedicated": True},
+}
+
+
+def bench_mechanisms(polls: int, delay: float) -> list[dict]:
+    """CPU per steady-state reading of each mechanism, next to High-GMAC's."""
+    specs = {"gmac": {"auth": "high_gmac"}}
+    for i, spec in enumerate(MECHANISMS.values()):
+        specs[f"m{i}"] = {k: v for k, v in spec.items() if k != "dedicated"}
+    with SimulatorProcess([{"name": key, "delay": delay, **spec} for key, spec in specs.items()]) as sim:
+        def measure(key: str, name: str, dedicated: bool = False) -> Result:
+            spec = MeterSpec(name=key, **specs[key])
+            return bench_session(meter_settings_for(spec, sim.port(key), dedicated_key=dedicated, timeout=5.0),
+                                 polls, name)
+
+        gmac = measure("gmac", "High-GMAC (suite 0)")
+        rows = [{"delay_ms": delay * 1000, **gmac.__dict__, "vs_gmac": 1.0}]
+        for i, (name, spec) in enumerate(MECHANISMS.items()):
+            r = measure(f"m{i}", name, spec.get("dedicated", False))
+            rows.append({"delay_ms": delay * 1000, **r.__dict__,
+                         "vs_gmac": safe_ratio(r.cpu_us_per_reading, gmac.cpu_us_per_reading)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--polls", type=int, default=30)
     ap.add_argument("--delays", default="0,0.05", help="injected reply delays in seconds")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--mechanisms", choices=("all", "none"), default="all",
+                    help="also measure every HLS mechanism and suite against High-GMAC")
     args = ap.parse_args(argv)
     rows = []
+    mechanisms: list[dict] = []
     for delay in [float(d) for d in args.delays.split(",")]:
         specs = [{"name": "plain", "delay": delay}, {"name": "ours", "delay": delay},
                  {"name": "gmac", "delay": delay, "auth": "high_gmac"}]
@@ -170,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             "wall_ms_per_poll": safe_ratio(plain.wall_ms_per_poll, ours.wall_ms_per_poll),
             "user_us_per_reading": safe_ratio(plain.user_us_per_reading, ours.user_us_per_reading),
         })
+        if args.mechanisms == "all":
+            mechanisms += bench_mechanisms(args.polls, delay)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + mechanisms, indent=2))
     else:
         print(f"{'delay':>6} {'client':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'user us/rdg':>12} "
               f"{'wall ms/poll':>13}")
@@ -182,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
                   + f" {r['cpu_us_per_reading']:>14.1f}{'x' if ratio else ' '}"
                   + f" {r['user_us_per_reading']:>11.1f}{'x' if ratio else ' '}"
                   + f" {r['wall_ms_per_poll']:>12.1f}{'x' if ratio else ' '}")
+        if mechanisms:
+            print(f"\n{'delay':>6} {'mechanism':<28} {'RT/poll':>8} {'CPU us/reading':>15} {'user us/rdg':>12} "
+                  f"{'vs GMAC':>8}")
+            for r in mechanisms:
+                print(f"{r['delay_ms']:>4.0f}ms {r['name']:<28} {r['round_trips_per_poll']:>8.1f} "
+                      f"{r['cpu_us_per_reading']:>14.1f}  {r['user_us_per_reading']:>11.1f}  {r['vs_gmac']:>7.2f}x")
     return 0
 
 

@@ -190,8 +190,9 @@ BROKEN = [
      'devices[0] "Meter 1": connection.port must be an integer 1..65535, got 70000'),
     ("unknown interface", _set("connection.interface", "serial"),
      "devices[0] \"Meter 1\": connection.interface must be one of 'wrapper', 'hdlc', got \"serial\""),
-    ("unknown authentication", _set("connection.authentication", "high"),
-     "devices[0] \"Meter 1\": connection.authentication must be one of 'none', 'low', 'high_gmac', got \"high\""),
+    ("unknown authentication", _set("connection.authentication", "hls"),
+     "devices[0] \"Meter 1\": connection.authentication must be one of 'none', 'low', 'high', 'high_md5', "
+     "'high_sha1', 'high_gmac', 'high_sha256', 'high_ecdsa', got \"hls\""),
     ("unknown clock deviation", _set("connection.clockDeviation", "+60"),
      "devices[0] \"Meter 1\": connection.clockDeviation must be one of 'utc-minus-local', 'local-minus-utc', "
      "got \"+60\""),

@@ -23,10 +23,20 @@ def test_demo_config_loads_three_meters():
         assert {str(p.ref.obis) for p in device.attributes} == {"0.0.96.1.0.255", "1.0.0.2.0.255"}
 
 
-def test_example_config_loads_and_covers_every_key(monkeypatch):
+def test_example_config_loads_and_covers_every_key(monkeypatch, tmp_path):
     monkeypatch.setenv("METER4_PASSWORD", "12345678")
     monkeypatch.setenv("METER5_BLOCK_CIPHER_KEY", KEY)
     monkeypatch.setenv("METER5_AUTHENTICATION_KEY", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf")
+    from tb_dlms.simulator import keys
+    for name in ("METER6_BLOCK_CIPHER_KEY", "METER6_AUTHENTICATION_KEY", "METER6_MASTER_KEY"):
+        monkeypatch.setenv(name, KEY)
+    monkeypatch.setenv("METER6_SIGNING_KEY", keys.private_pem(keys.CLIENT, 1).decode())
+    monkeypatch.setenv("METER6_PUBLIC_KEY", keys.public_pem("meter 6", 1).decode())
+    key_file = tmp_path / "meter7.json"
+    key_file.write_text(json.dumps({"blockCipherKey": KEY, "authenticationKey": KEY}))
+    monkeypatch.setenv("METER7_KEY_FILE", str(key_file))
+    monkeypatch.setenv("METER7_HLS_SECRET", "a secret")
+    monkeypatch.setenv("METER7_MASTER_KEY", KEY)
     path = CONFIG_DIR / "dlms_connector.json.example"
     cfg, errors = load_connector_file(path)
     assert [str(e) for e in errors] == []

@@ -87,12 +87,17 @@ class MeterScript:
     """How one fake meter behaves; shared by every session made for it."""
 
     def __init__(self, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                 hang: bool = False, hang_close: bool = False, fail: Exception | None = None) -> None:
+                 hang: bool = False, hang_close: bool = False, fail: Exception | None = None,
+                 refuse_keys: Exception | None = None) -> None:
         self.values = values or {}
         self.errors = errors or {}
         self.hang = hang
         self.hang_close = hang_close
         self.fail = fail
+        #: Raised by change_keys (a meter refusing a key transfer); None: keys accepted.
+        self.refuse_keys = refuse_keys
+        #: Key changes accepted: (block cipher key, authentication key, Security Setup OBIS).
+        self.key_changes: list[tuple[bytes, bytes, str]] = []
         self.reads = 0
         self.reads_started = 0
         #: Sessions ended, by close() or abort().
@@ -125,6 +130,10 @@ class FakeSession:
     @property
     def associated(self) -> bool:
         return self._associated
+
+    @property
+    def identification(self) -> str | None:
+        return None
 
     async def connect(self) -> None:
         self._associate()
@@ -178,6 +187,14 @@ class FakeSession:
 
     def scaler_of(self, ref: AttributeRef) -> int | None:
         return None
+
+    async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
+                          security_setup: ObisCode | None = None) -> None:
+        self._associate()
+        if self.script.refuse_keys is not None:
+            raise self.script.refuse_keys
+        self.script.key_changes.append((bytes(block_cipher_key), bytes(authentication_key),
+                                        str(security_setup or "0.0.43.0.0.255")))
 
     async def close(self) -> None:
         self.script.bump("closes")

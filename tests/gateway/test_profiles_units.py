@@ -187,10 +187,20 @@ def test_device_with_only_a_profile_is_valid_and_data_dir_is_read():
     assert cfg.devices[0].meter_data.profiles[0].columns_by_index == ((1, "energyImport"),)
 
 
-def test_example_documents_every_meter_data_key(monkeypatch):
+def test_example_documents_every_meter_data_key(monkeypatch, tmp_path):
     monkeypatch.setenv("METER4_PASSWORD", "12345678")
     monkeypatch.setenv("METER5_BLOCK_CIPHER_KEY", "000102030405060708090a0b0c0d0e0f")
     monkeypatch.setenv("METER5_AUTHENTICATION_KEY", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf")
+    from tb_dlms.simulator import keys  # Meters 6 and 7: HLS-ECDSA and a key file (issue 15)
+
+    key = "000102030405060708090a0b0c0d0e0f"
+    for name in ("METER6_BLOCK_CIPHER_KEY", "METER6_AUTHENTICATION_KEY", "METER6_MASTER_KEY", "METER7_MASTER_KEY"):
+        monkeypatch.setenv(name, key)
+    monkeypatch.setenv("METER6_SIGNING_KEY", keys.private_pem(keys.CLIENT, 1).decode())
+    monkeypatch.setenv("METER6_PUBLIC_KEY", keys.public_pem("meter 6", 1).decode())
+    (tmp_path / "k.json").write_text(json.dumps({"blockCipherKey": key, "authenticationKey": key}))
+    monkeypatch.setenv("METER7_KEY_FILE", str(tmp_path / "k.json"))
+    monkeypatch.setenv("METER7_HLS_SECRET", "a secret")
     raw = json.loads(EXAMPLE.read_text())
     cfg, errors = load_connector_config(raw)
     assert [str(e) for e in errors] == []

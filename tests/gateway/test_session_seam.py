@@ -22,7 +22,7 @@ MEMBERS = sorted({n for n in vars(SessionLike) if not n.startswith("_")} | set(S
 
 def test_the_protocol_declares_what_the_gateway_uses():
     assert {"stats", "settings", "associated", "connect", "read", "get", "set", "action", "read_profile",
-            "profile_entries", "keep_alive", "close", "abort"} <= set(MEMBERS)
+            "profile_entries", "keep_alive", "change_keys", "close", "abort"} <= set(MEMBERS)
 
 
 @pytest.mark.parametrize("make", [lambda: MeterSession(SETTINGS), lambda: FakeSession(SETTINGS, MeterScript())],

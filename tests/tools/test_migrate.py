@@ -5,7 +5,10 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tb_dlms.config import load_connector_config
+from tb_dlms.simulator import keys
 from tb_dlms.tools import migrate
 
 BRIDGE = "name,host,port,token,phase\n"
@@ -81,3 +84,45 @@ def test_plain_bridge_list_without_phase_moves_everything(tmp_path):
     devices = json.loads(out.read_text())["devices"]
     assert {d["connection"]["password"] for d in devices} == {"${METER_PASSWORD}"}
     assert {d["connection"]["clientAddress"] for d in devices} == {32}
+
+
+SECURITY = {"high_gmac": {"systemTitle": "5442444c4d533031", "blockCipherKey": "${M_BCK}",
+                          "authenticationKey": "${M_AK}"},
+            "high_sha256": {"systemTitle": "5442444c4d533031"},
+            "high_ecdsa": {"systemTitle": "5442444c4d533031", "suite": 2, "blockCipherKey": "${M_BCK}",
+                           "authenticationKey": "${M_AK}"}}
+
+
+@pytest.mark.parametrize("auth", ["none", "low", "high", "high_md5", "high_sha1", "high_gmac", "high_sha256",
+                                  "high_ecdsa"])
+def test_every_mechanism_migrates(tmp_path, monkeypatch, auth):
+    """--auth takes every mechanism (before: none, low, high_gmac, and high_gmac could not be given
+    its security section); --security supplies connection.security as defaults.security."""
+    p = plan(tmp_path / "bridge.csv", ["M1,10.0.0.1,4059,t1"], "name,host,port,token\n")
+    out = tmp_path / "c.json"
+    args = [str(p), "--out", str(out), "--auth", auth, "--client", "1"]
+    if auth != "none":
+        args += ["--password-env", "M_PASSWORD"]
+    if auth in SECURITY:
+        security = dict(SECURITY[auth])
+        if auth == "high_ecdsa":
+            (tmp_path / "client.pem").write_bytes(keys.private_pem(keys.CLIENT, 2))
+            (tmp_path / "meter.pem").write_bytes(keys.public_pem("meter", 2))
+            security.update(signingKey=str(tmp_path / "client.pem"), meterPublicKey=str(tmp_path / "meter.pem"))
+        (tmp_path / "security.json").write_text(json.dumps(security))
+        args += ["--security", str(tmp_path / "security.json")]
+    assert migrate.main(args) == 0
+    data = json.loads(out.read_text())
+    assert "${M_BCK}" in out.read_text() or auth not in ("high_gmac", "high_ecdsa"), "keys stay references"
+    monkeypatch.setenv("M_PASSWORD", "12345678")
+    monkeypatch.setenv("M_BCK", "11" * 32 if auth == "high_ecdsa" else "11" * 16)
+    monkeypatch.setenv("M_AK", "22" * 32 if auth == "high_ecdsa" else "22" * 16)
+    config, errors = load_connector_config(data)
+    assert errors == [] and config.devices[0].connection.authentication.value == auth
+
+
+def test_a_mechanism_without_its_security_is_refused_naming_the_field(tmp_path, capsys):
+    p = plan(tmp_path / "bridge.csv", ["M1,10.0.0.1,4059,t1"], "name,host,port,token\n")
+    assert migrate.main([str(p), "--out", str(tmp_path / "c.json"), "--auth", "high_sha256", "--client", "1",
+                         "--password-env", "M_PASSWORD"]) == migrate.EXIT_INVALID
+    assert "connection.security is required when authentication is 'high_sha256'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ whole fleet offline. Secrets (password, keys) may be written as ``"${ENV_VAR}"``
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ from ..protocol.settings import (
     Interface,
     MeterSettings,
     ListenerSettings,
+    Secret,
     Security,
+    SecurityPolicy,
+    SerialSettings,
     Transport,
     hdlc_server_address,
     physical_address_from_serial,
 )
 from ..resilience.breaker import BreakerSettings
 from .errors import ConfigError, ConfigInvalid
+from . import env
 from .fields import Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from .inbound import PushConfig, parse_listeners, parse_push
@@ -36,7 +41,7 @@ from .secrets import clear_secrets
 DEFAULT_CONNECTOR_NAME = "DLMS Connector"
 DEFAULT_POLL_PERIOD_S = 30.0
 #: Usual client addresses per authentication level (public client, reading client, management client).
-DEFAULT_CLIENT_ADDRESS = {Authentication.NONE: 16, Authentication.LOW: 32, Authentication.HIGH_GMAC: 1}
+DEFAULT_CLIENT_ADDRESS = {auth: 1 for auth in Authentication} | {Authentication.NONE: 16, Authentication.LOW: 32}
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NONE")
 MASK = "***"
 #: A device with no good reading for this many poll periods (at least MIN_STALE_AFTER_S) is reconnected.
@@ -62,10 +67,14 @@ DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "repor
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs", "listener", "identity", "transport", "callInWaitS")
+                   "probeTimeoutMs", "listener", "identity", "transport", "callInWaitS", "serial")
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
-SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient")
+SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
+                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
 HDLC_KEYS = ("maxInfoField", "windowSize")
+#: The gateway's Modbus connector names these the same way; modeE and below are ours.
+SERIAL_KEYS = ("port", "baudrate", "bytesize", "parity", "stopbits", "modeE", "deviceAddress", "switchDelayMs")
+SERIAL_BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 POINT_KEYS = ("key", "obis", "classId", "attribute", "reportStrategy")
 REPORT_KEYS = ("type", "reportPeriod", "ttl")
 BREAKER_KEYS = ("failureThreshold", "cooldownS", "maxCooldownS")
@@ -126,6 +135,9 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
         out.update(listener=c.listener, identity=c.identity, callInWaitS=c.call_in_wait)
     if c.transport is not Transport.TCP:
         out["transport"] = c.transport.value
+    if c.serial is not None:
+        del out["host"], out["port"]
+        out["serial"] = _serial_dict(c.serial)
     if c.serial_number is not None:
         out["serialNumber"] = c.serial_number
     elif c.physical_address is not None:
@@ -138,11 +150,26 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
         s = c.security
         out["security"] = {
             "systemTitle": s.client_system_title.hex(),
-            "blockCipherKey": MASK,
-            "authenticationKey": MASK,
             "frameCounterObis": str(s.frame_counter_obis),
             "frameCounterClient": s.frame_counter_client,
+            "suite": s.suite,
+            "policy": s.policy.value,
+            "dedicatedKey": s.dedicated_key,
         }
+        for key, value in (("blockCipherKey", s.block_cipher_key), ("authenticationKey", s.authentication_key),
+                           ("signingKey", s.signing_key), ("masterKey", s.master_key)):
+            if value is not None:
+                out["security"][key] = MASK
+        if s.meter_public_key is not None:
+            out["security"]["meterPublicKey"] = "(PEM)"
+    return out
+
+
+def _serial_dict(sp: SerialSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"port": sp.port, "baudrate": sp.baudrate, "bytesize": sp.bytesize, "parity": sp.parity,
+                           "stopbits": sp.stopbits, "modeE": sp.mode_e, "switchDelayMs": round(sp.switch_delay * 1000)}
+    if sp.device_address:
+        out["deviceAddress"] = sp.device_address
     return out
 
 
@@ -378,8 +405,9 @@ def _association_slot(c: MeterSettings) -> tuple[tuple[Any, ...], str]:
         return ("inbound", c.listener, c.identity), f"identity {c.identity!r} on listener {c.listener!r}"
     host = c.host.lower()
     if c.interface is Interface.HDLC:
-        return ("hdlc", host, c.port, c.server_address), \
-            f"HDLC server address {c.server_address} on {c.host}:{c.port}"
+        where = ("serial", c.serial.port) if c.serial is not None else (host, c.port)
+        return ("hdlc", *where, c.server_address), \
+            f"HDLC server address {c.server_address} on {c.endpoint}"
     return ("wrapper", host, c.port, c.client_address, c.logical_address), \
         (f"WRAPPER client address {c.client_address} with server address {c.logical_address} on "
          f"{c.host}:{c.port}")
@@ -517,8 +545,10 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     before = len(sec.errors)
     listener = sec.text("listener", None)
     identity = sec.text("identity", None)
+    serial_port = _serial(sec)
+    on_serial = sec.has("serial")
     if listener is not None:
-        for key in ("host", "port"):
+        for key in ("host", "port", "serial"):
             if sec.has(key):
                 sec.error(key, f"does not apply to a meter that calls in (listener {listener!r}): remove it")
         if identity is None and not partial:
@@ -527,11 +557,18 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
         sec.error("identity", "only applies with connection.listener (a meter that calls in)")
     transport = sec.choice("transport", Transport, Transport.TCP)
     call_in_wait = sec.number("callInWaitS", 0.0, lo=0)
-    host = sec.text("host", required=not partial and listener is None)
+    host = sec.text("host", required=not partial and listener is None and not on_serial)
     if listener is not None:
         host = ""
-    interface = sec.choice("interface", Interface, Interface.WRAPPER)
+    interface = sec.choice("interface", Interface, Interface.HDLC if on_serial else Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
+    if on_serial and not partial:
+        if interface is Interface.WRAPPER:
+            sec.error("interface", "must be 'hdlc' with a serial port (WRAPPER is a TCP profile)")
+        for key in ("host", "port"):
+            if sec.has(key):
+                sec.error(key, "conflicts with serial: a meter is reached over TCP (host, port) or a serial "
+                               "port, not both")
     auth = sec.choice("authentication", Authentication, Authentication.NONE)
     hdlc_mode = interface is Interface.HDLC
     client = sec.integer("clientAddress", DEFAULT_CLIENT_ADDRESS[auth], 1, 0x7F if hdlc_mode else 0xFFFF)
@@ -539,9 +576,13 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     password = sec.secret_text("password")
     if auth is Authentication.LOW and password is None and not partial and not sec.has("password"):
         sec.error("password", "is required when authentication is 'low'")
-    security = _security(sec)
-    if auth is Authentication.HIGH_GMAC and security is None and not partial and not sec.has("security"):
-        sec.error("security", "is required when authentication is 'high_gmac'")
+    if auth.uses_secret and auth is not Authentication.LOW and password is None and not partial \
+            and not sec.has("password"):
+        sec.error("password", f"is required when authentication is '{auth.value}' (the {auth.mechanism_title} secret)")
+    security = _security(sec, auth)
+    needs = auth in (Authentication.HIGH_GMAC, Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA)
+    if needs and security is None and not partial and not sec.has("security"):
+        sec.error("security", f"is required when authentication is '{auth.value}'")
     timeout_ms = sec.integer("timeoutMs", 5000, 1, 600_000)
     connect_timeout_ms = sec.integer("connectTimeoutMs", 10_000, 1, 600_000)
     retries = sec.integer("retries", 2, 0, 10)
@@ -557,10 +598,12 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     probe_timeout_ms = sec.integer("probeTimeoutMs", None, 1, 600_000)
     if transport is Transport.UDP and (interface is Interface.HDLC or listener is not None):
         sec.error("transport", "udp is for polled WRAPPER meters (IEC 62056-47); a listener has its own transport")
-    if len(sec.errors) != before or partial or host is None:
+    if len(sec.errors) != before or partial or (host is None and serial_port is None):
         return None
-    return MeterSettings(host=host, port=port, interface=interface, client_address=client,
+    return MeterSettings(host=host or "", port=port, serial=serial_port, interface=interface, client_address=client,
                          logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
+                         # Kept with authentication 'none' too: a push-only meter's keys decrypt its pushes
+                         # (the session itself ignores them without authentication).
                          authentication=auth, password=password, security=security, timeout=timeout_ms / 1000,
                          retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
                          max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
@@ -568,6 +611,38 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
                          probe_timeout=probe_timeout_ms / 1000 if probe_timeout_ms is not None else None, name=name,
                          transport=transport, listener=listener, identity=identity,
                          call_in_wait=call_in_wait)
+
+
+def _serial(sec: Section) -> SerialSettings | None:
+    """``serial``: a port on the gateway (RS-485, USB adapter, optical probe with mode E)."""
+    sub = sec.section("serial")
+    if sub is None:
+        return None
+    sub.reject_unknown(SERIAL_KEYS)
+    before = len(sub.errors)
+    path = sub.text("port", required=True)
+    baudrate = sub.integer("baudrate", 9600)
+    if baudrate not in SERIAL_BAUDRATES:
+        sub.error("baudrate", f"must be one of {', '.join(map(str, SERIAL_BAUDRATES))}, got {baudrate}")
+    bytesize = sub.integer("bytesize", 8, 7, 8)
+    parity = sub.text("parity", "N")
+    if parity.upper() not in ("N", "E", "O", "M", "S"):
+        sub.error("parity", f"must be N, E, O, M or S, got {show(parity)}")
+    stopbits = sub.number("stopbits", 1)
+    if stopbits not in (1, 1.5, 2):
+        sub.error("stopbits", f"must be 1, 1.5 or 2, got {show(stopbits)}")
+    mode = sub.data.get("modeE", False)
+    if not isinstance(mode, bool):
+        sub.error("modeE", f"must be true or false, got {show(mode)}")
+    address = sub.data.get("deviceAddress", "")
+    if not isinstance(address, str) or len(address) > 32 or any(c in "/!?" or not c.isprintable() for c in address):
+        sub.error("deviceAddress", f"must be up to 32 printable characters without / ! ?, got {show(address)}")
+    elif address and not mode:
+        sub.error("deviceAddress", "only applies with modeE (it is sent in the IEC 62056-21 sign-on)")
+    delay_ms = sub.integer("switchDelayMs", 300, 0, 10_000)
+    if len(sub.errors) != before or path is None:
+        return None
+    return SerialSettings(path, baudrate, bytesize, parity.upper(), stopbits, mode, address, delay_ms / 1000)
 
 
 def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int | None, int], int | None]:
@@ -615,20 +690,132 @@ def _server_address(sec: Section, interface: Interface) -> tuple[tuple[int, int 
     return (logical, physical, size), serial
 
 
-def _security(sec: Section) -> Security | None:
+def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> Security | None:
     sub = sec.section("security")
     if sub is None:
         return None
     sub.reject_unknown(SECURITY_KEYS)
     before = len(sub.errors)
+    suite = sub.integer("suite", 0, 0, 2)
+    default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION if auth in (
+        Authentication.HIGH_GMAC, Authentication.HIGH_ECDSA) else SecurityPolicy.NONE
+    if sub.has("blockCipherKey") and not sub.has("policy"):
+        default_policy = SecurityPolicy.AUTHENTICATION_ENCRYPTION  # keys given: they are for ciphering
+    policy = sub.choice("policy", SecurityPolicy, default_policy)
+    size = 32 if suite == 2 else 16
+    keys_needed = policy.ciphered or auth is Authentication.HIGH_GMAC
     title = sub.hex_bytes("systemTitle", 8, required=True)
-    bck = sub.hex_bytes("blockCipherKey", 16, secret=True, required=True)
-    ak = sub.hex_bytes("authenticationKey", 16, secret=True, required=True)
+    source = key_source(sub.data)
+    if sub.has("keyFile"):
+        if sub.has("blockCipherKey") or sub.has("authenticationKey"):
+            sub.error("keyFile", "replaces blockCipherKey and authenticationKey: give one or the other")
+        bck, ak = _key_file(sub, size)
+    else:
+        bck = sub.hex_bytes("blockCipherKey", size, secret=True, required=keys_needed)
+        ak = sub.hex_bytes("authenticationKey", size, secret=True, required=keys_needed)
+    master = sub.hex_bytes("masterKey", size, secret=True)
     fc_obis = sub.obis("frameCounterObis", FRAME_COUNTER_OBIS)
     fc_client = sub.integer("frameCounterClient", 16, 1, 0xFFFF)
-    if len(sub.errors) != before or title is None or bck is None or ak is None:  # None: its error is recorded
+    dedicated = sub.data.get("dedicatedKey", False)
+    if not isinstance(dedicated, bool):
+        sub.error("dedicatedKey", f"must be true or false, got {show(dedicated)}")
+        dedicated = False
+    signing = meter_key = None
+    if auth is Authentication.HIGH_ECDSA:
+        if suite == 0:
+            sub.error("suite", "must be 1 (P-256) or 2 (P-384) for authentication 'high_ecdsa'")
+        else:
+            signing = _pem(sub, "signingKey", suite, private=True)
+            meter_key = _pem(sub, "meterPublicKey", suite, private=False)
+    if len(sub.errors) != before or title is None:  # None: its error is recorded
         return None
-    return Security(title, bck, ak, fc_obis, fc_client)
+    return Security(title, bck, ak, fc_obis, fc_client, suite=suite, policy=policy, dedicated_key=dedicated,
+                    signing_key=Secret(signing) if signing is not None else None, meter_public_key=meter_key,
+                    master_key=master, key_source=source)
+
+
+def key_source(security: dict[str, Any]) -> str | None:
+    """Where a ``security`` section takes its global keys from: "file:<path>", "env:<BCK>,<AK>"."""
+    path = security.get("keyFile")
+    if isinstance(path, str):
+        try:
+            path = env.resolve(path)
+        except env.UnsetVariable:
+            return None
+        return "file:" + str(Path(path).expanduser().resolve()) if path else None
+    refs = [env.reference(security.get("blockCipherKey")), env.reference(security.get("authenticationKey"))]
+    if refs[0] is not None and refs[1] is not None:
+        return f"env:{refs[0].name},{refs[1].name}"
+    return None
+
+
+def read_key_file(path: str | Path, size: int) -> tuple[Secret, Secret]:
+    """A key file: JSON {"blockCipherKey": hex, "authenticationKey": hex}; ValueError naming the
+    file and the field, never a key."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read key file {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ValueError(f"key file {str(path)!r} is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"key file {str(path)!r} must hold a JSON object")
+    out = []
+    for name in ("blockCipherKey", "authenticationKey"):
+        value = data.get(name)
+        try:
+            raw = bytes.fromhex(value) if isinstance(value, str) else None
+        except ValueError:
+            raw = None
+        if raw is None or len(raw) != size:
+            raise ValueError(f"key file {str(path)!r}: {name} must be {size} bytes hex ({2 * size} hex digits)")
+        out.append(Secret(raw))
+    return out[0], out[1]
+
+
+def _key_file(sub: Section, size: int) -> tuple[Secret | None, Secret | None]:
+    """A path (or ``${VAR}`` holding one); the path is no secret, the file's keys are."""
+    path = sub._secret_raw("keyFile")
+    if path is None:
+        return None, None
+    try:
+        return read_key_file(path, size)
+    except ValueError as exc:
+        sub.error("keyFile", str(exc))
+        return None, None
+
+
+def _pem(sub: Section, key: str, suite: int, private: bool) -> bytes | None:
+    """A PEM key: a file path on the gateway, or ``${VAR}`` (or a literal) holding the PEM itself.
+
+    Checked here (curve, kind) so that a wrong key is a config error naming the field, not a
+    failed association later; the key's bytes never appear in a message.
+    """
+    from ..protocol import security_fixes
+
+    value = sub._secret_raw(key, required=True)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        sub.error(key, f"must be a PEM file path or \"${{ENV_VAR}}\" holding the PEM, got {kind_of(value)}")
+        return None
+    if "-----BEGIN" in value:
+        data = value.encode()
+    else:
+        try:
+            data = Path(value).expanduser().read_bytes()
+        except OSError as exc:
+            sub.error(key, f"cannot read the key file {value!r}: {exc.strerror or exc}")
+            return None
+    try:
+        if private:
+            security_fixes.load_private_key(data, suite)
+        else:
+            security_fixes.load_public_key(data, suite)
+    except ValueError as exc:
+        sub.error(key, str(exc))
+        return None
+    return data
 
 
 def _points(sec: Section, key: str) -> list[PointConfig]:

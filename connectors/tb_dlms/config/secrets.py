@@ -16,7 +16,12 @@ from . import env
 
 MASK = "***"
 #: Secret fields of a ``connection`` (or ``defaults``) section, as key paths.
-SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"))
+SECRET_FIELDS = (("password",), ("security", "blockCipherKey"), ("security", "authenticationKey"),
+                 ("security", "masterKey"), ("security", "signingKey"))
+#: Fields whose value may be a file path on the gateway (not a secret) instead of the secret itself:
+#: a path is kept; the PEM itself written into the file is a clear secret. (``security.keyFile`` is
+#: always a path, so it is no secret field at all: the keys stay in the file on the gateway.)
+PATH_FIELDS = (("security", "signingKey"),)
 WHY = ("must be a ${ENV_VAR} reference with remoteConfiguration on, without a :-default (the "
        "configuration is sent to ThingsBoard, where a clear value would be readable)")
 
@@ -35,6 +40,8 @@ def _clear_fields(section: Any) -> Iterator[tuple[tuple[str, ...], dict[str, Any
         ref = env.reference(value)
         if value is None or (ref is not None and not ref.default):
             continue
+        if path in PATH_FIELDS and isinstance(value, str) and "-----BEGIN" not in value:
+            continue  # a key file on the gateway: its path is no secret
         yield path, holder
 
 

@@ -37,11 +37,16 @@ def _spec(name: str, c: MeterSettings, shared_hdlc: bool) -> dict[str, Any]:
         spec["hdlc_group"] = f"{c.host}:{c.port}"
     if c.authentication is not Authentication.NONE:
         spec["client_address"] = c.client_address
-    if c.authentication is Authentication.LOW and c.password is not None:
+    if c.authentication.uses_secret and c.password is not None:
         spec["password"] = bytes(c.password).decode("utf-8")
     if c.security is not None:
-        spec["block_cipher_key"] = bytes(c.security.block_cipher_key).hex()
-        spec["authentication_key"] = bytes(c.security.authentication_key).hex()
+        if c.security.suite in (1, 2):
+            spec["security_suite"] = c.security.suite
+        spec["security_policy"] = c.security.policy.value
+        if c.security.block_cipher_key is not None:
+            spec["block_cipher_key"] = bytes(c.security.block_cipher_key).hex()
+        if c.security.authentication_key is not None:
+            spec["authentication_key"] = bytes(c.security.authentication_key).hex()
     if c.interface is Interface.HDLC:
         spec["max_info"] = c.hdlc_max_info
         spec["max_window"] = c.hdlc_window

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 CLOSE_BOUND_S = 1.0
 HEALTH_CONNECTED = "dlmsConnected"
 HEALTH_LAST_ERROR = "lastError"
+MODE_E_IDENTIFICATION = "modeEIdentification"
 UNITS_ATTRIBUTE = "units"
 HEALTH_BREAKER = "breakerState"
 
@@ -234,6 +235,9 @@ class DLMSDevice:
         if error is not None:
             self._log.warning("%s: poll failed: %s", self.name, error)
         self._set_health(error)
+        identification = self.session.identification if error is None and self.session is not None else None
+        if identification:  # an optical probe's mode E sign-on: which meter it is on
+            self._send_changed({MODE_E_IDENTIFICATION: identification})
         if error is None and not self._timeseries:
             self.stale.good()
         self._breaker_changed(self.breaker.record_success() if error is None else self.breaker.record_failure())

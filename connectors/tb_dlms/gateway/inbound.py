@@ -37,7 +37,10 @@ def wire(hub: InboundHub, devices: Iterable[DLMSDevice], log: logging.Logger) ->
         listener = hub.listeners.get(c.listener) if c.listener is not None else None
         if title is None and listener is not None and listener.settings.identify_by.system_title and c.identity:
             title = bytes.fromhex(c.identity)
-        keys = (bytes(c.security.block_cipher_key), bytes(c.security.authentication_key)) if c.security else None
+        sec = c.security
+        # Keys may be absent (a security section with policy none): then ciphered pushes cannot be read.
+        keys = (bytes(sec.block_cipher_key), bytes(sec.authentication_key)) \
+            if sec is not None and sec.block_cipher_key is not None and sec.authentication_key is not None else None
         # A polled meter's pushes come from its own address: they go to the same device.
         host = None if c.inbound else c.host
         target = PushTarget(device.name, PushReceiver(device, log).deliver, keys,

@@ -6,7 +6,8 @@ runs on the polling loop. Every failure becomes an ``{"error": ...}`` reply nami
 Device RPCs (``{"device": "Meter 1", "data": {"id", "method", "params"}}``):
   getStats, reconnect, readAttributes, get {"obis", "classId"?, "attribute"?}; and from commands.py:
   set {"obis", "classId"?, "attribute"?, "value", "type"}, readProfile {"obis", "from", "to"?, "send"?},
-  disconnect / reconnectRelay / relayState {"obis"?}, syncClock, readClock.
+  disconnect / reconnectRelay / relayState {"obis"?}, syncClock, readClock; and from key_change.py:
+  changeKeys {"keyFile"} | {"blockCipherKey": "${VAR}", "authenticationKey": "${VAR}"}, "securitySetup"?.
   Params may also come as the gateway's ``"obis=1.0.32.7.0.255;classId=3;attribute=2"`` string.
 Connector RPCs (``{"method": "dlms_<name>", "params", "id"}``):
   dlms_getStats {"device"?}, dlms_reconnect {"device": "Meter 1"} | {"all": true} | none;
@@ -24,6 +25,7 @@ from ..protocol.obis import ObisCode, ObisError
 from ..protocol.readings import AttributeRef
 from .commands import DEVICE_COMMANDS
 from .device import DLMSDevice
+from .key_change import change_keys_command
 from .rpc_work import DeviceMethod, DeviceRun, DeviceWork, RpcError, int_param
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ DEVICE_METHODS: dict[str, DeviceMethod] = {
     "readAttributes": _fixed(_read_attributes),
     "get": _get,
     **DEVICE_COMMANDS,
+    "changeKeys": change_keys_command,
 }
 
 

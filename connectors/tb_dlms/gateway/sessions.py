@@ -36,6 +36,11 @@ class SessionLike(Protocol):
     @property
     def associated(self) -> bool: ...
 
+    @property
+    def identification(self) -> str | None:
+        """The IEC 62056-21 identification an optical probe's mode E sign-on read; None otherwise."""
+        ...
+
     async def connect(self) -> None: ...
 
     async def read(self, refs: Sequence[AttributeRef]) -> list[Reading]: ...
@@ -58,6 +63,12 @@ class SessionLike(Protocol):
         """The scaler of a register read in this association (None: not read): pushes carry raw values."""
         ...
 
+    async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
+                          security_setup: ObisCode | None = None) -> None:
+        """New global keys through the Security Setup object (None: 0.0.43.0.0.255), then an
+        association with them; returns only once that works. ``AccessError``: refused, the old
+        keys stay in use; ``KeysChangedButUnusable``: the meter took them, the old ones are gone."""
+
     async def close(self) -> None:
         """Release the association and close the link. Never raises."""
 
@@ -70,8 +81,9 @@ SessionFactory = Callable[[MeterSettings], SessionLike]
 
 
 def meter_session_factory(hub: InboundHub | None = None, limits: ConnectionLimits | None = None) -> SessionFactory:
-    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link;
-    meters that call in get the links of ``hub``'s listeners; dialled TCP links are capped by ``limits``.
+    """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link
+    (and the meters of one RS-485 bus its serial port); meters that call in get the links of
+    ``hub``'s listeners; dialled TCP links are capped by ``limits``.
 
     The protocol module is imported on first use: unit tests with fake sessions never load gurux.
     """

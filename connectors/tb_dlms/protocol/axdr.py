@@ -258,24 +258,36 @@ def parse_get_response(apdu: bytes) -> tuple[int, list[Any]]:
     if len(apdu) < 4 or apdu[0] != GET_RESPONSE:
         raise Unsupported("not a get-response")
     kind, invoke = apdu[1], apdu[2]
-    pos = 0
-    try:
-        if kind == NORMAL:
+    if kind == WITH_LIST:
+        return invoke, parse_list_result(apdu, 3)
+    if kind == NORMAL:
+        try:
             return invoke, [_result(apdu, 3)[0]]
-        if kind == WITH_LIST:
-            count, i = _length(apdu, 3)
-            if count > len(apdu) - i:
-                raise Malformed(f"reply claims {count} results, holds {len(apdu) - i} bytes")
-            values = []
-            for _ in range(count):
-                v, i = _result(apdu, i)
-                values.append(v)
-            return invoke, values
-    except IndexError:
-        raise Malformed("reply ends inside a value", pos) from None
-    except Malformed as exc:
-        raise Malformed(str(exc), pos) from None
+        except IndexError:
+            raise Malformed("reply ends inside a value") from None
     raise Unsupported("block transfer")
+
+
+def parse_list_result(b: bytes, i: int = 0) -> list[Any]:
+    """The result of a GET-with-list: a count, then one Get-Data-Result each (``00`` and the data,
+    or ``01`` and a data-access-result); an ``AccessResult`` stands for each failed one.
+
+    In one PDU this follows the invoke id; in a Get-Response-With-Datablock it is the raw data of
+    all blocks put together (IEC 62056-5-3). Malformed carries the index of the result it ends in.
+    """
+    count, i = _length(b, i)
+    if count > len(b) - i:  # every result takes at least its choice byte
+        raise Malformed(f"reply claims {count} results, holds {len(b) - i} bytes")
+    values = []
+    for pos in range(count):
+        try:
+            v, i = _result(b, i)
+        except IndexError:
+            raise Malformed(f"reply ends inside result {pos}", pos) from None
+        except Malformed as exc:
+            raise Malformed(str(exc), pos) from None
+        values.append(v)
+    return values
 
 
 def _result(b: bytes, i: int) -> tuple[Any, int]:
@@ -312,6 +324,10 @@ def encode_length(n: int) -> bytes:
     if n < 0x10000:
         return b"\x82" + n.to_bytes(2, "big")
     return b"\x84" + n.to_bytes(4, "big")
+
+
+#: null-data: a value left out (a compact profile's clock after its first row).
+NULL_DATA: Final = bytes((DataType.NONE,))
 
 
 def integer(tag: DataType, value: int) -> bytes:

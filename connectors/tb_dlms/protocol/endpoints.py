@@ -1,4 +1,4 @@
-"""The link provider of a connector: links we dial (``transport.LinkPool``: TCP, UDP) and the links
+"""The link provider of a connector: links we dial (``pools.link_pool()``: TCP, UDP, serial) and the links
 of meters that call in (the listeners' ``listener.InboundHub``).
 
 Which one a session gets is a fact of its settings (``transport``, ``listener``), so the session
@@ -9,18 +9,18 @@ from __future__ import annotations
 from .limits import ConnectionLimits
 from .link import Link, Mailbox
 from .listener import InboundHub
+from .pools import link_pool
 from .settings import MeterSettings
-from .transport import LinkPool
-from .udp import UdpLink
 
 
 class EndpointPool:
     """A ``link.LinkProvider``: meters that call in go to the hub, the others to the dialling pool
-    (its TCP connections capped by ``limits``: the connector's maxConnections/maxNewConnectionsPerS)."""
+    (TCP, UDP and serial links; its TCP connections capped by ``limits``: the connector's
+    maxConnections/maxNewConnectionsPerS)."""
 
     def __init__(self, hub: InboundHub | None = None, limits: ConnectionLimits | None = None) -> None:
         self.hub = hub or InboundHub()
-        self.dialled = LinkPool({"udp": UdpLink.for_meter}, limits)
+        self.dialled = link_pool(limits)
 
     def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         if settings.inbound:

@@ -125,3 +125,25 @@ class CipheringFailed(AssociationRejected):
     """
 
     kind = "ciphering"
+
+
+class AuthenticationFailed(AssociationRejected):
+    """HLS pass 3 or 4 failed: the meter did not accept our proof, or its proof is not right.
+
+    Both mean the two sides do not share the secret (or keys); ``mechanism`` names the HLS
+    mechanism ("HLS-SHA256") so the operator knows which secret to check.
+    """
+
+    kind = "authentication"
+
+    def __init__(self, message: str, meter: str = "", mechanism: str = "", check: str = "the secret") -> None:
+        super().__init__(message, meter)
+        self.mechanism = mechanism
+        self.check = check
+
+
+class KeysChangedButUnusable(DlmsError):
+    """The meter took new global keys but no association with them worked: neither key set is
+    known to work, so this is reported loudly rather than retried with the old keys."""
+
+    kind = "key_change"

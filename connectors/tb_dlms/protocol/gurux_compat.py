@@ -1,5 +1,9 @@
 """Narrow fixes to gurux-dlms 1.0.203's client side, applied once at import of the session.
 
+A GET-with-list reply in data blocks (a small negotiated PDU: 128-256 bytes on many meters makes
+even ten registers too large for one) is read with :func:`record_get_with_list` and
+:func:`list_result_from_blocks`, below.
+
 GET-with-list: gurux keeps only the *last* data-access-result of a list response and leaves
 ``None`` in the failed slots, so a poll cannot tell which OBIS code failed, nor why. We replace
 that one parser with one that leaves an ``AccessResult`` in each failed slot. It also tolerates a
@@ -12,12 +16,15 @@ from typing import Any
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient
 from gurux_dlms.GXDLMS import GXDLMS
-from gurux_dlms.enums import InterfaceType
+from gurux_dlms.enums import Command, InterfaceType
+from gurux_dlms.GetCommandType import GetCommandType
 from gurux_dlms.internal._GXCommon import _GXCommon
 
+from . import axdr
 from .axdr import AccessResult
 
-__all__ = ["AccessResult", "write_request", "frames_for_pdu", "is_ciphered"]
+__all__ = ["AccessResult", "write_request", "frames_for_pdu", "is_ciphered", "record_get_with_list",
+           "list_result_from_blocks"]
 
 
 def _handle_get_response_with_list(cls: Any, settings: Any, reply: Any) -> Any:  # noqa: ARG001 - gurux signature
@@ -81,3 +88,40 @@ def frames_for_pdu(client: GXDLMSClient, pdu: bytes, command: int) -> list[bytes
     if len(buf) > settings.hdlc.maxInfoTX:
         return None
     return [GXDLMS.getHdlcFrame(settings, 0, buf)]
+
+
+def record_get_with_list(client: GXDLMSClient) -> None:
+    """Note in gurux's settings that a GET-with-list we framed ourselves is under way.
+
+    gurux 1.0.203 records the request kind only when it builds the request
+    (``GXDLMSLNParameters``), and two things read it: ``receiverReady`` asks for the next data
+    block with ``settings.command`` (else it sends four bytes no meter answers: the poll timed
+    out), and ``handleGetResponseNextDataBlock`` parses the assembled blocks as a list only when
+    ``settings.commandType`` is with-list (else as one value: the count byte taken for a tag).
+    """
+    settings = client.settings
+    settings.command = Command.GET_REQUEST
+    settings.commandType = GetCommandType.WITH_LIST
+
+
+def list_result_from_blocks(client: GXDLMSClient, data: bytes) -> list[Any] | None:
+    """The values of a GET-with-list reply that came in data blocks, decoded with ``axdr``;
+    None when ``data`` is not one (another request, or the reply came in one PDU).
+
+    ``data`` is what gurux 1.0.203 holds once the last block is in: the raw data of all blocks,
+    i.e. the list result (count, then a Get-Data-Result each), not a whole GET-Response. gurux's
+    own parse takes a short value for "no value" and cannot say which result was cut off; ours
+    raises ``axdr.Malformed`` with its index. ``axdr.Unsupported`` (a type ``axdr`` does not
+    decode) returns None: gurux's parse stands.
+    """
+    settings = client.settings
+    if settings.command != Command.GET_REQUEST or settings.commandType != GetCommandType.WITH_LIST:
+        return None
+    # A whole GET-Response (c4 ...) is one PDU; a list result cannot start with c4, which is not
+    # an A-XDR length (0x80 | 68 length bytes).
+    if not data or data[0] == axdr.GET_RESPONSE:
+        return None
+    try:
+        return axdr.parse_list_result(data)
+    except axdr.Unsupported:
+        return None

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .obis import ObisCode
 
@@ -25,9 +25,59 @@ class Transport(str, enum.Enum):
 
 
 class Authentication(str, enum.Enum):
+    """The association's authentication mechanism (Green Book mechanism id in ``mechanism_id``)."""
+
     NONE = "none"
     LOW = "low"
+    #: Mechanism 2: manufacturer-specific (gurux and most meters: AES-128 of the challenge with the secret).
+    HIGH = "high"
+    HIGH_MD5 = "high_md5"
+    HIGH_SHA1 = "high_sha1"
     HIGH_GMAC = "high_gmac"
+    HIGH_SHA256 = "high_sha256"
+    HIGH_ECDSA = "high_ecdsa"
+
+    @property
+    def mechanism_id(self) -> int:
+        return _MECHANISM_IDS[self]
+
+    @property
+    def mechanism_title(self) -> str:
+        """How operators and meter manuals name it ("HLS-SHA256"), for messages."""
+        return _TITLES[self]
+
+    @property
+    def is_high(self) -> bool:
+        """High-level security: four passes, a challenge answered by each side."""
+        return self not in (Authentication.NONE, Authentication.LOW)
+
+    @property
+    def uses_secret(self) -> bool:
+        """Mechanisms whose pass 3/4 proof is computed from the shared ``password`` (the HLS secret)."""
+        return self in (Authentication.LOW, Authentication.HIGH, Authentication.HIGH_MD5,
+                        Authentication.HIGH_SHA1, Authentication.HIGH_SHA256)
+
+
+_MECHANISM_IDS = {Authentication.NONE: 0, Authentication.LOW: 1, Authentication.HIGH: 2, Authentication.HIGH_MD5: 3,
+                  Authentication.HIGH_SHA1: 4, Authentication.HIGH_GMAC: 5, Authentication.HIGH_SHA256: 6,
+                  Authentication.HIGH_ECDSA: 7}
+_TITLES = {Authentication.NONE: "no authentication", Authentication.LOW: "Low (password)",
+           Authentication.HIGH: "HLS (manufacturer-specific)", Authentication.HIGH_MD5: "HLS-MD5",
+           Authentication.HIGH_SHA1: "HLS-SHA1", Authentication.HIGH_GMAC: "HLS-GMAC",
+           Authentication.HIGH_SHA256: "HLS-SHA256", Authentication.HIGH_ECDSA: "HLS-ECDSA"}
+
+
+class SecurityPolicy(str, enum.Enum):
+    """What protects each APDU after association (the security control byte's level)."""
+
+    NONE = "none"
+    AUTHENTICATION = "authentication"
+    ENCRYPTION = "encryption"
+    AUTHENTICATION_ENCRYPTION = "authentication_encryption"
+
+    @property
+    def ciphered(self) -> bool:
+        return self is not SecurityPolicy.NONE
 
 
 class ClockDeviation(str, enum.Enum):
@@ -68,15 +118,34 @@ FRAME_COUNTER_OBIS = ObisCode(0, 0, 43, 1, 0, 255)
 
 @dataclass(frozen=True, slots=True)
 class Security:
-    """High-GMAC (security suite 0) material. Keys are 16 bytes, system titles 8."""
+    """Ciphering and HLS material: suite 0 (AES-GCM-128), 1 (+ECDSA P-256) or 2 (AES-GCM-256, P-384).
+
+    Keys are 16 bytes (32 for suite 2), system titles 8. ``signing_key`` (the client's private
+    key) and ``meter_public_key`` (or the meter's certificate) are PEM, for HLS-ECDSA.
+    """
 
     client_system_title: bytes
-    block_cipher_key: Secret
-    authentication_key: Secret
+    block_cipher_key: Secret | None
+    authentication_key: Secret | None
     #: Where the meter keeps the invocation counter for our client (read before associating).
     frame_counter_obis: ObisCode = FRAME_COUNTER_OBIS
     #: Client address allowed to read it without security (the public client).
     frame_counter_client: int = 16
+    suite: int = 0
+    policy: SecurityPolicy = SecurityPolicy.AUTHENTICATION_ENCRYPTION
+    #: general-ded ciphering: a fresh dedicated key per association, sent ciphered in the AARQ.
+    dedicated_key: bool = False
+    signing_key: Secret | None = None
+    meter_public_key: bytes | None = None
+    #: Master key (KEK) that wraps new global keys in a key change (Security Setup method 2).
+    master_key: Secret | None = None
+    #: Where the configuration took the global keys from ("env:BCK_VAR,AK_VAR", "file:/path"), so
+    #: a key change can tell whether a restart will find the new keys there.
+    key_source: str | None = field(default=None, compare=False)
+
+    @property
+    def key_size(self) -> int:
+        return 32 if self.suite == 2 else 16
 
 
 def hdlc_server_address(logical: int, physical: int | None, size: int = 0) -> int:
@@ -102,6 +171,27 @@ def physical_address_from_serial(serial_number: int) -> int:
 def server_address_from_serial(serial_number: int, logical: int = 1, size: int = 4) -> int:
     """Server address with the physical part derived from the serial number."""
     return hdlc_server_address(logical, physical_address_from_serial(serial_number), size)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSettings:
+    """A serial port on the gateway itself (RS-485, USB adapter, optical probe).
+
+    The key names and defaults are those of the gateway's Modbus connector (8N1 at 9600 baud).
+    """
+
+    port: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    #: IEC 62056-21 mode E sign-on (optical probes): 300 baud 7E1 first, then HDLC at the agreed rate.
+    mode_e: bool = False
+    #: Device address put in the sign-on request (``/?address!``); empty: any meter answers.
+    device_address: str = ""
+    #: Seconds to wait after the baud-rate switch before the first HDLC frame: some meters echo
+    #: the acknowledgement before switching and lose a frame sent at once (field note).
+    switch_delay: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +234,13 @@ class MeterSettings:
     identity: str | None = None
     #: Seconds an exchange waits for a meter that is not connected to call in (0: fail at once).
     call_in_wait: float = 0.0
+    #: A serial port on the gateway instead of host:port (HDLC only; then ``host`` is empty).
+    serial: SerialSettings | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Where the meter is reached, for messages: ``host:port`` or the serial port's path."""
+        return self.serial.port if self.serial is not None else f"{self.host}:{self.port}"
 
     @property
     def server_address(self) -> int:
@@ -183,7 +280,7 @@ class MeterSettings:
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.host}:{self.port}/{self.server_address}"
+        return self.name or f"{self.endpoint}/{self.server_address}"
 
 
 #: The logical device name object: how a meter that calls in says who it is, by default.

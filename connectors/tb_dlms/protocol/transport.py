@@ -262,9 +262,10 @@ class TcpClientLink(StreamLink):
 
 
 class Endpoint(NamedTuple):
-    """Where a link goes: the key links are shared by (``kind``: ``tcp`` or ``udp``; serial ports
-    will add theirs, issue 13). Meters that call in have no endpoint: their links are the
-    listeners' (``endpoints.EndpointPool``)."""
+    """Where a link goes: the key links are shared by. ``tcp`` and ``udp``: host and port;
+    ``serial``: a port of the gateway, ``host`` its path (port 0), so the meters of one RS-485 bus
+    share it as those behind one serial server share their host:port. Meters that call in have no
+    endpoint: their links are the listeners' (``endpoints.EndpointPool``)."""
 
     kind: str
     host: str
@@ -272,6 +273,8 @@ class Endpoint(NamedTuple):
 
 
 def endpoint_of(settings: MeterSettings) -> Endpoint:
+    if settings.serial is not None:
+        return Endpoint("serial", settings.serial.port, 0)
     return Endpoint(settings.transport.value, settings.host, settings.port)
 
 
@@ -297,9 +300,13 @@ class LinkPool:
 
         self._makers: dict[str, LinkMaker] = {"tcp": tcp, **(makers or {})}
         self._shared: dict[Endpoint, PooledLink] = {}
+
     def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         endpoint = endpoint_of(settings)
-        make = self._makers[endpoint.kind]
+        make = self._makers.get(endpoint.kind)
+        if make is None:
+            raise ValueError(f"{settings.label}: this link pool does not reach {endpoint.kind} endpoints "
+                             f"({settings.endpoint}); use protocol.pools.link_pool()")
         if settings.interface is Interface.HDLC:
             link = self._shared.get(endpoint)
             if link is None:
@@ -307,7 +314,7 @@ class LinkPool:
             if link.holds(settings.server_address):
                 raise ValueError(
                     f"{settings.label}: HDLC server address {settings.server_address} is already "
-                    f"used by another meter on {settings.host}:{settings.port}"
+                    f"used by another meter on {settings.endpoint}"
                 )
         else:
             link = make(settings)

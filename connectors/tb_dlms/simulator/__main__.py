@@ -15,7 +15,7 @@ import sys
 from ..protocol.settings import DEFAULT_PORTS, Interface
 from .simulator import Simulator
 from .spec import (AUTH_LEVELS, DEFAULT_AUTH_CLIENT, DEFAULT_AUTHENTICATION_KEY, DEFAULT_BLOCK_CIPHER_KEY,
-                   PUBLIC_CLIENT, MeterSpec)
+                   POLICIES, PUBLIC_CLIENT, MeterSpec)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,15 +29,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-port", type=int, default=DEFAULT_PORTS[Interface.WRAPPER],
                    help="first port, one per meter; 0 = free ports")
     p.add_argument("--auth", choices=AUTH_LEVELS, default="none", help="authentication the meters require")
-    p.add_argument("--password", default=MeterSpec.password, help="Low authentication password")
+    p.add_argument("--suite", type=int, choices=(0, 1, 2), default=0,
+                   help="security suite (high_ecdsa: 1 or 2; ECDSA keys from simulator/keys.py; suite 2 "
+                        "doubles a 16-byte key to 32)")
+    p.add_argument("--policy", choices=POLICIES, default=None,
+                   help="APDU protection; None: authentication_encryption for high_gmac/high_ecdsa, else none")
+    p.add_argument("--password", default=MeterSpec.password,
+                   help="Low authentication password, the HLS secret of high/high_md5/high_sha1/high_sha256")
     p.add_argument("--client-address", type=int, default=None,
                    help="client address of the --auth association; None: "
                         + ", ".join(f"{c} for {a}" for a, c in DEFAULT_AUTH_CLIENT.items() if c is not None)
                         + f" (the public client {PUBLIC_CLIENT} is always served)")
     p.add_argument("--block-cipher-key", default=DEFAULT_BLOCK_CIPHER_KEY.hex(),
-                   help="High-GMAC block cipher key, hex, 16 bytes")
+                   help="block cipher key (ciphering, High-GMAC), hex, 16 bytes")
     p.add_argument("--authentication-key", default=DEFAULT_AUTHENTICATION_KEY.hex(),
-                   help="High-GMAC authentication key, hex, 16 bytes")
+                   help="authentication key (ciphering, High-GMAC), hex, 16 bytes")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
     p.add_argument("--profile-days", type=int, default=3, help="days of load profile the meters hold")
     p.add_argument("--seed", type=int, default=None, help="seed for the meters' values (None: random)")
@@ -55,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_specs(args) -> list[MeterSpec]:
     specs: list[MeterSpec] = []
-    common = dict(auth=args.auth, password=args.password, delay=args.delay,
-                  profile_days=args.profile_days, reject_range=args.reject_range)
+    common = dict(auth=args.auth, password=args.password, delay=args.delay, security_suite=args.suite,
+                  security_policy=args.policy, profile_days=args.profile_days, reject_range=args.reject_range)
     if args.client_address is not None:
         common["client_address"] = args.client_address
     if args.block_cipher_key:

@@ -25,6 +25,11 @@ KINDS = (
     "endless_blocks",    # a GET of ``obis`` (WRAPPER) starts a block transfer whose last block never comes
     "malformed_value",   # attribute 2 of ``obis`` is bad A-XDR: ``shape`` short_octets or huge_array
 )
+#: Faults of security exchanges, not of every poll (so not among the poll faults above).
+SECURITY_KINDS = (
+    "refuse_key_transfer",  # global_key_transfer answered read-write-denied; the old keys stay
+    "general_ciphering",  # WRAPPER: the reply comes as a general-ciphering APDU with a key the client lacks
+)
 MALFORMED_SHAPES = {
     # An octet string claiming 65535 bytes with two present.
     "short_octets": bytes.fromhex("0982ffff") + b"AB",
@@ -48,8 +53,8 @@ class Fault:
     shape: str = "short_octets"
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.kind not in KINDS + SECURITY_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(KINDS + SECURITY_KINDS)}")
         if self.kind in ("huge_value", "endless_blocks", "malformed_value") and not self.obis:
             raise ValueError(f"fault {self.kind} needs obis (the object whose value is hostile)")
         if self.shape not in MALFORMED_SHAPES:

@@ -6,13 +6,16 @@ bug in its docstring and the gurux version it was written against: :func:`apply`
 once, and warns for each fix when another gurux-dlms is installed (the bug may be gone, or the
 patched code changed under it), so a new gurux is re-checked fix by fix before it is pinned.
 Fixes only add missing methods or replace methods that cannot work as shipped; none changes
-client behaviour.
+client behaviour but ``hdlc_long_frames``, which is the client's own fix (protocol/hdlc_fixes.py).
 
 Fixed in classes (they are the server, so they cannot be patched in): ``FixedAssociationLN``
 (HLS answer as bytes, ``getAssociationStatus``, access rights in the association view) and
 ``FixedServerBase`` (cipher where it is read, SNRM/UA negotiation, association object list).
 ``onValidateAuthentication`` must return a ``SourceDiagnostic`` (the abstract one raises): that
-is meter.py's subclass's job.
+is meter.py's subclass's job. ``FixedAssociationLN.invoke`` also answers HLS pass 3 for mechanisms
+2/3/4/6/7 with our own implementation (simulator/hls.py: hashlib, ``cryptography``), because
+gurux's server answers them through ``GXSecure``, the client's own code: the simulator is then a
+second implementation to test the client against, not the same code twice.
 """
 from __future__ import annotations
 
@@ -29,13 +32,16 @@ from gurux_dlms.ConnectionState import ConnectionState
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction
 from gurux_dlms.AesGcmParameter import AesGcmParameter
-from gurux_dlms.enums import Command, RequestTypes
+from gurux_dlms.enums import Command, Conformance, ErrorCode, InterfaceType, RequestTypes, Security
 from gurux_dlms._HDLCInfo import _HDLCInfo
 from gurux_dlms.objects import GXDLMSAssociationLogicalName
 from gurux_dlms.objects.enums.AssociationStatus import AssociationStatus
 from gurux_dlms.enums import Authentication
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.secure import GXDLMSSecureServer
+
+from ..protocol import hdlc_fixes
+from . import hls
 
 #: The gurux-dlms release the fixes below were written against (pyproject.toml pins it).
 GURUX_VERSION = "1.0.203"
@@ -175,6 +181,68 @@ def aare_responding_ap_title() -> None:
 
 
 @server_fix("1.0.203")
+def aare_title_for_hls_sha256_ecdsa() -> None:
+    """``_GXAPDU.generateAARE`` sends the responding AP title (the meter's system title) only with
+    High-GMAC or ciphering, but HLS-SHA256 and HLS-ECDSA compute their proofs over both system
+    titles even unciphered: the client had no title to use. Added, in tag order, for those two.
+    Runs after :func:`aare_responding_ap_title`, whose repaired AARE it completes."""
+    generate_aare = _GXAPDU.generateAARE
+
+    def generate_aare_with_title(settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any,
+                                 errorData: Any, encryptedData: Any) -> None:
+        offset = len(data)
+        generate_aare(settings, data, result, diagnostic, cipher, errorData, encryptedData)
+        if settings.authentication not in (Authentication.HIGH_SHA256, Authentication.HIGH_ECDSA):
+            return
+        title = bytes(cipher.systemTitle) if cipher is not None and cipher.systemTitle else b""
+        if not title:
+            return
+        good = _with_responding_title(bytes(data.subArray(offset, len(data) - offset)), title)
+        if good is None:
+            return
+        data.size = offset
+        data.set(good)
+
+    _GXAPDU.generateAARE = staticmethod(generate_aare_with_title)
+
+
+@server_fix("1.0.203")
+def initiate_response_suite() -> None:
+    """``_GXAPDU.getUserInformation`` (the meter's ciphered InitiateResponse in the AARE) builds its
+    ``AesGcmParameter`` without the security suite, so its security control byte says suite 0
+    whatever the meter's suite. A client takes the suite from that byte (gurux's does, in
+    ``parseUserInformation``): under suites 1/2 HLS-GMAC's pass 3 was then computed with SC 0x10
+    instead of 0x11/0x12, and the meter, rightly, refused it. Ciphered with the meter's suite."""
+    original = _GXAPDU.getUserInformation
+
+    def user_information_with_suite(cls: Any, settings: Any, cipher: Any) -> Any:
+        if cipher is None or not cipher.isCiphered() or not cipher.securitySuite:
+            return original(settings, cipher)
+        plain = original(settings, None)  # the InitiateResponse itself, not ciphered
+        p = AesGcmParameter(Command.GLO_INITIATE_RESPONSE, cipher.systemTitle, cipher.blockCipherKey,
+                            cipher.authenticationKey)
+        p.security = cipher.security
+        p.securitySuite = cipher.securitySuite
+        p.invocationCounter = cipher.invocationCounter
+        return GXCiphering.encrypt(p, plain)
+
+    _GXAPDU.getUserInformation = classmethod(user_information_with_suite)
+
+
+@server_fix("1.0.203")
+def security_setup_keys_after_reply() -> None:
+    """``GXDLMSLNCommandHandler.handleMethodRequest`` calls ``GXDLMSSecuritySetup.applyKeys`` after
+    a global_key_transfer even when the server handled the method, and before the reply is
+    ciphered: the reply that accepts new keys went out ciphered with them (the client, rightly,
+    could not read it). Disabled (a client never calls it); ``Meter.transfer_keys`` unwraps
+    (RFC 3394, ``cryptography``) and ``MeterServer`` applies the keys after the reply, as the
+    Blue Book says."""
+    from gurux_dlms.objects import GXDLMSSecuritySetup
+
+    GXDLMSSecuritySetup.applyKeys = classmethod(lambda cls, settings, e: None)
+
+
+@server_fix("1.0.203")
 def skip_max_pdu_size_name() -> None:
     """``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize``; the attribute is
     ``skipMaxPduSize``. (Its other half, access rights in the view: ``FixedAssociationLN``.)"""
@@ -250,6 +318,39 @@ def get_with_list_results() -> None:
 
 
 @server_fix("1.0.203")
+def get_with_list_in_blocks() -> None:
+    """A GET-with-list reply larger than the negotiated PDU went out as
+    ``c4 03 <invoke> <last-block> <block-number> <length> <data>``: ``GXDLMS.getLNPdu`` turns only
+    a Get-Response-Normal (type 1) into a Get-Response-With-Datablock (type 2), and the list's
+    status 0xFF left out the raw-data choice byte, so no client could read it; nor was the rest
+    kept for the next-block requests. Sent now as IEC 62056-5-3 says: type 2, ``00`` (raw-data)
+    before the octet string, whose bytes are the list result (count, then a Get-Data-Result each);
+    ``_get_request_with_list`` keeps the unsent rest as the long-get transaction."""
+    original_get_ln_pdu = GXDLMS.getLNPdu
+
+    def get_ln_pdu(cls: Any, p: Any, reply: Any) -> Any:
+        if (p.command == Command.GET_RESPONSE and p.requestType == _GET_WITH_LIST and p.data is not None
+                and (p.settings.negotiatedConformance & Conformance.GENERAL_BLOCK_TRANSFER) == 0):
+            size = len(p.data) - p.data.position + (_CIPHERING_HEADER_SIZE if _is_ciphered(p.settings) else 0)
+            # The test getLNPdu applies (GXDLMS.multipleBlocks): tag, type, invoke id, the data.
+            if 3 + size > p.settings.maxPduSize:
+                p.requestType, p.status, p.multipleBlocks = _GET_WITH_DATABLOCK, ErrorCode.OK, True
+        return original_get_ln_pdu(p, reply)
+
+    GXDLMS.getLNPdu = classmethod(get_ln_pdu)
+
+
+_GET_WITH_LIST = 3
+_GET_WITH_DATABLOCK = 2
+#: What gurux adds to a ciphered PDU when it sizes blocks (GXDLMS.__CIPHERING_HEADER_SIZE).
+_CIPHERING_HEADER_SIZE = 7 + 12 + 3
+
+
+def _is_ciphered(settings: Any) -> bool:
+    return bool(settings.cipher and settings.cipher.security != Security.NONE)
+
+
+@server_fix("1.0.203")
 def segmented_ciphered_request() -> None:
     """A ciphered request split over several HDLC frames is resumed, once complete, at a cipher
     index that was never set, and fails to decrypt: parse the completed PDU from its first byte."""
@@ -269,6 +370,43 @@ _GLO_REQUESTS = frozenset({
     Command.GLO_GET_REQUEST, Command.GLO_SET_REQUEST, Command.GLO_METHOD_REQUEST,
     Command.DED_GET_REQUEST, Command.DED_SET_REQUEST, Command.DED_METHOD_REQUEST,
 })
+
+
+@server_fix("1.0.203")
+def hdlc_long_frames() -> None:
+    """``GXDLMS.getHdlcFrame`` announces 256 bytes less than a frame has once its length crosses a
+    multiple of 256 (information fields above 128 bytes): the meter's long replies need the same
+    fix as the client's requests (``protocol.hdlc_fixes``, shared)."""
+    hdlc_fixes.install()
+
+
+@server_fix("1.0.203")
+def hdlc_reply_window() -> None:
+    """``GXDLMSServer.handleRequest`` sends one I-frame of a long reply per RR whatever window it
+    negotiated. A meter keeps the bus for the whole window: up to ``windowSizeTX`` frames back to
+    back, the poll/final bit only on the last, then one RR from the client (on a 9600-baud line a
+    window of 7 costs one turnaround, not seven; bench/results/serial.md)."""
+    original = GXDLMSServer.handleRequest
+
+    def handle_request(self: Any, sr: Any) -> None:
+        original(self, sr)
+        if sr.reply and self.settings.interfaceType == InterfaceType.HDLC:
+            sr.reply = _rest_of_window(self, bytes(sr.reply))
+
+    GXDLMSServer.handleRequest = handle_request
+
+
+def _rest_of_window(server: Any, first: bytes) -> bytes:
+    settings = server.settings
+    frames = [first]
+    while settings.hdlc.windowSizeTX > len(frames) and frames[-1][1] & 0x08 and server.replyData.size:
+        frames.append(bytes(GXDLMS.getHdlcFrame(settings, settings.getNextSend(False), server.replyData)))
+    if len(frames) == 1:
+        return first
+    # gurux counts one frame per RR in the N(R) it expects from the client next: k frames went.
+    rf = settings.receiverFrame
+    settings.receiverFrame = (rf & 0x1F) | ((((rf >> 5) + len(frames) - 1) & 7) << 5)
+    return b"".join([hdlc_fixes.rebuilt(f, clear_final=True) for f in frames[:-1]] + [frames[-1]])
 
 
 def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
@@ -297,6 +435,9 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
             obj = settings.objects.findByLN(ObjectType(ci), name) or server.onFindObject(ObjectType(ci), 0, name)
         arg = Args(server, obj, index, selector, parameters)
         arg.invokeId = invokeID
+        # Whole values: a value cut at the PDU size (the object list) is continued by gurux's
+        # next-block handler as if it were the only one, after the other results.
+        arg.skipMaxPduSize = True
         if obj is None:
             arg.error = ErrorCode.UNDEFINED_OBJECT
         elif server.onGetAttributeAccess(arg) == AccessMode.NO_ACCESS:
@@ -312,6 +453,8 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
             continue
         try:
             value = arg.value if arg.handled else arg.target.getValue(settings, arg)
+            settings.setIndex(0)  # the object list counts its entries here; the next value starts afresh
+            settings.setCount(0)
             if arg.error:
                 bb.setUInt8(1)
                 bb.setUInt8(arg.error)
@@ -330,6 +473,8 @@ def _get_request_with_list(settings, invokeID, server, data, replyData) -> None:
         server.onPostRead(readable)
     p = GXDLMSLNParameters(settings, invokeID, Command.GET_RESPONSE, 3, None, bb, 0xFF)
     GXDLMS.getLNPdu(p, replyData)
+    if bb.position != len(bb):  # sent in blocks (get_with_list_in_blocks): the rest is asked for next
+        server.setTransaction(GXDLMSLongTransaction(items, Command.GET_REQUEST, bb))
 
 
 def _handle_glo_ded_request(cls, settings, data):
@@ -348,6 +493,22 @@ def _handle_glo_ded_request(cls, settings, data):
     data.data.clear()
     data.data.set(tmp)
     data.command = Command(data.data.getUInt8())
+
+
+def _with_responding_title(aare: bytes, title: bytes) -> bytearray | None:
+    """The AARE with a responding-AP-title element (A4) put in tag order; None when it has one
+    already or is not a short-form AARE."""
+    if len(aare) < 2 or aare[0] != 0x61 or aare[1] >= 0x80:
+        return None
+    i = 2
+    while i + 1 < len(aare) and aare[i] < 0xA4 and aare[i + 1] < 0x80:
+        i += 2 + aare[i + 1]
+    if i < len(aare) and aare[i] == 0xA4:
+        return None
+    element = bytes((0xA4, len(title) + 2, 0x04, len(title))) + title
+    good = bytearray(aare[:i] + element + aare[i:])
+    good[1] = len(good) - 2
+    return good
 
 
 class FixedAssociationLN(GXDLMSAssociationLogicalName):
@@ -380,6 +541,13 @@ class FixedAssociationLN(GXDLMSAssociationLogicalName):
         if e.index != 1:
             return super().invoke(settings, e)
         answer = bytes(e.parameters or b"")
+        if settings.authentication in hls.SERVER_MECHANISMS:  # our own pass-3 check (module docstring)
+            expected = hls.client_proof(settings, self, answer)
+            if expected is None:
+                self.associationStatus = AssociationStatus.NON_ASSOCIATED
+                return None
+            self.associationStatus = AssociationStatus.ASSOCIATED
+            return hls.server_proof(settings, self)
         if settings.authentication == Authentication.HIGH_GMAC:
             secret = settings.sourceSystemTitle
             ic = int.from_bytes(answer[1:5], "big") if len(answer) >= 5 else 0

@@ -28,7 +28,7 @@ from gurux_dlms.GXDateTime import GXDateTime
 
 from ..protocol import axdr, cosem_datetime
 from ..protocol.axdr import DataType
-from . import gurux_fixes, objects as cosem
+from . import gurux_fixes, keys, objects as cosem
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -64,11 +64,20 @@ def _announce_pdu_size(reply, start: int, size: int) -> None:
     reply.size = start
     reply.set(patched)
 
-_AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high_gmac": Authentication.HIGH_GMAC}
+_AUTH = {"none": Authentication.NONE, "low": Authentication.LOW, "high": Authentication.HIGH,
+         "high_md5": Authentication.HIGH_MD5, "high_sha1": Authentication.HIGH_SHA1,
+         "high_gmac": Authentication.HIGH_GMAC, "high_sha256": Authentication.HIGH_SHA256,
+         "high_ecdsa": Authentication.HIGH_ECDSA}
+_POLICY = {"none": Security.NONE, "authentication": Security.AUTHENTICATION, "encryption": Security.ENCRYPTION,
+           "authentication_encryption": Security.AUTHENTICATION_ENCRYPTION}
 _LN = lambda text: bytes(int(x) for x in text.split("."))  # noqa: E731
 _LOAD_PROFILE = LoadProfile(
     (_LN(cosem.CLOCK), _LN(cosem.ENERGY_IMPORT), _LN(cosem.ENERGY_EXPORT)),
     capacity=96 * 40,
+)
+_LOAD_PROFILE_4 = LoadProfile(
+    (_LN(cosem.CLOCK), *(_LN(ln) for ln in cosem.PROFILE_4_CHANNELS)),
+    capacity=96 * 40, registers=tuple(cosem.REGISTER_BY_LN[ln] for ln in cosem.PROFILE_4_CHANNELS),
 )
 _EVENT_LOG = EventLog((_LN(cosem.CLOCK), _LN(cosem.EVENT_CODE)))
 _UNSPECIFIED_DATE = axdr.octets(cosem_datetime.NOT_SPECIFIED)
@@ -82,6 +91,7 @@ class Meter:
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
         "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
         "identity",
+        "pending_keys", "key_changes",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
@@ -112,6 +122,9 @@ class Meter:
         self.links: set = set()
         #: Logical device name it answers with; a misbehaving meter claims another's (None: its own).
         self.identity: str | None = None
+        #: Keys accepted by global_key_transfer, taken into use once the reply is sent (Blue Book).
+        self.pending_keys: dict[int, bytes] = {}
+        self.key_changes = 0
 
     @property
     def name(self) -> str:
@@ -155,6 +168,7 @@ class Meter:
         return {
             "requests": self.requests, "replies": self.replies, "associations": self.associations,
             "rejected": self.rejected, "connections": self.connections, "reboots": self.reboots,
+            "key_changes": self.key_changes,
             "invocation_counter": self.invocation_counter,
             "faults": {k: f.count for k, f in self.faults.active.items()},
         }
@@ -189,6 +203,8 @@ class Meter:
                 return axdr.integer(DataType.UINT8, self.events[-1][1] if self.events else 0)
             if ln == cosem.LOAD_PROFILE:
                 return _LOAD_PROFILE.encode(self, selector, params, t, spec.reject_range)
+            if ln == cosem.LOAD_PROFILE_4:
+                return _LOAD_PROFILE_4.encode(self, selector, params, t, spec.reject_range)
             if ln == cosem.EVENT_LOG:
                 return _EVENT_LOG.encode(self, selector, params)
         if ln == cosem.CLOCK:
@@ -198,6 +214,9 @@ class Meter:
                 return axdr.boolean(self.output_state)
             if index in (3, 4):
                 return axdr.integer(DataType.ENUM, self.control_state if index == 3 else self.control_mode)
+        if ln == cosem.LOAD_PROFILE_4 and index in (7, 8):
+            return axdr.integer(DataType.UINT32, len(_LOAD_PROFILE_4.row_times(self, t)) if index == 7
+                                else _LOAD_PROFILE_4.capacity)
         if ln in (cosem.LOAD_PROFILE, cosem.EVENT_LOG) and index in (7, 8):
             if ln == cosem.EVENT_LOG:
                 n = len(self.events) if index == 7 else _EVENT_LOG.capacity
@@ -254,8 +273,40 @@ class Meter:
             return ErrorCode.OK
         return ErrorCode.READ_WRITE_DENIED
 
-    def action(self, ln: str, method: int) -> int | None:
+    def transfer_keys(self, parameters) -> int:
+        """Security Setup method 2 (global_key_transfer): [{key_id, wrapped key}], each unwrapped
+        with the master key (RFC 3394, written apart from gurux's own key wrap). All or nothing."""
+        from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
+        if self.faults.take("refuse_key_transfer"):
+            return ErrorCode.READ_WRITE_DENIED
+        new: dict[int, bytes] = {}
+        try:
+            for key_id, wrapped in parameters or ():
+                new[int(key_id)] = aes_key_unwrap(self.spec.master_key, bytes(wrapped))
+        except (InvalidUnwrap, ValueError, TypeError):
+            return ErrorCode.OTHER_REASON
+        size = len(self.spec.block_cipher_key)
+        if not new or set(new) - {0, 2, 3} or any(len(k) != size for k in new.values()):
+            return ErrorCode.OTHER_REASON
+        self.pending_keys = new
+        return ErrorCode.OK
+
+    def apply_pending_keys(self) -> bool:
+        if not self.pending_keys:
+            return False
+        keys_, self.pending_keys = self.pending_keys, {}
+        spec = self.spec
+        spec.block_cipher_key = keys_.get(0, spec.block_cipher_key)
+        spec.authentication_key = keys_.get(2, spec.authentication_key)
+        spec.master_key = keys_.get(3, spec.master_key)
+        self.key_changes += 1
+        return True
+
+    def action(self, ln: str, method: int, parameters=None) -> int | None:
         """Run a method we implement; None if gurux should (association methods)."""
+        if ln == cosem.SECURITY_SETUP and method == 2:
+            return self.transfer_keys(parameters)
         if ln != cosem.DISCONNECT:
             return None
         if method == 1:
@@ -270,6 +321,15 @@ class Meter:
 
     def new_server(self, interface: str) -> "MeterServer":
         return MeterServer(self, interface)
+
+
+def _general_ciphering(frame: bytes, title: bytes) -> bytes:
+    """A WRAPPER frame whose APDU is general-ciphering with an agreed key (static unified model)
+    the client never agreed on: what a suite 1/2 meter that insists on key agreement sends."""
+    body = bytes((0x30,)) + (1).to_bytes(4, "big") + bytes(frame[8:]) + bytes(12)
+    apdu = (bytes((0xDD, 8)) + (1).to_bytes(8, "big") + bytes((8,)) + title + bytes((8,)) + b"\0" * 8
+            + bytes((0, 0, 1, 0x02, 0x01, 0x02, 0x00)) + axdr.encode_length(len(body)) + body)
+    return frame[:6] + len(apdu).to_bytes(2, "big") + apdu
 
 
 class MeterServer(gurux_fixes.FixedServerBase):
@@ -289,11 +349,16 @@ class MeterServer(gurux_fixes.FixedServerBase):
         cipher.authenticationKey = spec.authentication_key
         cipher.invocationCounter = meter.invocation_counter
         cipher.security = Security.NONE
+        cipher.securitySuite = spec.security_suite
         self.listing = False
         association = gurux_fixes.FixedAssociationLN()
         association.owner = self
         association.authenticationMechanismName.mechanismId = _AUTH[spec.auth]
         association.secret = spec.password.encode()
+        if spec.security_suite:
+            association.signing_key = keys.private_key(spec.meter_key_label, spec.security_suite)
+            association.client_public_key = keys.private_key(spec.client_key_label, spec.security_suite).public_key()
+            association.bad_signature = spec.bad_signature
         self.install_objects(association, cosem.shared_objects())
 
     def handle(self, frame: bytes) -> bytes | None:
@@ -308,7 +373,18 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if cipher.invocationCounter > self.meter.invocation_counter:
             self.meter.invocation_counter = cipher.invocationCounter
         out = reply.reply
+        if out and self.settings.interfaceType == InterfaceType.WRAPPER and self.meter.faults.take("general_ciphering"):
+            out = _general_ciphering(bytes(out), bytes(spec.system_title or b""))
+        self._apply_new_keys()
         return bytes(out) if out else None
+
+    def _apply_new_keys(self) -> None:
+        """New global keys take effect after the reply that accepted them (ciphered with the old)."""
+        if self.meter.apply_pending_keys():
+            cipher = self.settings.cipher
+            cipher.blockCipherKey = self.meter.spec.block_cipher_key
+            cipher.authenticationKey = self.meter.spec.authentication_key
+            self.settings.kek = self.meter.spec.master_key
 
     def reset(self, connect=False):
         """gurux zeroes the cipher's invocation counter on every AARQ/SNRM; the meter's persists."""
@@ -326,9 +402,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if self.settings.interfaceType == InterfaceType.HDLC and serverAddress != spec.server_address:
             return False
         self.client = clientAddress
-        self.settings.cipher.security = (
-            Security.AUTHENTICATION_ENCRYPTION if level == "high_gmac" else Security.NONE
-        )
+        self.settings.cipher.security = Security.NONE if level == "none" else _POLICY[spec.security_policy]
         self.settings.cipher.invocationCounter = self.meter.invocation_counter
         return True
 
@@ -338,7 +412,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         self.settings.user_information_error = None
         super().handleAarqRequest(data, connectionInfo)
         if (spec.deciphering_error_reply and self.settings.user_information_error is not None
-                and spec.clients.get(self.client) == "high_gmac"):
+                and spec.clients.get(self.client) not in (None, "none")):
             # What the AARQ's ciphered user-information failed with; a real meter says so.
             self.meter.rejected += 1
             self.replyData.size = start
@@ -392,7 +466,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         ln = arg.target.logicalName
         if ln.startswith("0.0.40.0."):
             return MethodAccessMode.ACCESS
-        if ln == cosem.DISCONNECT and self.client != PUBLIC_CLIENT:
+        if ln in (cosem.DISCONNECT, cosem.SECURITY_SETUP) and self.client != PUBLIC_CLIENT:
             return MethodAccessMode.ACCESS
         return MethodAccessMode.NO_ACCESS
 
@@ -405,7 +479,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
 
     def onPreAction(self, args):
         for e in args:
-            result = self.meter.action(e.target.logicalName, e.index)
+            result = self.meter.action(e.target.logicalName, e.index, e.parameters)
             if result is not None:
                 e.handled, e.value, e.error = True, 0, result
 

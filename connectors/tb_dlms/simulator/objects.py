@@ -20,6 +20,7 @@ from gurux_dlms.objects import (
     GXDLMSDisconnectControl,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
+    GXDLMSSecuritySetup,
 )
 
 from ..protocol import axdr
@@ -32,9 +33,15 @@ SERIAL_RAW = "0.0.96.1.1.255"
 LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 FIRMWARE = "1.0.0.2.0.255"
 FRAME_COUNTER = "0.0.43.1.0.255"
+#: Security Setup (class 64) of the management association: global_key_transfer is method 2.
+SECURITY_SETUP = "0.0.43.0.0.255"
 EVENT_CODE = "0.0.96.11.0.255"
 DISCONNECT = "0.0.96.3.10.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
+#: A 4-channel 15-min load profile (A+, A-, R+ energies and apparent power), the shape of the
+#: DLMS UA's optical read-out measurement (bench/bench_serial.py).
+LOAD_PROFILE_4 = "1.0.99.2.0.255"
+PROFILE_4_CHANNELS = ("1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.3.8.0.255", "1.0.9.7.0.255")
 EVENT_LOG = "0.0.99.98.0.255"
 ENERGY_IMPORT = "1.0.1.8.0.255"
 ENERGY_EXPORT = "1.0.2.8.0.255"
@@ -113,6 +120,7 @@ def shared_objects() -> tuple:
     objs.append(clock)
     disconnect = GXDLMSDisconnectControl(DISCONNECT)
     objs.append(disconnect)
+    objs.append(GXDLMSSecuritySetup(SECURITY_SETUP))
 
     profile = GXDLMSProfileGeneric(LOAD_PROFILE)
     profile.capturePeriod = CAPTURE_PERIOD
@@ -121,6 +129,11 @@ def shared_objects() -> tuple:
         (by_ln[ENERGY_IMPORT], GXDLMSCaptureObject(2, 0)),
         (by_ln[ENERGY_EXPORT], GXDLMSCaptureObject(2, 0)),
     ]
+    profile4 = GXDLMSProfileGeneric(LOAD_PROFILE_4)
+    profile4.capturePeriod = CAPTURE_PERIOD
+    profile4.captureObjects = [(clock, GXDLMSCaptureObject(2, 0))] + [
+        (by_ln[ln], GXDLMSCaptureObject(2, 0)) for ln in PROFILE_4_CHANNELS]
+    objs.append(profile4)
     events = GXDLMSProfileGeneric(EVENT_LOG)
     events.captureObjects = [(clock, GXDLMSCaptureObject(2, 0)), (event_code, GXDLMSCaptureObject(2, 0))]
     objs += [profile, events]

@@ -63,9 +63,11 @@ def _range_bounds(params, spec) -> tuple[float, float, object]:
 class LoadProfile:
     """Rows at every capture period from ``first`` to the meter's current time."""
 
-    def __init__(self, capture_lns: tuple[bytes, ...], capacity: int) -> None:
+    def __init__(self, capture_lns: tuple[bytes, ...], capacity: int, registers: tuple = ()) -> None:
         self.capture_lns = capture_lns
         self.capacity = capacity
+        #: RegisterDefs of the columns after the clock; () keeps the classic energy import/export pair.
+        self.registers = registers
 
     def window(self, first: float, now: float) -> tuple[float, int]:
         """(time of the oldest kept row, number of rows)."""
@@ -106,12 +108,14 @@ class LoadProfile:
         stamp = meter.spec.encode_time
         load = meter.load
         rows = []
-        for t in times[start:stop]:
+        compact = meter.spec.profile_null_clock
+        for k, t in enumerate(times[start:stop]):
+            clock = axdr.NULL_DATA if compact and k else axdr.octets(stamp(t))
             values = (
-                axdr.octets(stamp(t)),
+                clock,
                 axdr.integer(DataType.UINT32, load.energy_import(t)),
                 axdr.integer(DataType.UINT32, load.energy_export(t)),
-            )
+            ) if not self.registers else (clock, *(r.encode(load, t) for r in self.registers))
             rows.append(axdr.structure(*(values[c] for c in cols)))
         return axdr.array(rows)
 

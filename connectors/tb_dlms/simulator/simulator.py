@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..protocol.quiet import silence_gurux
 from .faults import Fault
 from .meter import Meter
+from .serial_line import SerialLine
 from .server import Port
 from .spec import MeterSpec
 
@@ -32,7 +33,7 @@ class Simulator:
             if spec.name in self.meters:
                 raise ValueError(f"duplicate meter name {spec.name!r}")
             self.meters[spec.name] = Meter(spec)
-        self.ports: list[Port] = self._plan_ports()
+        self.ports: list[Port | SerialLine] = self._plan_ports()
         self._port_of = {m.name: p for p in self.ports for m in p.meters}
         self.control_port = control_port
         self._control: ControlServer | None = None
@@ -40,12 +41,15 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
 
-    def _plan_ports(self) -> list[Port]:
+    def _plan_ports(self) -> list[Port | SerialLine]:
         groups: dict[str, list[Meter]] = {}
-        ports = []
+        lines: dict[str, list[Meter]] = {}
+        ports: list[Port | SerialLine] = []
         for meter in self.meters.values():
             spec = meter.spec
-            if spec.interface == "hdlc" and spec.hdlc_group:
+            if spec.serial_line is not None:
+                lines.setdefault(spec.serial_line, []).append(meter)
+            elif spec.interface == "hdlc" and spec.hdlc_group:
                 groups.setdefault(spec.hdlc_group, []).append(meter)
             else:
                 ports.append(Port(spec.interface, [meter], self.host, spec.port))
@@ -57,6 +61,10 @@ class Simulator:
                     raise ValueError(f"HDLC group {name}: {m.name} and {other} share an address")
             port = next((m.spec.port for m in members if m.spec.port), 0)
             ports.append(Port("hdlc", members, self.host, port))
+        for name, members in lines.items():
+            _check_line(name, members)
+            path = next((m.spec.serial_path for m in members if m.spec.serial_path), None)
+            ports.append(SerialLine(name, members, path, members[0].spec.baudrate))
         return ports
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -150,6 +158,23 @@ class Simulator:
     def port_of(self, name: str) -> int:
         return self._port_of[name].port
 
+    def path_of(self, name: str) -> str:
+        """The device a client opens for a meter on a serial line."""
+        line = self._port_of[name]
+        if not isinstance(line, SerialLine):
+            raise ValueError(f"{name} is not on a serial line")
+        return self._call(lambda: line.device)
+
+    def line(self, name: str) -> SerialLine:
+        return next(p for p in self.ports if isinstance(p, SerialLine) and p.name == name)
+
+    def unplug(self, line: str) -> None:
+        """The line's adapter is pulled out (the path disappears, the open port fails)."""
+        self._call(self.line(line).unplug)
+
+    def replug(self, line: str) -> None:
+        self._call(self.line(line).replug)
+
     def meter(self, name: str) -> Meter:
         return self.meters[name]
 
@@ -205,10 +230,24 @@ class Simulator:
         for port in self.ports:
             for m in port.meters:
                 s = m.spec
+                on_line = isinstance(port, SerialLine)
                 rows.append({
-                    "name": s.name, "interface": s.interface, "host": self.host, "port": port.port,
+                    "name": s.name, "interface": s.interface, "host": "serial" if on_line else self.host,
+                    "port": port.device if isinstance(port, SerialLine) else port.port,
                     "server_address": s.server_address, "logical": s.logical_address,
                     "physical": s.effective_physical_address, "client": s.client_address,
                     "auth": s.auth, "serial": s.serial_number,
                 })
         return rows
+
+
+def _check_line(name: str, members: list[Meter]) -> None:
+    seen: dict[int, str] = {}
+    for m in members:
+        other = seen.setdefault(m.spec.server_address, m.name)
+        if other != m.name:
+            raise ValueError(f"serial line {name}: {m.name} and {other} share an address")
+    if len({m.spec.baudrate for m in members}) > 1:
+        raise ValueError(f"serial line {name}: all meters on one line run at one baud rate")
+    if sum(1 for m in members if m.spec.mode_e) > 1:
+        raise ValueError(f"serial line {name}: an optical port (mode E) reaches one meter")

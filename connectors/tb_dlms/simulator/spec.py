@@ -11,11 +11,15 @@ from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from ..protocol import cosem_datetime
+from ..protocol.mode_e import BAUD_RATES
 from ..protocol.settings import hdlc_server_address, physical_address_from_serial, server_address_from_serial
 
 T = TypeVar("T")
-AUTH_LEVELS = ("none", "low", "high_gmac")
-DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, "high_gmac": 1}
+AUTH_LEVELS = ("none", "low", "high", "high_md5", "high_sha1", "high_gmac", "high_sha256", "high_ecdsa")
+DEFAULT_AUTH_CLIENT = {"none": None, "low": 32, **{level: 1 for level in AUTH_LEVELS[2:]}}
+POLICIES = ("none", "authentication", "encryption", "authentication_encryption")
+#: Mechanisms that cipher by default (they need keys anyway); the others default to no ciphering.
+_CIPHERED_BY_DEFAULT = ("high_gmac", "high_ecdsa")
 PUBLIC_CLIENT = 16
 DEFAULT_BLOCK_CIPHER_KEY = bytes(range(0x00, 0x10))
 DEFAULT_AUTHENTICATION_KEY = bytes(range(0xD0, 0xE0))
@@ -47,12 +51,27 @@ class MeterSpec:
     system_title: bytes | None = None  # 8 bytes; derived from the serial when None
     block_cipher_key: bytes = DEFAULT_BLOCK_CIPHER_KEY
     authentication_key: bytes = DEFAULT_AUTHENTICATION_KEY
+    #: Security suite 0, 1 (ECDSA P-256) or 2 (P-384, AES-256: keys of 32 bytes).
+    security_suite: int = 0
+    #: APDU protection of the authenticated client; None: ciphered for high_gmac/high_ecdsa only.
+    security_policy: str | None = None
+    #: Key encryption key for global_key_transfer (Security Setup method 2).
+    master_key: bytes = bytes(range(0x20, 0x30))
+    #: Label of the meter's ECDSA key pair (simulator.keys); None: the meter's name.
+    signing_key_label: str | None = None
+    #: Label of the client key pair whose signatures the meter accepts.
+    client_key_label: str = "tb-dlms test client"
+    #: HLS-ECDSA: sign pass 4 with a wrong value (the client must report it, not crash: gurux W2).
+    bad_signature: bool = False
     #: Seconds before each reply (asyncio sleep); 0 answers at once.
     delay: float = 0.0
     profile_days: int = 3
     seed: int | None = None
     serial_number: int | None = None
     reject_range: bool = False
+    #: Profile rows after the first of a reply carry the clock as null-data (the capture period
+    #: gives their time), as compact meters do: 1 byte instead of 14 per row.
+    profile_null_clock: bool = False
     #: Local standard time offset (minutes east of UTC) shown in clock and profile timestamps.
     utc_offset_minutes: int = 60
     #: Clock deviation on the wire as local minus UTC (+60 for CET) instead of gurux's UTC minus local.
@@ -71,6 +90,20 @@ class MeterSpec:
     firmware: str = "SIM-1.4.2"
     #: Logical device name (0.0.42.0.0.255), how a meter that calls in is identified; None: its name.
     logical_device_name: str | None = None
+    #: Serve on a serial line (a pty) instead of TCP: meters with the same name share the line.
+    serial_line: str | None = None
+    #: Stable path of the line (a symlink to the pty, like /dev/serial/by-id); None: the pty's name.
+    serial_path: str | None = None
+    #: The line's rate: bytes take 10 bits each; ``delay`` is the meter's turnaround.
+    baudrate: int = 9600
+    #: IEC 62056-21 mode E: sign-on at 300 baud before HDLC (an optical port).
+    mode_e: bool = False
+    #: Identification sent at sign-on; None: "/SIM" + baud character + "\\2" + model.
+    mode_e_identification: str | None = None
+    #: Device address the meter answers to in ``/?address!`` (an empty request reaches any meter).
+    mode_e_address: str = ""
+    #: Ignore the sign-on entirely (a probe on the wrong meter, or a meter with its port disabled).
+    mode_e_silent: bool = False
 
     def __post_init__(self) -> None:
         self.interface = self.interface.lower()
@@ -79,8 +112,21 @@ class MeterSpec:
             raise ValueError(f"{self.name}: interface must be 'wrapper' or 'hdlc'")
         if self.auth not in AUTH_LEVELS:
             raise ValueError(f"{self.name}: auth must be one of {AUTH_LEVELS}")
+        if self.security_policy is None:
+            self.security_policy = "authentication_encryption" if self.auth in _CIPHERED_BY_DEFAULT else "none"
+        if self.security_policy not in POLICIES:
+            raise ValueError(f"{self.name}: security_policy must be one of {POLICIES}")
+        if self.security_suite not in (0, 1, 2):
+            raise ValueError(f"{self.name}: security_suite must be 0, 1 or 2")
+        if self.auth == "high_ecdsa" and self.security_suite == 0:
+            raise ValueError(f"{self.name}: high_ecdsa needs security_suite 1 or 2")
         if self.seed is None:
             self.seed = zlib.crc32(self.name.encode())
+        if self.serial_line is not None and self.interface != "hdlc":
+            raise ValueError(f"{self.name}: a serial line carries HDLC (interface 'hdlc')")
+        if self.mode_e_identification is None:
+            char = max((c for c, rate in BAUD_RATES.items() if rate <= self.baudrate), default="0")
+            self.mode_e_identification = f"/SIM{char}\\2SIMMETER-{self.firmware}"
         if self.serial_number is None:
             self.serial_number = 10_000_000 + self.seed % 89_999_999
         if self.client_address is None:
@@ -96,9 +142,21 @@ class MeterSpec:
             raise ValueError(f"{self.name}: aare_max_pdu must be 0..65535")
         if len(self.system_title) != 8:
             raise ValueError(f"{self.name}: system title must be 8 bytes")
-        for key in (self.block_cipher_key, self.authentication_key):
-            if len(key) != 16:
-                raise ValueError(f"{self.name}: keys must be 16 bytes")
+        self.master_key = _as_bytes(self.master_key)
+        if self.security_suite == 2 and len(self.block_cipher_key) == 16:
+            # Suite 2 is AES-256: the sample keys doubled, so a test names only the suite.
+            self.block_cipher_key *= 2
+            self.authentication_key *= 2
+            self.master_key *= 2
+        size = 32 if self.security_suite == 2 else 16
+        for key in (self.block_cipher_key, self.authentication_key, self.master_key):
+            if len(key) != size:
+                raise ValueError(f"{self.name}: keys must be {size} bytes for suite {self.security_suite}")
+
+    @property
+    def meter_key_label(self) -> str:
+        """Label of the meter's ECDSA key pair (``signing_key_label``, the meter's name by default)."""
+        return self.signing_key_label or self.name
 
     @property
     def server_address(self) -> int:

@@ -24,6 +24,7 @@ from typing import IO, NoReturn
 
 from .. import __version__
 from ..launcher import config as launcher_config
+from ..protocol.settings import Authentication, SecurityPolicy
 from .configcheck import ConnectorCheck, GatewayCheck, check_connector, check_gateway, service_user_errors
 from .platform_check import PlatformCheck, check_platform
 from .probe import MeterResult, probe_all
@@ -59,18 +60,32 @@ def build_parser(prog: str = "test_config.py") -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--debug", action="store_true", help="protocol debug log on stderr")
-    d = p.add_argument_group("discovery (--discover HOST:PORT prints a devices[] entry)")
-    d.add_argument("--discover", metavar="HOST:PORT")
+    d = p.add_argument_group("discovery (--discover HOST:PORT or a serial port path prints a devices[] entry)")
+    d.add_argument("--discover", metavar="HOST:PORT|/dev/PORT")
+    d.add_argument("--baudrate", type=int, default=9600,
+                   help="serial port: the line's rate (mode E: the rate to agree)")
+    d.add_argument("--mode-e", action="store_true", help="serial port: IEC 62056-21 mode E sign-on (optical probe)")
     d.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
-    d.add_argument("--client", type=int, help="client address (default by --auth: none 16, low 32, high_gmac 1)")
+    d.add_argument("--client", type=int, help="client address (default by --auth: none 16, low 32, HLS 1)")
     d.add_argument("--server-logical", type=int, default=1)
     d.add_argument("--server-physical", type=int, help="HDLC physical address")
     d.add_argument("--server-size", type=int, choices=(1, 2, 4), help="HDLC address size in bytes")
-    d.add_argument("--auth", choices=("none", "low", "high_gmac"), default="none")
-    d.add_argument("--password", help='password for --auth low (or "${ENV_VAR}", kept as is in the output)')
-    d.add_argument("--system-title", help="high_gmac: the client's system title, 16 hex digits")
-    d.add_argument("--block-cipher-key", help='high_gmac: 32 hex digits or "${ENV_VAR}" (kept as is in the output)')
-    d.add_argument("--authentication-key", help='high_gmac: 32 hex digits or "${ENV_VAR}" (kept as is in the output)')
+    d.add_argument("--auth", choices=[a.value for a in Authentication], default="none",
+                   help="authentication mechanism (connection.authentication)")
+    d.add_argument("--password", help='password of low, the HLS secret of high/high_md5/high_sha1/high_sha256 '
+                                      '(or "${ENV_VAR}", kept as is in the output)')
+    d.add_argument("--system-title", help="high_gmac, high_sha256, high_ecdsa, ciphering: the client's system "
+                                          "title, 16 hex digits")
+    d.add_argument("--block-cipher-key", help='ciphering, high_gmac: hex (suite 2: 64 digits) or "${ENV_VAR}" '
+                                              "(kept as is in the output)")
+    d.add_argument("--authentication-key", help='ciphering, high_gmac: hex (suite 2: 64 digits) or "${ENV_VAR}" '
+                                                "(kept as is in the output)")
+    d.add_argument("--suite", type=int, choices=(0, 1, 2), help="security.suite (high_ecdsa: 1 or 2)")
+    d.add_argument("--policy", choices=[p.value for p in SecurityPolicy], help="security.policy")
+    d.add_argument("--dedicated-key", action="store_true", help="security.dedicatedKey: general-ded ciphering")
+    d.add_argument("--signing-key", help='high_ecdsa: our private key, a PEM file path or "${ENV_VAR}"')
+    d.add_argument("--meter-public-key", help='high_ecdsa: the meter\'s public key or certificate, PEM file path '
+                                              'or "${ENV_VAR}"')
     d.add_argument("--name", default="Meter 1", help="deviceName of the entry")
     d.add_argument("--device-type", default="dlms-meter")
     d.add_argument("--timeout-ms", type=int, default=5000)

@@ -38,8 +38,10 @@ def _credentials(s: MeterSettings) -> str:
     if s.authentication is Authentication.HIGH_GMAC:
         return ("the keys (blockCipherKey, authenticationKey) and systemTitle, and that the invocation "
                 "counter object is readable by the public client")
-    if s.authentication is Authentication.LOW:
-        return "the password"
+    if s.authentication is Authentication.HIGH_ECDSA:
+        return "signingKey, meterPublicKey, the security suite and systemTitle"
+    if s.authentication.uses_secret:
+        return f"the password (the {s.authentication.mechanism_title} secret)"
     return "whether this client needs a password (authentication 'low') or keys ('high_gmac')"
 
 
@@ -68,8 +70,15 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
                          f"least 64 bytes; we proposed {s.max_pdu_size}). The meter's association or "
                          "communication setup announces a broken size: check its configuration or firmware "
                          "with the vendor.")
+    if isinstance(exc, errors.AuthenticationFailed):
+        # HLS pass 3/4: the meter answered the association, so addresses and the mechanism are right.
+        return Diagnosis("authentication", f"{exc.mechanism} authentication failed: check {exc.check}",
+                         f"the meter accepted the association request but not our {exc.mechanism} proof (or we "
+                         f"not its): the two sides do not share {exc.check} for client address "
+                         f"{s.client_address}. Addresses and interface are right: the meter answered.")
     if isinstance(exc, errors.AssociationRejected):
-        return Diagnosis("rejected", f"the meter rejected the association{_reason(exc)}",
+        mechanism = f" ({s.authentication.mechanism_title})" if s.authentication.is_high else ""
+        return Diagnosis("rejected", f"the meter rejected the association{mechanism}{_reason(exc)}",
                          f"wrong password or keys: check {_credentials(s)} for client address "
                          f"{s.client_address} (authentication '{s.authentication.value}'); some meters also "
                          "reject a client address that is not allowed this authentication level.")

@@ -19,10 +19,16 @@ EXIT_OK, EXIT_METER, EXIT_USAGE = 0, 2, 64
 
 
 def connection_from_args(args) -> dict:
-    host, _, port = args.discover.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--discover needs HOST:PORT, got {args.discover!r}")
-    conn: dict = {"host": host, "port": int(port), "interface": args.interface, "authentication": args.auth}
+    if args.discover.startswith("/"):  # a serial port on this machine (HDLC, maybe behind a probe)
+        serial = {"port": args.discover, "baudrate": getattr(args, "baudrate", 9600)}
+        if getattr(args, "mode_e", False):
+            serial["modeE"] = True
+        conn: dict = {"serial": serial, "interface": "hdlc", "authentication": args.auth}
+    else:
+        host, _, port = args.discover.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--discover needs HOST:PORT or a serial port path, got {args.discover!r}")
+        conn = {"host": host, "port": int(port), "interface": args.interface, "authentication": args.auth}
     if args.client is not None:
         conn["clientAddress"] = args.client
     server: dict = {"logical": args.server_logical}
@@ -35,7 +41,12 @@ def connection_from_args(args) -> dict:
         conn["password"] = args.password
     security = {key: value for key, value in (("systemTitle", args.system_title),
                                                ("blockCipherKey", args.block_cipher_key),
-                                               ("authenticationKey", args.authentication_key)) if value is not None}
+                                               ("authenticationKey", args.authentication_key),
+                                               ("suite", args.suite), ("policy", args.policy),
+                                               ("signingKey", args.signing_key),
+                                               ("meterPublicKey", args.meter_public_key)) if value is not None}
+    if args.dedicated_key:
+        security["dedicatedKey"] = True
     if security:
         # Checked by the connector's schema below: lengths, hex, "${VAR}" references.
         conn["security"] = security

@@ -116,6 +116,12 @@ def validate(connector: dict, lines: list[int]) -> list[str]:
     for device in probe["devices"]:
         if env.reference(device["connection"].get("password")) is not None:
             device["connection"]["password"] = _PLACEHOLDER
+    security = probe.get("defaults", {}).get("security")
+    if isinstance(security, dict):
+        size = 32 if security.get("suite") == 2 else 16
+        for key in ("blockCipherKey", "authenticationKey", "masterKey"):
+            if env.reference(security.get(key)) is not None:
+                security[key] = "00" * size  # the variable is set on the gateway, not here
     _, errors = load_connector_config(probe)
     out = []
     for e in errors:
@@ -166,17 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=1, help="split across N gateways: writes OUT_DIR/shard-K/")
     p.add_argument("--out-dir", type=Path, help="with --shards: directory for shard-1/, shard-2/ ...")
     p.add_argument("--profiles", type=Path, help='extra profiles: {"name": {"timeseries": [...], "attributes": [...]}}')
+    add_connector_options(p)
+    return p
+
+
+def add_connector_options(p: argparse.ArgumentParser) -> None:
+    """What the generated connector file's top level and defaults hold (fleet and migrate tools)."""
     p.add_argument("--connector-name", default="DLMS Connector")
     p.add_argument("--poll-period", type=float, default=30)
     p.add_argument("--timeout-ms", type=int, default=5000)
     p.add_argument("--retries", type=int, default=2)
-    return p
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Usage errors exit with 64 (EX_USAGE), not argparse's 2, so scripts tell them from bad input."""
+    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")  # type: ignore
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")  # type: ignore
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.shards < 1 or (args.shards > 1 and args.out_dir is None):
         parser.error("--shards N needs N >= 1, and --out-dir when N > 1")
     try:

@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..protocol.settings import Authentication
 from . import fleet
 from .known_obis import PROFILES
 
@@ -148,22 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interface", default="wrapper", choices=("wrapper", "hdlc"),
                    help="for rows without an interface column")
     p.add_argument("--client", type=int, default=16, help="client address, for rows without a client column")
-    p.add_argument("--auth", default="none", choices=("none", "low", "high_gmac"),
-                   help="for rows without an auth column")
+    p.add_argument("--auth", default="none", choices=[a.value for a in Authentication],
+                   help="for rows without an auth column; high_gmac, high_sha256 and high_ecdsa also need --security")
+    p.add_argument("--security", type=Path, metavar="JSON",
+                   help='file holding the connection.security object every moved meter uses (written as '
+                        'defaults.security): {"systemTitle": ..., "suite": ..., "blockCipherKey": "${VAR}", '
+                        '"signingKey": "/path/client.pem", ...}')
     p.add_argument("--password-env", default="",
                    help="environment variable holding the meter password, for rows without password_env")
     p.add_argument("--device-type", default="dlms-meter", help="for rows without a device_type column")
-    p.add_argument("--connector-name", default="DLMS Connector")
-    p.add_argument("--poll-period", type=float, default=30)
-    p.add_argument("--timeout-ms", type=int, default=5000)
-    p.add_argument("--retries", type=int, default=2)
+    fleet.add_connector_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")  # type: ignore
-    args = parser.parse_args(argv)
+    args = fleet.parse_args(parser, argv)
     if args.phase < 1:
         parser.error("--phase must be 1 or more")
     defaults = {"profile": args.profile, "interface": args.interface, "client": str(args.client),
@@ -184,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{len(staying)} meter(s) stay with the old bridge after phase {args.phase}: "
                         "give --old-bridge-out for their list")
     whole = fleet.connector([d for _, d in moving], args)
+    if args.security is not None:
+        try:
+            security = json.loads(args.security.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"error: --security {args.security}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        if not isinstance(security, dict):
+            print(f"error: --security {args.security} must hold a JSON object", file=sys.stderr)
+            return EXIT_INVALID
+        whole["defaults"]["security"] = security  # checked with the rest by fleet.validate()
     if moving:
         problems += fleet.validate(whole, [r.line for r, _ in moving])
     if problems:

@@ -17,6 +17,7 @@ from ..gateway.convert import json_value
 from ..gateway.sessions import SessionLike
 from ..protocol.errors import DlmsError
 from ..protocol.session import MeterSession
+from ..protocol.pools import link_pool
 from ..protocol.transport import LinkPool
 from .diagnosis import Diagnosis, addresses, diagnose
 
@@ -52,6 +53,8 @@ class MeterResult:
     #: Wall time of the whole probe (including a failed attempt): what a poll would cost.
     elapsed_ms: float | None = None
     stats: dict = field(default_factory=dict)
+    #: IEC 62056-21 identification of a meter reached through an optical probe (mode E).
+    identification: str | None = None
 
     @property
     def status(self) -> str:
@@ -70,7 +73,7 @@ class MeterResult:
         d, c = self.device, self.device.connection
         return {
             "device": d.name, "connector": self.connector, "status": self.status, "ok": self.status == "ok",
-            "endpoint": f"{c.host}:{c.port}", "interface": c.interface.value,
+            "endpoint": c.endpoint, "interface": c.interface.value, "identification": self.identification,
             "addresses": addresses(d.meter_settings()), "authentication": c.authentication.value,
             "error": self.error, "diagnosis": self.diagnosis.as_dict() if self.diagnosis else None,
             "connectMs": self.connect_ms, "readMs": self.read_ms, "elapsedMs": self.elapsed_ms, "rttMs": self.rtt_ms,
@@ -106,6 +109,7 @@ async def probe_session(device: DeviceConfig, session: SessionLike, connector: s
             started = time.perf_counter()
             await session.connect()
             result.connect_ms = _ms_since(started)
+            result.identification = session.identification
             started = time.perf_counter()
             readings = await session.read([p.ref for _, p in sections])
             result.read_ms = _ms_since(started)
@@ -137,7 +141,7 @@ async def probe_all(devices: Sequence[tuple[str, DeviceConfig]], parallel: int =
 
     async def one(connector: str, device: DeviceConfig) -> MeterResult:
         async with gate:
-            return await probe_device(device, pools.setdefault(connector, LinkPool()), connector)
+            return await probe_device(device, pools.setdefault(connector, link_pool()), connector)
 
     return list(await asyncio.gather(*(one(c, d) for c, d in devices)))
 
