@@ -121,6 +121,9 @@ class FakeSession:
     async def keep_alive(self) -> bool:
         return False
 
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        return None
+
     async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
                           security_setup: ObisCode | None = None) -> None:
         self._associate()

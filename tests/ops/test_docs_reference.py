@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tb_dlms.config import meter_data, quirks, schema
+from tb_dlms.config import inbound, meter_data, quirks, schema
 from tb_dlms.gateway import commissioning, rpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +24,7 @@ SCHEMA_KEYS = ["TOP_KEYS", "DEVICE_KEYS", "CONNECTION_KEYS", "SERVER_ADDRESS_KEY
 METER_DATA_KEYS = ["PROFILE_KEYS", "EVENT_LOG_KEYS", "CLOCK_KEYS", "ATTRIBUTE_UPDATE_KEYS", "DEVICE_SECTIONS"]
 #: connection.quirks: the switches a preset is made of (config/quirks.py); the preset names are checked below.
 QUIRK_KEYS = ["SWITCH_KEYS"]
+INBOUND_KEYS = ["LISTENER_KEYS", "IDENTIFY_KEYS", "RECONNECT_KEYS", "PUSH_KEYS", "PUSH_OBJECT_KEYS"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -31,7 +32,8 @@ def schema_keys() -> set[str]:
     # getattr without a default: a renamed key list fails here instead of silently documenting nothing.
     return ({k for n in SCHEMA_KEYS for k in getattr(schema, n)}
             | {k for n in METER_DATA_KEYS for k in getattr(meter_data, n)}
-            | {k for n in QUIRK_KEYS for k in getattr(quirks, n)})
+            | {k for n in QUIRK_KEYS for k in getattr(quirks, n)}
+            | {k for n in INBOUND_KEYS for k in getattr(inbound, n)})
 
 
 def in_code(text: str, word: str) -> bool:

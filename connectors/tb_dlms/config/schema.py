@@ -21,10 +21,12 @@ from ..protocol.settings import (
     Interface,
     MeterSettings,
     Referencing,
+    ListenerSettings,
     Secret,
     Security,
     SecurityPolicy,
     SerialSettings,
+    Transport,
     hdlc_server_address,
     physical_address_from_serial,
 )
@@ -34,6 +36,7 @@ from . import env
 from .fields import Section, kind_of, show
 from .gateway_json import parse_gateway_json, read_gateway_json, unparsed_text
 from . import quirks
+from .inbound import PushConfig, parse_listeners, parse_push
 from .meter_data import DEVICE_SECTIONS, MeterDataConfig, parse_meter_data
 from .secrets import clear_secrets
 
@@ -59,13 +62,15 @@ DEFAULT_LOOP_STALL_S = 30.0
 MAX_NAME_CHARS = 255
 
 TOP_KEYS = ("name", "id", "type", "logLevel", "enableRemoteLogging", "configVersion", "reportStrategy",
-            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir")
+            "pollPeriod", "defaults", "devices", "breaker", "staleAfterS", "loopStallS", "dataDir", "listeners",
+            "maxConnections", "maxNewConnectionsPerS")
 DEVICE_KEYS = ("deviceName", "deviceType", "pollPeriod", "pollTimeoutMs", "reportStrategy", "connection",
-               "timeseries", "attributes", "breaker", "staleAfterS") + DEVICE_SECTIONS
+               "timeseries", "attributes", "breaker", "staleAfterS", "push") + DEVICE_SECTIONS
 CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress", "serialNumber",
                    "authentication", "password", "security", "timeoutMs", "connectTimeoutMs", "retries",
                    "maxPduSize", "maxReplyBytes", "hdlc", "inactivityTimeoutS", "clockDeviation",
-                   "probeTimeoutMs", "serial", "referencing", "quirks") + quirks.SWITCH_KEYS
+                   "probeTimeoutMs", "serial", "referencing", "quirks", "listener", "identity", "transport",
+                   "callInWaitS") + quirks.SWITCH_KEYS
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
                  "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
@@ -127,6 +132,12 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
     }
     if c.probe_timeout is not None:
         out["probeTimeoutMs"] = round(c.probe_timeout * 1000)
+    if c.inbound:
+        for k in ("host", "port"):
+            out.pop(k)
+        out.update(listener=c.listener, identity=c.identity, callInWaitS=c.call_in_wait)
+    if c.transport is not Transport.TCP:
+        out["transport"] = c.transport.value
     if c.serial is not None:
         del out["host"], out["port"]
         out["serial"] = _serial_dict(c.serial)
@@ -208,6 +219,7 @@ class DeviceConfig:
     stale_after_s: float = MIN_STALE_AFTER_S
     #: Load profiles, event logs, clock and attribute writes (config/meter_data.py).
     meter_data: MeterDataConfig = MeterDataConfig()
+    push: PushConfig | None = None
 
     def meter_settings(self) -> MeterSettings:
         """What a session for this meter is made with: the parsed ``connection`` section."""
@@ -225,6 +237,8 @@ class DeviceConfig:
             "breaker": _breaker_dict(self.breaker),
             "staleAfterS": self.stale_after_s,
         }
+        if self.push is not None:
+            out["push"] = self.push.to_public_dict()
         if self.report_strategy is not None:
             out["reportStrategy"] = self.report_strategy.as_gateway_dict()
         return out
@@ -242,6 +256,10 @@ class ConnectorConfig:
     loop_stall_s: float = DEFAULT_LOOP_STALL_S
     #: Where per-meter progress (profile cursors) is kept; None: next to the gateway's storage.
     data_dir: str | None = None
+    listeners: tuple[ListenerSettings, ...] = ()
+    #: Limits of the TCP connections to polled meters (None: unlimited): open at once, new a second.
+    max_connections: int | None = None
+    max_new_connections_per_s: float | None = None
 
     def device(self, name: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.name == name), None)
@@ -290,6 +308,12 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     stale = top.number("staleAfterS", None, lo=0)
     loop_stall = top.number("loopStallS", DEFAULT_LOOP_STALL_S, positive=True)
     data_dir = top.text("dataDir", None)
+    # Polled meters' TCP connections (the listeners have their own): unlimited unless configured,
+    # since a WRAPPER meter keeps its connection between polls and a cap below the fleet starves the rest.
+    max_connections = top.integer("maxConnections", None, 1, 100_000)
+    max_new_per_s = top.number("maxNewConnectionsPerS", None, positive=True)
+    listeners = parse_listeners(top)
+    listener_names = {listener.name for listener in listeners}
 
     devices: list[DeviceConfig] = []
     items = top.sections("devices", required=True)
@@ -300,6 +324,12 @@ def load_connector_config(raw: Any, source: str | None = None, *,
     for index, item in items or ():
         device = _device(index, item, defaults, poll_period, errors, breaker, stale)
         if device is None:
+            continue
+        listener = device.connection.listener
+        if listener is not None and listener not in listener_names:
+            errors.append(ConfigError("connection.listener", f"{listener!r} is not one of the connector's listeners "
+                                      f"({', '.join(sorted(listener_names)) or 'none configured'}) (the device was "
+                                      "skipped)", index, device.name))
             continue
         if device.name in names:
             errors.append(ConfigError("deviceName", f"duplicates devices[{names[device.name]}]; device names "
@@ -319,7 +349,8 @@ def load_connector_config(raw: Any, source: str | None = None, *,
         devices = _without_clear_secrets(raw, devices, errors)
     return ConnectorConfig(name=name, id=connector_id, log_level=log_level, enable_remote_logging=remote,
                            report_strategy=report, poll_period_s=poll_period, devices=tuple(devices),
-                           loop_stall_s=loop_stall, data_dir=data_dir), errors
+                           loop_stall_s=loop_stall, data_dir=data_dir, listeners=listeners,
+                           max_connections=max_connections, max_new_connections_per_s=max_new_per_s), errors
 
 
 def _without_clear_secrets(raw: dict[str, Any], devices: list[DeviceConfig],
@@ -382,6 +413,9 @@ def _association_slot(c: MeterSettings) -> tuple[tuple[Any, ...], str]:
     address alone selects the meter (the existing rule). Host names compare case-insensitively
     (DNS does); different spellings of one address (a name and its IP) are not resolved here.
     """
+    if c.inbound:
+        # No host or port: a meter that calls in is told apart by the identity it gives.
+        return ("inbound", c.listener, c.identity), f"identity {c.identity!r} on listener {c.listener!r}"
     host = c.host.lower()
     if c.interface is Interface.HDLC:
         where = ("serial", c.serial.port) if c.serial is not None else (host, c.port)
@@ -484,7 +518,8 @@ def _device(index: int, item: Any, defaults: dict[str, Any], poll_default: float
     timeseries = _points(sec, "timeseries")
     attributes = _points(sec, "attributes")
     meter_data = parse_meter_data(sec)
-    if not timeseries and not attributes and not meter_data and len(errors) == points_before:
+    push = parse_push(sec)
+    if not timeseries and not attributes and not meter_data and push is None and len(errors) == points_before:
         sec.error("timeseries", "and attributes are both missing or empty: the device maps nothing to read")
     if len(errors) != before or connection is None or name is None:
         return None
@@ -494,7 +529,7 @@ def _device(index: int, item: Any, defaults: dict[str, Any], poll_default: float
     return DeviceConfig(index=index, name=name, type=device_type, poll_period_s=poll_period,
                         poll_timeout_s=poll_timeout, connection=connection, timeseries=tuple(timeseries),
                         attributes=tuple(attributes), report_strategy=report, breaker=breaker,
-                        stale_after_s=stale, meter_data=meter_data)
+                        stale_after_s=stale, meter_data=meter_data, push=push)
 
 
 def _breaker(sec: Section, default: BreakerSettings) -> BreakerSettings:
@@ -522,9 +557,23 @@ def _breaker_dict(b: BreakerSettings) -> dict[str, Any]:
 def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSettings | None:
     before = len(sec.errors)
     sec = quirks.with_preset(sec)
+    listener = sec.text("listener", None)
+    identity = sec.text("identity", None)
     serial_port = _serial(sec)
     on_serial = sec.has("serial")
-    host = sec.text("host", required=not partial and not on_serial)
+    if listener is not None:
+        for key in ("host", "port", "serial"):
+            if sec.has(key):
+                sec.error(key, f"does not apply to a meter that calls in (listener {listener!r}): remove it")
+        if identity is None and not partial:
+            sec.error("identity", f"is required with listener {listener!r}: the value the meter identifies with")
+    elif identity is not None and not partial:
+        sec.error("identity", "only applies with connection.listener (a meter that calls in)")
+    transport = sec.choice("transport", Transport, Transport.TCP)
+    call_in_wait = sec.number("callInWaitS", 0.0, lo=0)
+    host = sec.text("host", required=not partial and listener is None and not on_serial)
+    if listener is not None:
+        host = ""
     interface = sec.choice("interface", Interface, Interface.HDLC if on_serial else Interface.WRAPPER)
     port = sec.integer("port", DEFAULT_PORTS[interface], 1, 65535)
     if on_serial and not partial:
@@ -579,12 +628,15 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
     min_interval = sec.number("minAssociationIntervalS", 0.0, 0.0, 3600.0)
     no_range_dev = quirks.no_range_deviation(sec)
     by_code, by_key = quirks.unit_overrides(sec)
+    if transport is Transport.UDP and (interface is Interface.HDLC or listener is not None):
+        sec.error("transport", "udp is for polled WRAPPER meters (IEC 62056-47); a listener has its own transport")
     if len(sec.errors) != before or partial or (host is None and serial_port is None):
         return None
     return MeterSettings(host=host or "", port=port, serial=serial_port, interface=interface, client_address=client,
                          logical_address=logical, physical_address=physical, address_size=size, serial_number=serial,
-                         authentication=auth, password=password,
-                         security=security if auth is not Authentication.NONE else None, timeout=timeout_ms / 1000,
+                         # Kept with authentication 'none' too: a push-only meter's keys decrypt its pushes
+                         # (the session itself ignores them without authentication).
+                         authentication=auth, password=password, security=security, timeout=timeout_ms / 1000,
                          retries=retries, connect_timeout=connect_timeout_ms / 1000, max_pdu_size=max_pdu,
                          max_reply_bytes=max_reply, hdlc_max_info=max_info, hdlc_window=window,
                          inactivity_timeout=inactivity, clock_deviation=deviation,
@@ -592,7 +644,9 @@ def _connection(sec: Section, partial: bool = False, name: str = "") -> MeterSet
                          referencing=referencing, quirks=quirks.preset_name(sec),
                          min_association_interval=min_interval, no_range_deviation=no_range_dev,
                          unit_overrides_by_code=tuple(sorted(by_code.items())),
-                         unit_overrides_by_key=tuple(sorted(by_key.items())), name=name)
+                         unit_overrides_by_key=tuple(sorted(by_key.items())),
+                         transport=transport, listener=listener, identity=identity,
+                         call_in_wait=call_in_wait, name=name)
 
 
 def _serial(sec: Section) -> SerialSettings | None:

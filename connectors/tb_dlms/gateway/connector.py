@@ -22,8 +22,10 @@ from thingsboard_gateway.gateway.statistics.statistics_service import Statistics
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
 from ..config.schema import ConnectorConfig, load_handed_over
+from ..protocol.limits import ConnectionLimits
+from ..protocol.listener import InboundHub
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
-from . import commands, commissioning, payload_limit, rpc
+from . import commands, commissioning, inbound, payload_limit, rpc
 from .collector import MeterDataCollector
 from .cursors import CursorStore, cursor_file
 from .device import DLMSDevice
@@ -128,7 +130,13 @@ class DLMSConnector(Connector):
     def _make_devices(self) -> dict[str, DLMSDevice]:
         # One factory for all meters: real sessions then share one link pool (HDLC serial servers).
         # A new one per loop: links and locks belong to the loop that made them.
-        factory = self._session_factory or meter_session_factory()
+        #: Listeners and the links of meters that call in; like the links, they belong to one loop.
+        self._hub = InboundHub(self.dlms_config.listeners)
+        c = self.dlms_config
+        #: The connections we dial to polled meters, capped (maxConnections, maxNewConnectionsPerS).
+        self._dial_limits = ConnectionLimits(c.max_connections, c.max_new_connections_per_s) \
+            if c.max_connections or c.max_new_connections_per_s else None
+        factory = self._session_factory or meter_session_factory(self._hub, self._dial_limits)
         #: Probes of meters outside the configuration use it too: their turns on a shared bus.
         self._factory = factory
         generation = self._generation
@@ -187,6 +195,9 @@ class DLMSConnector(Connector):
 
     async def _poll_all(self, stopping: asyncio.Event) -> None:
         devices = self._devices
+        hub = self._hub
+        inbound.wire(hub, devices.values(), self._log)
+        await hub.start()
         tasks = [asyncio.create_task(d.run(), name=f"meter {d.name}") for d in devices.values()]
         tasks.append(asyncio.create_task(self._heartbeat.run(), name="heartbeat"))
         try:
@@ -202,6 +213,7 @@ class DLMSConnector(Connector):
                     task.cancel()
                 if late:
                     self._log.warning("%s: %d session(s) did not close in time", self.name, len(late))
+            await hub.stop()
 
     def close(self) -> None:
         with self._close_lock:
@@ -425,6 +437,10 @@ class DLMSConnector(Connector):
             result = self._loop_thread.call(work(), CONNECTOR_RPC_TIMEOUT_S)
             if request.method == "getStats" and isinstance(result, dict):
                 # Live polling threads of this connector in the process: 1, also right after a reload.
+                if self._hub.listeners:
+                    result["listeners"] = self._hub.report()
+                if self._dial_limits is not None:
+                    result["dialledConnections"] = self._dial_limits.report()
                 result["pollingThreads"] = sum(1 for t in threading.enumerate() if t.is_alive()
                                                and t.name == f"{self.name} polling")
             return result

@@ -10,7 +10,7 @@ import asyncio
 import datetime as _dt
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.entities.datapoint_key import DatapointKey
@@ -26,6 +26,9 @@ from .collector import MeterDataCollector
 from .convert import Failure, PointMap, json_value
 from .schedule import next_slot, slots_between, start_offset
 from .sessions import SessionFactory, SessionLike
+
+if TYPE_CHECKING:
+    from ..protocol.listener import PushTarget
 
 #: Seconds a session gets to release its association before it is dropped (stop, reconnect, timeout).
 CLOSE_BOUND_S = 1.0
@@ -95,6 +98,15 @@ class DLMSDevice:
         self._oversized_keys: dict[str, int] = {}
         self.storage_error: str | None = None
         self._storage_refusing_since: float | None = None
+        #: A meter that calls in (connection.listener) and has no connection open: nothing to poll.
+        self.absent = config.connection.inbound
+        self._wake = asyncio.Event()
+        #: Pushed notifications published, and the push target (its failure counts) when it pushes.
+        self.pushes = 0
+        self.last_push_ts: int | None = None
+        self.push_target: PushTarget | None = None
+        self._aborts: set[asyncio.Task[None]] = set()
+        self._polls = bool(config.timeseries or config.attributes or config.meter_data)
 
     # -- schedule -----------------------------------------------------------------------------
 
@@ -105,7 +117,11 @@ class DLMSDevice:
         planned = time.time() + offset
         try:
             while True:
-                await self._sleep_until(planned)
+                if await self._sleep_or_wake(planned):
+                    planned = time.time()  # the meter just called in: poll it while it is there
+                if self.absent or not self._polls:
+                    planned = next_slot(time.time(), period, offset)
+                    continue
                 allowed, change = self.breaker.allow()
                 self._breaker_changed(change)
                 if allowed:
@@ -130,6 +146,50 @@ class DLMSDevice:
             self._log.warning("%s: poll stuck past its deadline; cancelled, session aborted", self.name)
             await self.abort_session()
             self._breaker_changed(self.breaker.record_failure())
+
+    async def _sleep_or_wake(self, when: float) -> bool:
+        """Sleep until ``when``, or until the meter calls in (True)."""
+        if not self.config.connection.inbound:
+            await self._sleep_until(when)
+            return False
+        sleeper = asyncio.ensure_future(self._sleep_until(when))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
+    def call_in(self, present: bool, reason: str | None = None) -> None:
+        """The meter opened a connection to us (True) or its connection is gone (False)."""
+        self.absent = not present
+        if present:
+            # The association of the last session lived on the meter's previous connection.
+            stale, self.session = self.session, None
+            self._attributes_read_at = None
+            if stale is not None:
+                task = asyncio.get_running_loop().create_task(stale.abort(), name=f"abort {self.name}")
+                self._aborts.add(task)
+                task.add_done_callback(self._aborts.discard)
+            self._breaker_changed(self.breaker.reset())
+            self._wake.set()
+            return
+        # Health says it (dlmsConnected false, lastError); the device stays connected at the gateway,
+        # whose RPC routing (3.8.5) drops requests for a deleted device with a bare 408 "Request timeout":
+        # kept, an RPC gets the clear "meter not connected" (or waits callInWaitS for it to call in).
+        self._set_health(f"{self.name}: {reason or 'meter not connected'}")
+
+    def publish_push(self, data: ConvertedData) -> None:
+        """A push is data from the meter: it reconnects the device at ThingsBoard if it was away."""
+        self.stale.good()
+        if not self.on_platform:
+            self.on_platform = True
+            if self._presence is not None:
+                self._presence(self, True)
+        self._publish(data)
 
     async def _sleep_until(self, when: float) -> None:
         """Sleep, touching the association if the meter would drop it before the next poll."""
@@ -324,6 +384,10 @@ class DLMSDevice:
         that says why, so its "active" state follows the meter, not the gateway's own connection."""
         if self._presence is None:
             return
+        if self.absent:
+            # A meter that calls in and hung up stays connected at ThingsBoard: the gateway answers
+            # RPCs to a disconnected device with a bare 408 itself, ours say "meter not connected".
+            return
         if self.on_platform:
             self.on_platform = False
             self.platform_disconnects += 1
@@ -434,6 +498,11 @@ class DLMSDevice:
             "storageRefusals": self.storage_refusals,
             "storageError": self.storage_error,
         })
+        if c.inbound:
+            out.update(endpoint=f"listener {c.listener}, identity {c.identity}", callingIn=not self.absent)
+        if self.config.push is not None:
+            out.update(pushes=self.pushes, lastPushTs=self.last_push_ts,
+                       pushFailures=self.push_target.failures if self.push_target is not None else 0)
         if self.collector is not None:
             out.update(self.collector.report())
         return out

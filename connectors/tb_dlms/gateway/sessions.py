@@ -6,7 +6,7 @@ change underneath without touching ThingsBoard code.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from ..protocol.link import LinkProvider
 from ..protocol.obis import ObisCode
@@ -14,6 +14,10 @@ from ..protocol.profile import ProfileData
 from ..protocol.readings import AttributeRef, Reading
 from ..protocol.settings import MeterSettings
 from ..protocol.stats import SessionStats
+
+if TYPE_CHECKING:
+    from ..protocol.limits import ConnectionLimits
+    from ..protocol.listener import InboundHub
 
 
 class SessionLike(Protocol):
@@ -55,6 +59,10 @@ class SessionLike(Protocol):
 
     async def keep_alive(self) -> bool: ...
 
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        """The scaler of a register read in this association (None: not read): pushes carry raw values."""
+        ...
+
     async def change_keys(self, block_cipher_key: bytes, authentication_key: bytes,
                           security_setup: ObisCode | None = None) -> None:
         """New global keys through the Security Setup object (None: 0.0.43.0.0.255), then an
@@ -72,9 +80,10 @@ class SessionLike(Protocol):
 SessionFactory = Callable[[MeterSettings], SessionLike]
 
 
-def meter_session_factory() -> SessionFactory:
+def meter_session_factory(hub: InboundHub | None = None, limits: ConnectionLimits | None = None) -> SessionFactory:
     """Real sessions sharing one link pool, so HDLC meters behind one serial server share its TCP link
-    (and the meters of one RS-485 bus its serial port).
+    (and the meters of one RS-485 bus its serial port); meters that call in get the links of
+    ``hub``'s listeners; dialled TCP links are capped by ``limits``.
 
     The protocol module is imported on first use: unit tests with fake sessions never load gurux.
     """
@@ -82,11 +91,11 @@ def meter_session_factory() -> SessionFactory:
 
     def make(settings: MeterSettings) -> SessionLike:
         nonlocal pool
-        from ..protocol.pools import link_pool
+        from ..protocol.endpoints import EndpointPool
         from ..protocol.session import MeterSession
 
         if pool is None:
-            pool = link_pool()
+            pool = EndpointPool(hub, limits)
         return MeterSession(settings, links=pool)
 
     return make

@@ -174,6 +174,11 @@ def _length(b: bytes, i: int) -> tuple[int, int]:
     return int.from_bytes(b[i + 1:i + 1 + size], "big"), i + 1 + size
 
 
+def decode_length(b: bytes, i: int) -> tuple[int, int]:
+    """An A-XDR length at offset i: (length, offset after it). Raises Malformed."""
+    return _length(b, i)
+
+
 def decode_data(b: bytes, i: int) -> tuple[Any, int]:
     """One A-XDR ``Data`` value at offset i: (value, next offset)."""
     tag = b[i]

@@ -284,7 +284,9 @@ class MeterSession:
         await self._respect_association_interval()
         s = self.settings
         counter = None
-        if s.security is not None and s.security.policy.ciphered or s.authentication is Authentication.HIGH_GMAC:
+        # As _new_client: no ciphering without authentication (a push-only meter's keys are for its pushes).
+        ciphered = s.security is not None and s.security.policy.ciphered and s.authentication is not Authentication.NONE
+        if ciphered or s.authentication is Authentication.HIGH_GMAC:
             counter = await self._read_frame_counter()
         self._client = self._new_client(s.client_address, s.authentication, s.password)
         if counter is not None:
@@ -753,6 +755,10 @@ class MeterSession:
         scaler_unit = plain(value) if not isinstance(value, axdr.AccessResult) else None
         if isinstance(scaler_unit, list) and len(scaler_unit) == 2:
             self._scalers[AttributeRef(sref.obis, sref.class_id, 2)] = (int(scaler_unit[0]), int(scaler_unit[1]))
+
+    def scaler_of(self, ref: AttributeRef) -> int | None:
+        """Scaler of a register read in this association (pushes carry raw values)."""
+        return self._scalers.get(ref, (None, None))[0]
 
     def unit_of(self, ref: AttributeRef) -> str | None:
         """Unit text of a register read in this association (profiles report values only)."""

@@ -17,6 +17,13 @@ class Interface(str, enum.Enum):
     HDLC = "hdlc"
 
 
+class Transport(str, enum.Enum):
+    """What carries the frames: TCP, or UDP datagrams (WRAPPER only, IEC 62056-47; NB-IoT meters)."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+
 class Authentication(str, enum.Enum):
     """The association's authentication mechanism (Green Book mechanism id in ``mechanism_id``)."""
 
@@ -240,6 +247,13 @@ class MeterSettings:
     quirks: str | None = None
     #: Free-text name used in logs and errors.
     name: str = ""
+    #: How a polled meter is reached (UDP: one WRAPPER frame a datagram, same deadlines and resends).
+    transport: Transport = Transport.TCP
+    #: A meter that calls in: the listener it calls (no host or port then) and the identity it gives.
+    listener: str | None = None
+    identity: str | None = None
+    #: Seconds an exchange waits for a meter that is not connected to call in (0: fail at once).
+    call_in_wait: float = 0.0
     #: A serial port on the gateway instead of host:port (HDLC only; then ``host`` is empty).
     serial: SerialSettings | None = None
 
@@ -287,5 +301,50 @@ class MeterSettings:
         return self.clock_deviation is ClockDeviation.UTC_MINUS_LOCAL
 
     @property
+    def inbound(self) -> bool:
+        """True for a meter that calls in (``listener``): nobody dials it."""
+        return self.listener is not None
+
+    @property
     def label(self) -> str:
         return self.name or f"{self.endpoint}/{self.server_address}"
+
+
+#: The logical device name object: how a meter that calls in says who it is, by default.
+LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyBy:
+    """How a meter that called in says who it is: an attribute read by the public client, or the
+    system title of its first ciphered push (``system_title``)."""
+
+    obis: str = LOGICAL_DEVICE_NAME
+    class_id: int = 1
+    attribute: int = 2
+    client_address: int = 16
+    server_address: int = 1
+    system_title: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    name: str
+    port: int
+    host: str = "0.0.0.0"
+    interface: Interface = Interface.WRAPPER
+    transport: Transport = Transport.TCP
+    identify_by: IdentifyBy = IdentifyBy()
+    #: Alliander's defaults for a cellular head-end.
+    max_connections: int = 1000
+    max_new_per_s: float = 30.0
+    #: A connection silent this long is closed (the meter calls again when it has something).
+    idle_timeout_s: float = 600.0
+    #: Identification must be done within this (a meter that dials in and stays silent).
+    identify_timeout_s: float = 30.0
+    reply_timeout_s: float = 5.0
+    retries: int = 1
+    #: More connections than this from one identity within ``reconnect_window_s``: a reconnect loop.
+    reconnect_limit: int = 10
+    reconnect_window_s: float = 60.0
+    reconnect_backoff_s: float = 60.0

@@ -24,27 +24,86 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
 from .errors import ConnectError, LinkClosed
 from .framing import HdlcFrame, HdlcFrameReader, WrapperFrameReader
+from .limits import ConnectionLimits
 from .link import Frame, Link, Mailbox
 from .settings import Interface, MeterSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Endpoint", "LinkPool", "Mailbox", "StreamLink", "TcpClientLink", "endpoint_of"]
+__all__ = ["Endpoint", "LinkPool", "Mailbox", "PooledLink", "Routing", "StreamLink", "TcpClientLink", "endpoint_of"]
 
 _READ_CHUNK = 4096
 
 
-class StreamLink:
+class Routing:
+    """The per-address half of a link, whatever carries its bytes: the turn, a mailbox per server
+    address, which addresses answered, frames routed to their mailbox, death notices to all.
+
+    ``StreamLink`` (byte streams), ``udp.UdpLink`` (datagrams) and ``inbound.InboundLink`` (a
+    connection a meter opened to us) share it.
+    """
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Lock()
+        self._mailboxes: dict[int, Mailbox] = {}
+        self.unrouted_frames = 0
+        #: Addresses that answered on this link and have not since let an exchange run out of resends.
+        self._confirmed: set[int] = set()
+
+    def mailbox(self, address: int) -> Mailbox:
+        box = self._mailboxes.get(address)
+        if box is None:
+            box = self._mailboxes[address] = Mailbox(address)
+        return box
+
+    def holds(self, address: int) -> bool:
+        return address in self._mailboxes
+
+    def forget(self, address: int) -> None:
+        self._mailboxes.pop(address, None)
+
+    def first_contact(self, address: int) -> bool:
+        """True while ``address`` has not answered here: a wrong or absent address gives silence,
+        so the probe is short and not resent (field note: send nothing to an unconfirmed address)."""
+        return address not in self._confirmed
+
+    def unconfirm(self, address: int) -> None:
+        """An exchange with ``address`` ran out of resends: probe it briefly again next time."""
+        self._confirmed.discard(address)
+
+    @property
+    def users(self) -> int:
+        return len(self._mailboxes)
+
+    def _route(self, frame: Frame, size: int) -> None:
+        if isinstance(frame, HdlcFrame):
+            box = self._mailboxes.get(frame.source)
+        else:
+            # A WRAPPER connection belongs to one association; the wPort is informative.
+            box = self._mailboxes.get(frame.source) or (
+                next(iter(self._mailboxes.values())) if len(self._mailboxes) == 1 else None
+            )
+        if box is None:
+            self.unrouted_frames += 1
+            return
+        self._confirmed.add(box.address)
+        box.deliver(frame, size)
+
+    def _notify_closed(self, reason: str) -> None:
+        for box in self._mailboxes.values():
+            box.notify_closed(reason)
+
+
+class StreamLink(Routing):
     """One byte stream carrying the frames of one or more meters; subclasses say how it opens."""
 
     def __init__(self, interface: Interface) -> None:
+        super().__init__()
         self.interface = interface
-        self.turn = asyncio.Lock()
-        self._mailboxes: dict[int, Mailbox] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -53,9 +112,6 @@ class StreamLink:
             HdlcFrameReader() if interface is Interface.HDLC else WrapperFrameReader()
         )
         self.closed_reason: str | None = None
-        self.unrouted_frames = 0
-        #: Addresses that answered on this link and have not since let an exchange run out of resends.
-        self._confirmed: set[int] = set()
 
     @property
     def name(self) -> str:
@@ -84,31 +140,6 @@ class StreamLink:
         if n:
             self._framer.reset()
         return n
-
-    def mailbox(self, address: int) -> Mailbox:
-        box = self._mailboxes.get(address)
-        if box is None:
-            box = self._mailboxes[address] = Mailbox(address)
-        return box
-
-    def holds(self, address: int) -> bool:
-        return address in self._mailboxes
-
-    def forget(self, address: int) -> None:
-        self._mailboxes.pop(address, None)
-
-    def first_contact(self, address: int) -> bool:
-        """True while ``address`` has not answered here: a wrong or absent address gives silence,
-        so the probe is short and not resent (field note: send nothing to an unconfirmed address)."""
-        return address not in self._confirmed
-
-    def unconfirm(self, address: int) -> None:
-        """An exchange with ``address`` ran out of resends: probe it briefly again next time."""
-        self._confirmed.discard(address)
-
-    @property
-    def users(self) -> int:
-        return len(self._mailboxes)
 
     async def open(self) -> None:
         async with self._opening:
@@ -153,26 +184,11 @@ class StreamLink:
         finally:
             self._mark_closed(reason)
 
-    def _route(self, frame: Frame, size: int) -> None:
-        if isinstance(frame, HdlcFrame):
-            box = self._mailboxes.get(frame.source)
-        else:
-            # A WRAPPER connection belongs to one association; the wPort is informative.
-            box = self._mailboxes.get(frame.source) or (
-                next(iter(self._mailboxes.values())) if len(self._mailboxes) == 1 else None
-            )
-        if box is None:
-            self.unrouted_frames += 1
-            return
-        self._confirmed.add(box.address)
-        box.deliver(frame, size)
-
     def _mark_closed(self, reason: str) -> None:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        for box in self._mailboxes.values():
-            box.notify_closed(reason)
+        self._notify_closed(reason)
         if self._writer is not None:
             self._writer.close()
 
@@ -194,38 +210,62 @@ class StreamLink:
 
 
 class TcpClientLink(StreamLink):
-    """A TCP connection we open to a host:port (a WRAPPER meter, or a serial server's bus)."""
+    """A TCP connection we open to a host:port (a WRAPPER meter, or a serial server's bus).
 
-    def __init__(self, host: str, port: int, interface: Interface, connect_timeout: float) -> None:
+    With ``limits`` (the connector's ``maxConnections``/``maxNewConnectionsPerS``), opening waits
+    for a slot and the rate first, and the slot is held while the connection is open.
+    """
+
+    def __init__(self, host: str, port: int, interface: Interface, connect_timeout: float,
+                 limits: ConnectionLimits | None = None) -> None:
         super().__init__(interface)
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout
+        self.limits = limits
+        self._holds_slot = False
 
     @classmethod
-    def for_meter(cls, settings: MeterSettings) -> TcpClientLink:
-        return cls(settings.host, settings.port, settings.interface, settings.connect_timeout)
+    def for_meter(cls, settings: MeterSettings, limits: ConnectionLimits | None = None) -> TcpClientLink:
+        return cls(settings.host, settings.port, settings.interface, settings.connect_timeout, limits)
 
     @property
     def name(self) -> str:
         return f"{self.host}:{self.port}"
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.limits is not None and not self._holds_slot:
+            await self.limits.admit()  # queued fairly; the poll's deadline bounds the wait
+            self._holds_slot = True
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.connect_timeout)
         except TimeoutError as exc:
+            self._free_slot()
             raise ConnectError(
                 f"no TCP connection to {self.host}:{self.port} within {self.connect_timeout:g} s"
             ) from exc
         except OSError as exc:
+            self._free_slot()
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _mark_closed(self, reason: str) -> None:
+        super()._mark_closed(reason)
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        if self._holds_slot and self.limits is not None:
+            self._holds_slot = False
+            self.limits.release()
 
 
 class Endpoint(NamedTuple):
-    """Where a link goes: the key links are shared by. ``tcp``: host and port; ``serial``: a port
-    of the gateway, ``host`` its path (port 0), so the meters of one RS-485 bus share it as those
-    behind one serial server share their host:port. Inbound connections will add their own kind
-    (issue 14)."""
+    """Where a link goes: the key links are shared by. ``tcp`` and ``udp``: host and port;
+    ``serial``: a port of the gateway, ``host`` its path (port 0), so the meters of one RS-485 bus
+    share it as those behind one serial server share their host:port. Meters that call in have no
+    endpoint: their links are the listeners' (``endpoints.EndpointPool``)."""
 
     kind: str
     host: str
@@ -235,20 +275,31 @@ class Endpoint(NamedTuple):
 def endpoint_of(settings: MeterSettings) -> Endpoint:
     if settings.serial is not None:
         return Endpoint("serial", settings.serial.port, 0)
-    return Endpoint("tcp", settings.host, settings.port)
+    return Endpoint(settings.transport.value, settings.host, settings.port)
+
+
+class PooledLink(Link, Protocol):
+    """A link the pool can share: it says whether an address already has a mailbox on it."""
+
+    def holds(self, address: int) -> bool: ...
 
 
 #: Makes the link for a meter's endpoint (the first meter's settings, for a shared one).
-LinkMaker = Callable[[MeterSettings], StreamLink]
+LinkMaker = Callable[[MeterSettings], PooledLink]
 
 
 class LinkPool:
     """Hands out links (the ``link.LinkProvider`` of the session): one shared link per HDLC
-    endpoint (a bus), one link per WRAPPER meter."""
+    endpoint (a bus), one link per WRAPPER meter. ``limits`` caps the TCP connections it dials."""
 
-    def __init__(self, makers: dict[str, LinkMaker] | None = None) -> None:
-        self._makers: dict[str, LinkMaker] = {"tcp": TcpClientLink.for_meter, **(makers or {})}
-        self._shared: dict[Endpoint, StreamLink] = {}
+    def __init__(self, makers: dict[str, LinkMaker] | None = None, limits: ConnectionLimits | None = None) -> None:
+        self.limits = limits
+
+        def tcp(settings: MeterSettings) -> PooledLink:
+            return TcpClientLink.for_meter(settings, limits)
+
+        self._makers: dict[str, LinkMaker] = {"tcp": tcp, **(makers or {})}
+        self._shared: dict[Endpoint, PooledLink] = {}
 
     def acquire(self, settings: MeterSettings) -> tuple[Link, Mailbox]:
         endpoint = endpoint_of(settings)

@@ -92,6 +92,7 @@ class Meter:
         "spec", "load", "clock_offset", "profile_first", "events", "output_state",
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
         "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
+        "identity",
         "pending_keys", "key_changes",
     )
 
@@ -121,6 +122,8 @@ class Meter:
         self.connections = self.reboots = 0
         #: Live links (connections) serving this meter; notified on reboot.
         self.links: set = set()
+        #: Logical device name it answers with; a misbehaving meter claims another's (None: its own).
+        self.identity: str | None = None
         #: Keys accepted by global_key_transfer, taken into use once the reply is sent (Blue Book).
         self.pending_keys: dict[int, bytes] = {}
         self.key_changes = 0
@@ -189,6 +192,9 @@ class Meter:
         if index == 2:
             if ln == cosem.SERIAL:
                 return axdr.octets(str(spec.serial_number).encode())
+            if ln == cosem.LOGICAL_DEVICE_NAME:
+                # Padded to 16 bytes with NULs, as meters do: the head-end must strip them.
+                return axdr.octets((self.identity or spec.logical_device_name or spec.name).encode().ljust(16, b"\x00"))
             if ln == cosem.SERIAL_RAW:
                 return axdr.octets(b"\x00\x9f" + spec.serial.to_bytes(4, "big") + b"\xff\x7f")
             if ln == cosem.FIRMWARE:

@@ -29,6 +29,8 @@ from .physics import Load
 CLOCK = "0.0.1.0.0.255"
 SERIAL = "0.0.96.1.0.255"
 SERIAL_RAW = "0.0.96.1.1.255"
+#: COSEM logical device name: what a head-end reads to identify a meter that called in.
+LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 FIRMWARE = "1.0.0.2.0.255"
 FRAME_COUNTER = "0.0.43.1.0.255"
 #: Security Setup (class 64) of the management association: global_key_transfer is method 2.
@@ -105,7 +107,7 @@ def shared_objects() -> tuple:
         reg.scaler = 10 ** r.scaler
         objs.append(reg)
         by_ln[r.obis] = reg
-    for ln in (SERIAL, SERIAL_RAW, FIRMWARE):
+    for ln in (SERIAL, SERIAL_RAW, FIRMWARE, LOGICAL_DEVICE_NAME):
         d = GXDLMSData(ln)
         d.setDataType(2, DataType.OCTET_STRING)
         objs.append(d)

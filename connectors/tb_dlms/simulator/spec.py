@@ -92,6 +92,8 @@ class MeterSpec:
     #: Idle seconds after which the meter forgets the association (0 = never).
     inactivity_timeout: float = 180.0
     firmware: str = "SIM-1.4.2"
+    #: Logical device name (0.0.42.0.0.255), how a meter that calls in is identified; None: its name.
+    logical_device_name: str | None = None
     #: Serve on a serial line (a pty) instead of TCP: meters with the same name share the line.
     serial_line: str | None = None
     #: Stable path of the line (a symlink to the pty, like /dev/serial/by-id); None: the pty's name.
@@ -136,6 +138,8 @@ class MeterSpec:
             self.serial_number = 10_000_000 + self.seed % 89_999_999
         if self.client_address is None:
             self.client_address = DEFAULT_AUTH_CLIENT[self.auth]
+        if self.logical_device_name is None:
+            self.logical_device_name = self.name
         if self.system_title is None:
             self.system_title = b"SIM" + self.serial_number.to_bytes(5, "big")
         self.system_title = _as_bytes(self.system_title)
