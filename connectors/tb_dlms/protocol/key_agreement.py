@@ -21,7 +21,6 @@ except the derived key, which the caller keeps in memory only.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature

@@ -265,6 +265,7 @@ def security_setup_key_agreement() -> None:
         e.byteArray = True
         return answer
 
+    invoke.__wrapped__ = shipped  # type: ignore[attr-defined]  # the defect test calls the shipped one
     GXDLMSSecuritySetup.invoke = invoke
 
 

@@ -129,15 +129,25 @@ def meter_key_agreement(parameters: Any, suite: int, signing_key: ec.EllipticCur
         return None
     ephemeral = ec.generate_private_key(_KA_CURVES[suite])
     z = ephemeral.exchange(ec.ECDH(), peer)
-    digest = hashlib.sha384 if suite == 2 else hashlib.sha256
-    key = digest((1).to_bytes(4, "big") + z + _ALGORITHM_ID[suite] + client_title + meter_title).digest()
-    key = key[:32 if suite == 2 else 16]
+    key = concat_kdf(suite, z, _ALGORITHM_ID[suite] + client_title + meter_title)
     n = ephemeral.public_key().public_numbers()
     own = n.x.to_bytes(size, "big") + n.y.to_bytes(size, "big")
     signed = bytes((0,)) + (bytes(len(own)) if bad_signature else own)  # fault: signed over the wrong data
     body = own + _sign_rs(signing_key, signed)
     answer = bytes((0x01, 0x01, 0x02, 0x02, 0x16, 0x00, 0x09)) + _length(len(body)) + body
     return answer, key
+
+
+def concat_kdf(suite: int, z: bytes, other_info: bytes, length: int | None = None) -> bytes:
+    """SP 800-56A 5.8.1: Hash(counter || Z || OtherInfo) for counter = 1, 2, ... until ``length``."""
+    digest = hashlib.sha384 if suite == 2 else hashlib.sha256
+    length = length or (32 if suite == 2 else 16)
+    out = b""
+    counter = 1
+    while len(out) < length:
+        out += digest(counter.to_bytes(4, "big") + z + other_info).digest()
+        counter += 1
+    return out[:length]
 
 
 def _length(n: int) -> bytes:
