@@ -170,3 +170,22 @@ def test_gurux_server_key_agreement_defect_still_there():
     e = ValueEventArgs(settings, obj, 3, 0, [[0, bytes(128)]])
     assert shipped(obj, settings, e) is None
     assert e.error == 0 and e.rror != 0
+
+
+def test_bad_meter_signature_is_diagnosed_as_key_agreement(sim):
+    from tb_dlms.tools.diagnosis import diagnose
+
+    s = settings(sim, "agree-bad", retries=0)
+
+    async def go():
+        session = MeterSession(s)
+        try:
+            await session.connect()
+        except KeyAgreementFailed as exc:
+            return exc
+        finally:
+            await session.close()
+
+    diagnosis = diagnose(asyncio.run(go()), s)
+    assert diagnosis.kind == "key_agreement" and "meterPublicKey" in diagnosis.hint, diagnosis
+    assert "does not verify" in diagnosis.cause
