@@ -187,3 +187,5 @@ def test_no_secret_in_the_gateway_logs(reporting, gateway, simulator, key_dir):
         spec = simulator.meter(name).spec
         assert spec.block_cipher_key.hex() not in text.lower(), name
     assert "PRIVATE KEY" not in text and WRONG_SECRET not in text
+    agreed = simulator.meter("Meter Agree 2").last_agreed_key
+    assert agreed is not None and agreed.hex() not in text.lower(), "an agreed key is never logged"

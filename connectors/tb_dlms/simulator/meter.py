@@ -90,7 +90,7 @@ class Meter:
         "spec", "load", "clock_offset", "profile_first", "events", "output_state",
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
         "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
-        "pending_keys", "key_changes", "key_agreements",
+        "pending_keys", "key_changes", "key_agreements", "last_agreed_key",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
@@ -124,6 +124,8 @@ class Meter:
         self.key_changes = 0
         #: Associations whose unicast key was agreed (Security Setup method 3) and taken into use.
         self.key_agreements = 0
+        #: The key the latest agreement produced (tests check it never reaches a log).
+        self.last_agreed_key: bytes | None = None
 
     @property
     def name(self) -> str:
@@ -383,6 +385,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
             self.agreed_key, self._pending_agreed_key = self._pending_agreed_key, None
             self.settings.cipher.blockCipherKey = self.agreed_key
             self.meter.key_agreements += 1
+            self.meter.last_agreed_key = self.agreed_key
         return bytes(out) if out else None
 
     def _key_agreement(self, parameters):
