@@ -517,3 +517,41 @@ def test_two_hdlc_devices_with_the_same_addresses_on_one_serial_server_are_refus
     assert [d.name for d in cfg.devices] == ["Meter 1", "Neighbour", "Other bus"]
     assert [e.device_name for e in errors] == ["Same", "Other client"]
     assert all("already used by devices[0] \"Meter 1\"" in str(e) for e in errors)
+
+
+def _ecdsa_device(tmp_path, suite: int = 1, **security) -> dict:
+    from tb_dlms.simulator import keys
+
+    private, public = tmp_path / f"client{suite}.pem", tmp_path / f"meter{suite}.pem"
+    private.write_bytes(keys.private_pem(keys.CLIENT, suite or 1))
+    public.write_bytes(keys.public_pem("meter", suite or 1))
+    return meter("Meter E", authentication="high_ecdsa", security={
+        "systemTitle": "4d4d4d0000bc614e", "blockCipherKey": KEY_A * (2 if suite == 2 else 1),
+        "authenticationKey": KEY_B * (2 if suite == 2 else 1), "suite": suite, "signingKey": str(private),
+        "meterPublicKey": str(public), **security})
+
+
+def test_key_agreement_is_read_and_defaults_to_none(tmp_path):
+    from tb_dlms.protocol.settings import KeyAgreement
+
+    agreeing, plain = _ecdsa_device(tmp_path, 2, keyAgreement="global_unicast"), _ecdsa_device(tmp_path, 1)
+    plain["deviceName"], plain["connection"]["port"] = "Meter F", 4060
+    cfg, errors = load_connector_config(config(agreeing, plain))
+    assert errors == []
+    agreed, default = (d.connection.security for d in cfg.devices)
+    assert agreed.key_agreement is KeyAgreement.GLOBAL_UNICAST and default.key_agreement is KeyAgreement.NONE
+
+
+@pytest.mark.parametrize("security, message", [
+    ({"keyAgreement": "ephemeral"}, "connection.security.keyAgreement must be one of 'none', 'global_unicast', "
+                                    "got \"ephemeral\""),
+    ({"keyAgreement": "global_unicast", "policy": "none"},
+     "connection.security.keyAgreement 'global_unicast' agrees a ciphering key: policy must not be 'none'"),
+])
+def test_key_agreement_errors_name_the_field(tmp_path, security, message):
+    assert message in only_error(config(_ecdsa_device(tmp_path, **security)))
+
+
+def test_key_agreement_needs_suite_1_or_2():
+    raw = config(gmac(keyAgreement="global_unicast"))
+    assert 'connection.security.keyAgreement \'global_unicast\' needs security suite 1 (P-256) or 2' in only_error(raw)

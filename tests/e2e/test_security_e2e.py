@@ -4,6 +4,7 @@ One simulator and one gateway for the module, one meter per combination:
   HLS / MD5 / SHA1 / SHA256      the secret-based mechanisms, no ciphering (SHA256 also over HDLC)
   GMAC                           suite 0, authenticated and encrypted
   ECDSA 1 / ECDSA 2 / ECDSA 2 ded suites 1 and 2 (P-256, P-384), the last with a dedicated key
+  Meter Agree 2                  suite 2, a meter that requires key agreement (Security Setup method 3)
   Wrong SHA256                   a wrong HLS-SHA256 secret: diagnosed, not a timeout
   Keys / Keys Refused            changeKeys through ThingsBoard, the keys in a key file on the gateway
 """
@@ -34,18 +35,22 @@ METERS = {
     "Meter ECDSA 1": ("high_ecdsa", 1, "wrapper", False),
     "Meter ECDSA 2": ("high_ecdsa", 2, "wrapper", False),
     "Meter ECDSA 2 ded": ("high_ecdsa", 2, "wrapper", True),
+    "Meter Agree 2": ("high_ecdsa", 2, "wrapper", False),
     "Wrong SHA256": ("high_sha256", 0, "wrapper", False),
     "Keys": ("high_gmac", 0, "wrapper", False),
     "Keys Refused": ("high_ecdsa", 1, "wrapper", False),
 }
 WORKING = [n for n in METERS if n != "Wrong SHA256"]
+#: Meters that refuse every read until the global unicast key is agreed (security.keyAgreement).
+AGREEING = {"Meter Agree 2"}
 WRONG_SECRET = "not-the-meter-secret"
 NEW_BCK, NEW_AK = "4142434445464748494a4b4c4d4e4f50", "6162636465666768696a6b6c6d6e6f70"
 
 
 @pytest.fixture(scope="module")
 def simulator():
-    specs = [MeterSpec(name, auth=auth, security_suite=suite, interface=interface)
+    specs = [MeterSpec(name, auth=auth, security_suite=suite, interface=interface,
+                       require_key_agreement=name in AGREEING)
              for name, (auth, suite, interface, _ded) in METERS.items()]
     sim = Simulator(specs).start()
     yield sim
@@ -120,6 +125,13 @@ def test_every_mechanism_and_suite_reports(reporting, fake_tb, simulator):
         assert simulator.stats(name)["associations"] >= 1
 
 
+def test_meter_requiring_key_agreement_reports(reporting, fake_tb, simulator, gateway):
+    _fresh_telemetry(fake_tb, "Meter Agree 2", polls=1)
+    assert simulator.stats("Meter Agree 2")["key_agreements"] >= 1
+    stats = _stats(fake_tb, "Meter Agree 2")
+    assert not stats["errors"].get("key_agreement") and not stats["lastError"], stats
+
+
 def test_wrong_secret_is_diagnosed_naming_the_mechanism(reporting, fake_tb):
     deadline = time.monotonic() + 45
     while True:
@@ -175,3 +187,5 @@ def test_no_secret_in_the_gateway_logs(reporting, gateway, simulator, key_dir):
         spec = simulator.meter(name).spec
         assert spec.block_cipher_key.hex() not in text.lower(), name
     assert "PRIVATE KEY" not in text and WRONG_SECRET not in text
+    agreed = simulator.meter("Meter Agree 2").last_agreed_key
+    assert agreed is not None and agreed.hex() not in text.lower(), "an agreed key is never logged"

@@ -19,6 +19,7 @@ from ..protocol.settings import (
     Authentication,
     ClockDeviation,
     Interface,
+    KeyAgreement,
     MeterSettings,
     Referencing,
     ListenerSettings,
@@ -73,7 +74,8 @@ CONNECTION_KEYS = ("host", "port", "interface", "clientAddress", "serverAddress"
                    "callInWaitS") + quirks.SWITCH_KEYS
 SERVER_ADDRESS_KEYS = ("logical", "physical", "size")
 SECURITY_KEYS = ("systemTitle", "blockCipherKey", "authenticationKey", "frameCounterObis", "frameCounterClient",
-                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile")
+                 "suite", "policy", "dedicatedKey", "signingKey", "meterPublicKey", "masterKey", "keyFile",
+                 "keyAgreement")
 HDLC_KEYS = ("maxInfoField", "windowSize")
 #: The gateway's Modbus connector names these the same way; modeE and below are ours.
 SERIAL_KEYS = ("port", "baudrate", "bytesize", "parity", "stopbits", "modeE", "deviceAddress", "switchDelayMs")
@@ -168,6 +170,7 @@ def public_connection(c: MeterSettings) -> dict[str, Any]:
             "suite": s.suite,
             "policy": s.policy.value,
             "dedicatedKey": s.dedicated_key,
+            "keyAgreement": s.key_agreement.value,
         }
         for key, value in (("blockCipherKey", s.block_cipher_key), ("authenticationKey", s.authentication_key),
                            ("signingKey", s.signing_key), ("masterKey", s.master_key)):
@@ -757,9 +760,17 @@ def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> 
         sub.error("dedicatedKey", f"must be true or false, got {show(dedicated)}")
         dedicated = False
     signing = meter_key = None
-    if auth is Authentication.HIGH_ECDSA:
+    agreement = sub.choice("keyAgreement", KeyAgreement, KeyAgreement.NONE)
+    if agreement is not KeyAgreement.NONE:
+        # The agreement is signed (ECDSA) and its key ciphers APDUs: nothing to agree without both.
         if suite == 0:
-            sub.error("suite", "must be 1 (P-256) or 2 (P-384) for authentication 'high_ecdsa'")
+            sub.error("keyAgreement", f"'{agreement.value}' needs security suite 1 (P-256) or 2 (P-384)")
+        elif not policy.ciphered:
+            sub.error("keyAgreement", f"'{agreement.value}' agrees a ciphering key: policy must not be 'none'")
+    if auth is Authentication.HIGH_ECDSA or agreement is not KeyAgreement.NONE:
+        if suite == 0:
+            if auth is Authentication.HIGH_ECDSA:
+                sub.error("suite", "must be 1 (P-256) or 2 (P-384) for authentication 'high_ecdsa'")
         else:
             signing = _pem(sub, "signingKey", suite, private=True)
             meter_key = _pem(sub, "meterPublicKey", suite, private=False)
@@ -767,7 +778,7 @@ def _security(sec: Section, auth: Authentication = Authentication.HIGH_GMAC) -> 
         return None
     return Security(title, bck, ak, fc_obis, fc_client, suite=suite, policy=policy, dedicated_key=dedicated,
                     signing_key=Secret(signing) if signing is not None else None, meter_public_key=meter_key,
-                    master_key=master, key_source=source)
+                    master_key=master, key_source=source, key_agreement=agreement)
 
 
 def key_source(security: dict[str, Any]) -> str | None:

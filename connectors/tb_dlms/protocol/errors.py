@@ -142,6 +142,13 @@ class AuthenticationFailed(AssociationRejected):
         self.check = check
 
 
+class KeyAgreementFailed(AssociationRejected):
+    """Security Setup key_agreement (method 3) was refused, or the meter's answer is not signed
+    with the key in ``security.meterPublicKey``: no key to cipher with, so no association."""
+
+    kind = "key_agreement"
+
+
 class KeysChangedButUnusable(DlmsError):
     """The meter took new global keys but no association with them worked: neither key set is
     known to work, so this is reported loudly rather than retried with the old keys."""

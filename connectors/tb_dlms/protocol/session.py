@@ -29,7 +29,7 @@ from gurux_dlms.ServiceError import ServiceError
 from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.secure import GXDLMSSecureClient
 
-from . import axdr, fast_gcm, gurux_compat, hdlc_fixes, key_transfer, profile, quiet, security_fixes
+from . import axdr, fast_gcm, gurux_compat, hdlc_fixes, key_agreement, key_transfer, profile, quiet, security_fixes
 from . import short_names as sn
 from .axdr import data_type
 from .errors import (
@@ -40,6 +40,7 @@ from .errors import (
     CipheringFailed,
     DlmsError,
     InvalidValue,
+    KeyAgreementFailed,
     KeysChangedButUnusable,
     LinkClosed,
     MalformedReply,
@@ -54,7 +55,8 @@ from .framing import HdlcFrame
 from .obis import ObisCode
 from .profile import ProfileData
 from .readings import AttributeRef, Reading
-from .settings import Authentication, Interface, MeterSettings, Referencing, Secret, Security, SecurityPolicy
+from .settings import (Authentication, Interface, KeyAgreement, MeterSettings, Referencing, Secret, Security,
+                       SecurityPolicy)
 from .stats import SessionStats
 from .link import ClosedNotice, Link, LinkProvider, Mailbox
 from .mode_e import Identification
@@ -292,6 +294,8 @@ class MeterSession:
         if counter is not None:
             self._client.ciphering.invocationCounter = counter + 1
         await self._associate(self._client)
+        if s.security is not None and s.security.key_agreement is not KeyAgreement.NONE:
+            await self._agree_key(self._client, s.security)
         self._associated = True
         self._scalers.clear()
         self._profiles.clear()
@@ -411,12 +415,38 @@ class MeterSession:
         except Exception as exc:  # noqa: BLE001 - gurux raises a bare Exception for "do not match"
             raise AuthenticationFailed(failed, s.label, auth.mechanism_title, check) from exc
 
+    async def _agree_key(self, client: GXDLMSClient, sec: Security) -> None:
+        """Security Setup method 3 (protocol/key_agreement.py): agree a fresh global unicast key for
+        this association and cipher with it from the meter's answer on. Held by gurux's cipher
+        object only, for this association: never in settings, logs or replies."""
+        s = self.settings
+        signing, meter_key = self._ecdsa_keys()
+        meter_title = bytes(client.settings.sourceSystemTitle or b"")
+        if len(meter_title) != 8:
+            raise AssociationRejected("key agreement needs the meter's system title, and its AARE carried none",
+                                      s.label)
+        agreement = key_agreement.initiate(sec.suite, sec.key_agreement)
+        self._next_invoke_id(client)
+        ref = AttributeRef(key_transfer.DEFAULT_SECURITY_SETUP, key_transfer.SECURITY_SETUP_CLASS,
+                           key_agreement.KEY_AGREEMENT)
+        frames = client.method(self._object(ref), ref.attribute, agreement.request(signing), DataType.ARRAY)
+        reply = await self._exchange(client, frames, _METHOD)
+        if reply.error:
+            raise KeyAgreementFailed(f"the meter refused key agreement ({gurux_compat.AccessResult(reply.error).name})",
+                                     s.label)
+        try:
+            key = agreement.complete(reply.value, meter_key, sec.client_system_title, meter_title)
+        except key_agreement.KeyAgreementError as exc:
+            raise KeyAgreementFailed(f"key agreement failed: {exc} (check security.meterPublicKey)", s.label) from None
+        client.ciphering.blockCipherKey = bytearray(key)
+
     def _ecdsa_keys(self) -> tuple[Any, Any]:
         """The client's signing key and the meter's public key, parsed once per session."""
         if self._ecdsa is None:
             sec = self.settings.security
             if sec is None or sec.signing_key is None or sec.meter_public_key is None:
-                raise AssociationRejected("HLS-ECDSA needs security.signingKey and security.meterPublicKey",
+                raise AssociationRejected("HLS-ECDSA and key agreement need security.signingKey and "
+                                          "security.meterPublicKey",
                                           self.settings.label)
             try:
                 self._ecdsa = (security_fixes.load_private_key(sec.signing_key, sec.suite),

@@ -89,6 +89,18 @@ class Referencing(str, enum.Enum):
     SN = "sn"
 
 
+class KeyAgreement(str, enum.Enum):
+    """``security.keyAgreement``: which key the session agrees after each association (suites 1/2).
+
+    Named after the standard's key ids. Only the global unicast encryption key (key_id 0, the
+    block cipher key every ciphered APDU uses) is agreed: the broadcast key serves pushes a
+    connector does not receive, and the authentication key stays the configured one.
+    """
+
+    NONE = "none"
+    GLOBAL_UNICAST = "global_unicast"
+
+
 class ClockDeviation(str, enum.Enum):
     """How a meter signs the deviation of its date-times: both conventions are in the field.
 
@@ -148,6 +160,9 @@ class Security:
     meter_public_key: bytes | None = None
     #: Master key (KEK) that wraps new global keys in a key change (Security Setup method 2).
     master_key: Secret | None = None
+    #: Agree the global unicast key after each association (Security Setup method 3); the agreed
+    #: key lives in the session's memory only, for that association.
+    key_agreement: KeyAgreement = KeyAgreement.NONE
     #: Where the configuration took the global keys from ("env:BCK_VAR,AK_VAR", "file:/path"), so
     #: a key change can tell whether a restart will find the new keys there.
     key_source: str | None = field(default=None, compare=False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..protocol.settings import Authentication, Interface, MeterSettings, Secret, Security, SecurityPolicy
+from ..protocol.settings import (Authentication, Interface, KeyAgreement, MeterSettings, Secret, Security,
+                                 SecurityPolicy)
 from . import keys
 from .spec import MeterSpec
 
@@ -26,6 +27,7 @@ def security_for(spec: MeterSpec, dedicated_key: bool = False) -> Security | Non
         signing_key=Secret(keys.private_pem(spec.client_key_label, suite)) if suite else None,
         meter_public_key=keys.public_pem(spec.meter_key_label, suite) if suite else None,
         master_key=Secret(spec.master_key),
+        key_agreement=KeyAgreement.GLOBAL_UNICAST if spec.require_key_agreement else KeyAgreement.NONE,
     )
 
 
@@ -58,9 +60,11 @@ def connection_for(spec: MeterSpec, port: int, key_dir: Path | None = None, dedi
                        masterKey=spec.master_key.hex())
         if dedicated_key:
             sec["dedicatedKey"] = True
-        if spec.auth == "high_ecdsa":
+        if spec.require_key_agreement:
+            sec["keyAgreement"] = KeyAgreement.GLOBAL_UNICAST.value
+        if spec.auth == "high_ecdsa" or spec.require_key_agreement:
             if key_dir is None:
-                raise ValueError("HLS-ECDSA needs a key_dir for the PEM files")
+                raise ValueError("HLS-ECDSA and key agreement need a key_dir for the PEM files")
             key_dir.mkdir(parents=True, exist_ok=True)
             private = key_dir / f"{spec.name}.client.pem"
             private.write_bytes(keys.private_pem(spec.client_key_label, spec.security_suite))

@@ -243,6 +243,33 @@ def security_setup_keys_after_reply() -> None:
 
 
 @server_fix("1.0.203")
+def security_setup_key_agreement() -> None:
+    """``GXDLMSSecuritySetup.invoke`` answers key_agreement (method 3) by setting ``e.rror`` (a
+    typo for ``e.error``), so the meter replies success with no keys; and an action handled in
+    ``onPreAction`` cannot return data (``handleMethodRequest`` does ``int(e.value)``). Method 3
+    goes to the meter's own implementation (``settings.key_agreement``, set by ``MeterServer``;
+    simulator/hls.py ``meter_key_agreement``), which returns the A-XDR answer; without one it is
+    refused, as by a meter that does not implement it."""
+    from gurux_dlms.objects import GXDLMSSecuritySetup
+
+    shipped = GXDLMSSecuritySetup.invoke
+
+    def invoke(self: Any, settings: Any, e: Any) -> Any:
+        if e.index != 3:
+            return shipped(self, settings, e)
+        handler = getattr(settings, "key_agreement", None)
+        answer = handler(e.parameters) if handler is not None else None
+        if answer is None:
+            e.error = ErrorCode.READ_WRITE_DENIED
+            return None
+        e.byteArray = True
+        return answer
+
+    invoke.__wrapped__ = shipped  # type: ignore[attr-defined]  # the defect test calls the shipped one
+    GXDLMSSecuritySetup.invoke = invoke
+
+
+@server_fix("1.0.203")
 def skip_max_pdu_size_name() -> None:
     """``GXDLMSAssociationLogicalName.getObjects`` reads ``e.isSkipMaxPduSize``; the attribute is
     ``skipMaxPduSize``. (Its other half, access rights in the view: ``FixedAssociationLN``.)"""

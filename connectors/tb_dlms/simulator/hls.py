@@ -88,3 +88,67 @@ def server_proof(settings: Any, association: Any) -> bytes:
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     secret = bytes(association.secret or b"")
     return _digest(mech, ctos, secret, meter_title, client_title, ctos, stoc)
+
+
+#: OtherInfo's AlgorithmID: OID 2.16.756.5.8.3.0 (AES-GCM-128, suite 1) / .1 (AES-GCM-256, suite 2).
+_ALGORITHM_ID = {1: bytes((0x60, 0x85, 0x74, 0x05, 0x08, 0x03, 0x00)),
+                 2: bytes((0x60, 0x85, 0x74, 0x05, 0x08, 0x03, 0x01))}
+_KA_CURVES: dict[int, ec.EllipticCurve] = {1: ec.SECP256R1(), 2: ec.SECP384R1()}
+
+
+def _sign_rs(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    r, s = decode_dss_signature(private.sign(data, ec.ECDSA(_hash_of(private))))
+    size = private.curve.key_size // 8
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def meter_key_agreement(parameters: Any, suite: int, signing_key: ec.EllipticCurvePrivateKey,
+                        client_public_key: ec.EllipticCurvePublicKey, client_title: bytes, meter_title: bytes,
+                        bad_signature: bool = False) -> tuple[bytes, bytes] | None:
+    """Security Setup key_agreement (method 3), the meter's side: Ephemeral Unified Model.
+
+    ``parameters`` is gurux's parse of array of {key_id, X || Y || signature}. Only key_id 0 (the
+    global unicast key). Returns (A-XDR answer, agreed key), or None to refuse (wrong signature,
+    wrong sizes). The KDF is SP 800-56A's concatenation KDF written out with hashlib (one hash
+    block covers the 16- or 32-byte key), not the client's ``cryptography`` ConcatKDFHash.
+    """
+    size = signing_key.curve.key_size // 8
+    try:
+        ((key_id, data),) = parameters
+        data = bytes(data)
+    except (TypeError, ValueError):
+        return None
+    if int(key_id) != 0 or len(data) != 4 * size:
+        return None
+    xy, signature = data[:2 * size], data[2 * size:]
+    der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
+    try:
+        client_public_key.verify(der, bytes((0,)) + xy, ec.ECDSA(_hash_of(client_public_key)))
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(_KA_CURVES[suite], b"\x04" + xy)
+    except (InvalidSignature, ValueError):
+        return None
+    ephemeral = ec.generate_private_key(_KA_CURVES[suite])
+    z = ephemeral.exchange(ec.ECDH(), peer)
+    key = concat_kdf(suite, z, _ALGORITHM_ID[suite] + client_title + meter_title)
+    n = ephemeral.public_key().public_numbers()
+    own = n.x.to_bytes(size, "big") + n.y.to_bytes(size, "big")
+    signed = bytes((0,)) + (bytes(len(own)) if bad_signature else own)  # fault: signed over the wrong data
+    body = own + _sign_rs(signing_key, signed)
+    answer = bytes((0x01, 0x01, 0x02, 0x02, 0x16, 0x00, 0x09)) + _length(len(body)) + body
+    return answer, key
+
+
+def concat_kdf(suite: int, z: bytes, other_info: bytes, length: int | None = None) -> bytes:
+    """SP 800-56A 5.8.1: Hash(counter || Z || OtherInfo) for counter = 1, 2, ... until ``length``."""
+    digest = hashlib.sha384 if suite == 2 else hashlib.sha256
+    length = length or (32 if suite == 2 else 16)
+    out = b""
+    counter = 1
+    while len(out) < length:
+        out += digest(counter.to_bytes(4, "big") + z + other_info).digest()
+        counter += 1
+    return out[:length]
+
+
+def _length(n: int) -> bytes:
+    return bytes((n,)) if n < 0x80 else bytes((0x81, n))

@@ -30,7 +30,7 @@ from gurux_dlms.objects import GXDLMSAssociationShortName
 
 from ..protocol import axdr, cosem_datetime
 from ..protocol.axdr import DataType
-from . import gurux_fixes, keys, objects as cosem, short_names
+from . import gurux_fixes, hls, keys, objects as cosem, short_names
 from .faults import MALFORMED_SHAPES, FaultState
 from .physics import Load
 from .profiles import EventLog, LoadProfile, SelectorError
@@ -93,7 +93,7 @@ class Meter:
         "control_state", "control_mode", "invocation_counter", "faults", "generation",
         "requests", "replies", "associations", "rejected", "connections", "reboots", "links", "skipped",
         "identity",
-        "pending_keys", "key_changes",
+        "pending_keys", "key_changes", "key_agreements", "last_agreed_key",
     )
 
     def __init__(self, spec: MeterSpec, now: float | None = None) -> None:
@@ -127,6 +127,10 @@ class Meter:
         #: Keys accepted by global_key_transfer, taken into use once the reply is sent (Blue Book).
         self.pending_keys: dict[int, bytes] = {}
         self.key_changes = 0
+        #: Associations whose unicast key was agreed (Security Setup method 3) and taken into use.
+        self.key_agreements = 0
+        #: The key the latest agreement produced (tests check it never reaches a log).
+        self.last_agreed_key: bytes | None = None
 
     @property
     def name(self) -> str:
@@ -171,6 +175,7 @@ class Meter:
             "requests": self.requests, "replies": self.replies, "associations": self.associations,
             "rejected": self.rejected, "connections": self.connections, "reboots": self.reboots,
             "key_changes": self.key_changes,
+            "key_agreements": self.key_agreements,
             "invocation_counter": self.invocation_counter,
             "faults": {k: f.count for k, f in self.faults.active.items()},
         }
@@ -368,6 +373,11 @@ class MeterServer(gurux_fixes.FixedServerBase):
             association.signing_key = keys.private_key(spec.meter_key_label, spec.security_suite)
             association.client_public_key = keys.private_key(spec.client_key_label, spec.security_suite).public_key()
             association.bad_signature = spec.bad_signature
+        #: The key agreed in this association (None: the configured global key is in use).
+        self.agreed_key: bytes | None = None
+        self._pending_agreed_key: bytes | None = None
+        self.settings.key_agreement = self._key_agreement
+        self._association = association
         self.install_objects(association, shared)
 
     def handle(self, frame: bytes) -> bytes | None:
@@ -385,7 +395,30 @@ class MeterServer(gurux_fixes.FixedServerBase):
         if out and self.settings.interfaceType == InterfaceType.WRAPPER and self.meter.faults.take("general_ciphering"):
             out = _general_ciphering(bytes(out), bytes(spec.system_title or b""))
         self._apply_new_keys()
+        if self._pending_agreed_key is not None:
+            # As with a key transfer: the answer went out under the old key, the next APDU uses the new.
+            self.agreed_key, self._pending_agreed_key = self._pending_agreed_key, None
+            self.settings.cipher.blockCipherKey = self.agreed_key
+            self.meter.key_agreements += 1
+            self.meter.last_agreed_key = self.agreed_key
         return bytes(out) if out else None
+
+    def _key_agreement(self, parameters):
+        """Security Setup method 3 for the authenticated client (gurux_fixes.security_setup_key_agreement)."""
+        spec = self.meter.spec
+        if not spec.security_suite or self.client == PUBLIC_CLIENT:
+            return None
+        association = self._association
+        result = hls.meter_key_agreement(parameters, spec.security_suite, association.signing_key,
+                                         association.client_public_key, bytes(self.settings.sourceSystemTitle or b""),
+                                         spec.title, spec.bad_key_agreement_signature)
+        if result is None:
+            return None
+        answer, self._pending_agreed_key = result
+        return answer
+
+    def _awaits_key_agreement(self) -> bool:
+        return self.meter.spec.require_key_agreement and self.client != PUBLIC_CLIENT and self.agreed_key is None
 
     def _apply_new_keys(self) -> None:
         """New global keys take effect after the reply that accepted them (ciphered with the old)."""
@@ -401,6 +434,13 @@ class MeterServer(gurux_fixes.FixedServerBase):
         meter = getattr(self, "meter", None)
         if meter is not None:
             self.settings.cipher.invocationCounter = meter.invocation_counter
+            self._forget_agreed_key()
+
+    def _forget_agreed_key(self) -> None:
+        """An agreed key lasts one association: the next AARQ is ciphered with the global key."""
+        if getattr(self, "agreed_key", None) is not None:
+            self.agreed_key = None
+            self.settings.cipher.blockCipherKey = self.meter.spec.block_cipher_key
 
     # ---- gurux callbacks ------------------------------------------------------------
     def isTarget(self, serverAddress, clientAddress):
@@ -419,6 +459,7 @@ class MeterServer(gurux_fixes.FixedServerBase):
         spec = self.meter.spec
         start = len(self.replyData)
         self.settings.user_information_error = None
+        self._forget_agreed_key()
         super().handleAarqRequest(data, connectionInfo)
         if (spec.deciphering_error_reply and self.settings.user_information_error is not None
                 and spec.clients.get(self.client) not in (None, "none")):
@@ -458,6 +499,8 @@ class MeterServer(gurux_fixes.FixedServerBase):
     def onGetAttributeAccess(self, arg):
         target = arg.target
         ln = target.logicalName
+        if self._awaits_key_agreement() and not ln.startswith("0.0.40.0."):
+            return AccessMode.NO_ACCESS
         if not self.listing and not ln.startswith("0.0.40.0."):
             try:
                 value = self.meter.read(ln, arg.index, arg.selector, arg.parameters)
@@ -475,6 +518,10 @@ class MeterServer(gurux_fixes.FixedServerBase):
         ln = arg.target.logicalName
         if ln.startswith("0.0.40.0."):
             return MethodAccessMode.ACCESS
+        if ln == cosem.SECURITY_SETUP and arg.index == 3:
+            return MethodAccessMode.ACCESS if self.client != PUBLIC_CLIENT else MethodAccessMode.NO_ACCESS
+        if self._awaits_key_agreement():
+            return MethodAccessMode.NO_ACCESS
         if ln in (cosem.DISCONNECT, cosem.SECURITY_SETUP) and self.client != PUBLIC_CLIENT:
             return MethodAccessMode.ACCESS
         return MethodAccessMode.NO_ACCESS

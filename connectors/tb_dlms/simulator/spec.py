@@ -65,6 +65,12 @@ class MeterSpec:
     client_key_label: str = "tb-dlms test client"
     #: HLS-ECDSA: sign pass 4 with a wrong value (the client must report it, not crash: gurux W2).
     bad_signature: bool = False
+    #: Suites 1/2: refuse every attribute and method to the authenticated client until it has
+    #: agreed the global unicast key (Security Setup method 3); the agreed key then ciphers the
+    #: rest of that association (the next starts from the configured key again).
+    require_key_agreement: bool = False
+    #: Sign the meter's ephemeral key of the key agreement over the wrong data.
+    bad_key_agreement_signature: bool = False
     #: Seconds before each reply (asyncio sleep); 0 answers at once.
     delay: float = 0.0
     profile_days: int = 3
@@ -127,6 +133,8 @@ class MeterSpec:
             raise ValueError(f"{self.name}: security_suite must be 0, 1 or 2")
         if self.auth == "high_ecdsa" and self.security_suite == 0:
             raise ValueError(f"{self.name}: high_ecdsa needs security_suite 1 or 2")
+        if self.require_key_agreement and self.security_suite == 0:
+            raise ValueError(f"{self.name}: require_key_agreement needs security_suite 1 or 2")
         if self.seed is None:
             self.seed = zlib.crc32(self.name.encode())
         if self.serial_line is not None and self.interface != "hdlc":

@@ -76,6 +76,11 @@ def diagnose(exc: BaseException, s: MeterSettings) -> Diagnosis:
                          f"the meter accepted the association request but not our {exc.mechanism} proof (or we "
                          f"not its): the two sides do not share {exc.check} for client address "
                          f"{s.client_address}. Addresses and interface are right: the meter answered.")
+    if isinstance(exc, errors.KeyAgreementFailed):
+        return Diagnosis("key_agreement", _tail(exc),
+                         "the association worked, the key agreement (Security Setup method 3) did not: check "
+                         "meterPublicKey (the meter's signing key or certificate), that the meter holds the "
+                         "public key of our signingKey, and security.suite.")
     if isinstance(exc, errors.AssociationRejected):
         mechanism = f" ({s.authentication.mechanism_title})" if s.authentication.is_high else ""
         return Diagnosis("rejected", f"the meter rejected the association{mechanism}{_reason(exc)}",
