@@ -1,5 +1,8 @@
 """What a meter keeps beyond its live registers, collected after each successful poll.
 
+A listener of the meter's coordinator (gateway/coordinator.py): the poll's notification carries all it
+needs (the shared session, the association count), so nothing here calls back into the device.
+
 The poll shows the meter is reachable; then, on the same association, the clock is checked once
 per association and each profile or event log is read when due (or at once while a backfill is
 still catching up). Nothing here raises into the poll: a meter that refuses a profile still
@@ -18,6 +21,7 @@ from thingsboard_gateway.gateway.entities.telemetry_entry import TelemetryEntry
 
 from ..config.meter_data import ClockConfig, MeterDataConfig
 from .clock import ClockReading, read_clock, sync_clock
+from .coordinator import PollDone, PollListener
 from .cursors import CursorStore
 from .profiles import ArchiveReader, Collected, to_datetime
 from .sessions import SessionLike
@@ -40,7 +44,9 @@ def _iso(cursor) -> str:
     return to_datetime(cursor.ts).isoformat() if cursor is not None else "the configured horizon"
 
 
-class MeterDataCollector:
+class MeterDataCollector(PollListener):
+    """Profiles, event logs and the clock of one meter: a listener of its polls."""
+
     def __init__(self, name: str, device_type: str, config: MeterDataConfig, cursors: CursorStore,
                  deliver: DeliverConverted, gateway_running: Callable[[], bool], log: logging.Logger,
                  read_timeout_s: float = MIN_READ_TIMEOUT_S,
@@ -73,17 +79,17 @@ class MeterDataCollector:
 
     # -- after each poll ------------------------------------------------------------------------
 
-    def kick(self, device) -> None:
-        """Start a collection unless one is running; it shares the session with the polls.
+    async def poll_done(self, poll: PollDone) -> None:
+        """After a good poll, start a collection unless one is running; it shares the poll's session.
 
         It runs beside the poll schedule rather than inside a poll: a backfill of days of
         intervals must neither hold up the registers nor count as a stuck poll.
         """
-        if not (self.readers or self.config.clock is not None):
+        if not poll.ok or not (self.readers or self.config.clock is not None):
             return
         if self._task is not None and not self._task.done():
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(device), name=f"collect {self.name}")
+        self._task = asyncio.get_running_loop().create_task(self._run(poll), name=f"collect {self.name}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -92,14 +98,15 @@ class MeterDataCollector:
             await asyncio.wait({task}, timeout=1.0)
         self.close()
 
-    async def _run(self, device) -> None:
+    async def _run(self, poll: PollDone) -> None:
+        stats = poll.stats  # live counters: a clock read that re-associated is seen as it happened
         try:
-            if self.config.clock is not None and self._clock_read_at != device.stats.associations:
-                await self._check_clock(device.shared_session())
-                self._clock_read_at = device.stats.associations
+            if self.config.clock is not None and self._clock_read_at != stats.associations:
+                await self._check_clock(poll.session())
+                self._clock_read_at = stats.associations
             for reader in self.readers:
                 while reader.backlog or time.monotonic() >= reader.next_due:
-                    result = await self._collect(reader, device.shared_session())
+                    result = await self._collect(reader, poll.session())
                     if result is None or not result.backlog:
                         break
         finally:

@@ -21,7 +21,7 @@ from thingsboard_gateway.gateway.entities.converted_data import ConvertedData
 from thingsboard_gateway.gateway.statistics.statistics_service import StatisticsService
 from thingsboard_gateway.tb_utility.tb_logger import init_logger
 
-from ..config.schema import ConnectorConfig, load_handed_over
+from ..config.schema import ConnectorConfig, DeviceConfig, load_handed_over
 from ..protocol.limits import ConnectionLimits
 from ..protocol.listener import InboundHub
 from ..resilience.watchdog import Heartbeat, LoopWatchdog
@@ -145,19 +145,18 @@ class DLMSConnector(Connector):
             if generation == self._generation:
                 self._publish(data)
 
-        devices = {d.name: DLMSDevice(d, factory, publish, self._log, presence=self._presence)
-                   for d in self.dlms_config.devices}
-        for device in devices.values():
-            device.collector = self._collector(device, generation)
-        return devices
+        # Each meter's coordinator and listeners are made here, at once: nothing is wired in later.
+        return {d.name: DLMSDevice(d, factory, publish, self._log, presence=self._presence,
+                                   collector=self._collector(d, generation))
+                for d in self.dlms_config.devices}
 
-    def _collector(self, device: DLMSDevice, generation: int) -> MeterDataCollector:
+    def _collector(self, config: DeviceConfig, generation: int) -> MeterDataCollector:
         """Profiles, logs and clock of one meter; rows from a replaced loop are never delivered."""
         def deliver(data: ConvertedData) -> bool:
             return generation == self._generation and self._deliver(data)
 
-        return MeterDataCollector(device.name, device.config.type, device.config.meter_data, self.cursors,
-                                  deliver, self._gateway_running, self._log, device.config.poll_timeout_s,
+        return MeterDataCollector(config.name, config.type, config.meter_data, self.cursors,
+                                  deliver, self._gateway_running, self._log, config.poll_timeout_s,
                                   self._queue_drained)
 
     def open(self) -> None:
@@ -272,34 +271,28 @@ class DLMSConnector(Connector):
         return data
 
     def _publish(self, data: ConvertedData) -> None:
-        """Hand one meter's data to the gateway (called on the polling loop)."""
-        self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
-        data = self._within_limit(data)
-        if payload_limit.is_empty(data):
-            return
-        try:
-            StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
-            status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
-        except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end a meter's schedule
-            self._log.error("%s: data for %s not stored: %s", self.name, data.device_name, exc)
-            self._storage_answer(data.device_name, f"send_to_storage failed: {exc}")
-            return
-        self._storage_answer(data.device_name, _refusal(status))
+        """Hand one meter's live data to the gateway (called on the polling loop)."""
+        self._hand_over(data, "data for")
 
     def _deliver(self, data: ConvertedData) -> bool:
         """Hand over rows whose cursor depends on it: True only when the gateway queued them and
         its storage is not refusing data (the rows are then read again, never skipped)."""
         if not self._gateway_running():
             return False  # a stopping gateway no longer moves its queue into storage
+        return self._hand_over(data, "rows of")
+
+    def _hand_over(self, data: ConvertedData, what: str) -> bool:
+        """The one way data leaves the connector: within ThingsBoard's payload limit, and counted as
+        sent only when ``send_to_storage`` took it (3.8.5 answers FAILURE or FORBIDDEN_DEVICE too)."""
         self.statistics[STATISTIC_MESSAGE_RECEIVED_PARAMETER] += 1
         data = self._within_limit(data)
         if payload_limit.is_empty(data):
-            return True  # nothing that ThingsBoard would take: the rows are not read again
+            return True  # nothing that ThingsBoard would take: rows are not read again for it
         try:
             StatisticsService.count_connector_message(self.get_name(), stat_parameter_name="storageMsgPushed")
             status = self.__gateway.send_to_storage(self.get_name(), self.get_id(), data)
-        except Exception as exc:  # noqa: BLE001 - not delivered: the cursor stays, the rows come again
-            self._log.error("%s: rows of %s not stored: %s", self.name, data.device_name, exc)
+        except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end a meter's schedule
+            self._log.error("%s: %s %s not stored: %s", self.name, what, data.device_name, exc)
             return self._storage_answer(data.device_name, f"send_to_storage failed: {exc}")
         return self._storage_answer(data.device_name, _refusal(status))
 
