@@ -62,6 +62,11 @@ def test_a_meter_that_stops_answering_becomes_inactive_and_active_again(gateway,
     assert not fake_tb.is_active(FLAKY)
     # ... and the other meter stays active.
     assert fake_tb.is_active(STEADY)
+    # A device RPC still reaches the disconnected meter's connector (the gateway alone would queue
+    # it until its timeout and answer a bare 408): the operator sees why it is quiet.
+    stats = fake_tb.device_rpc(FLAKY, "getStats", {}, timeout=20)
+    assert stats.get("onPlatform") is False and stats.get("breaker", {}).get("state") in ("open", "half_open"), stats
+    assert "code" not in stats, stats
 
     simulator.clear(FLAKY)
     fake_tb.wait_active(FLAKY, True, 30)

@@ -149,6 +149,9 @@ def test_cut_and_call_back_backfills_the_profile_gap_once(fake_tb, fleet, gatewa
     fake_tb.wait_for(lambda: fake_tb.devices[name].attributes.get("dlmsConnected") is False, 30,
                      f"{name} reported not connected")
     assert "not connected" in fake_tb.devices[name].attributes["lastError"]
+    # Disconnected at ThingsBoard while it is away (device activity follows the meter) ...
+    fake_tb.wait_for(lambda: not fake_tb.devices[name].connected, 30, f"{name} disconnected at ThingsBoard")
+    # ... and an RPC still gets the connector's clear answer, not the gateway's bare 408.
     reply = fake_tb.device_rpc(name, "get", {"obis": "1.0.1.8.0.255", "classId": 3}, timeout=30)
     assert "not connected" in reply.get("error", ""), reply
     fleet.call(meter.advance_clock, 2 * 3600)  # two hours of intervals captured while it was away
@@ -156,6 +159,7 @@ def test_cut_and_call_back_backfills_the_profile_gap_once(fake_tb, fleet, gatewa
     last = int(meter.now() // CAPTURE_PERIOD * CAPTURE_PERIOD) * 1000
     fake_tb.wait_for(lambda: last in intervals(), 60, "the gap read after the call-back")
     fake_tb.wait_for(lambda: fake_tb.devices[name].attributes.get("dlmsConnected") is True, 30, "back")
+    assert fake_tb.devices[name].connected, "connected at ThingsBoard again once it called back"
     stamps = intervals()
     gap = [t for t in range(first_last + CAPTURE_PERIOD * 1000, last + 1, CAPTURE_PERIOD * 1000)]
     assert all(stamps.count(t) == 1 for t in gap), [t for t in gap if stamps.count(t) != 1]

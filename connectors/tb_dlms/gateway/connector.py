@@ -253,6 +253,11 @@ class DLMSConnector(Connector):
     def is_connected(self) -> bool:
         return not self._stopped and self._loop_thread.running and any(d.connected for d in self._devices.values())
 
+    def owns_device(self, name: str) -> bool:
+        """One of this connector's meters (asked by the launcher's RPC routing for a meter that is
+        disconnected at ThingsBoard, launcher/rpc_routing.py)."""
+        return name in self._devices
+
     @property
     def devices(self) -> dict[str, DLMSDevice]:
         return self._devices

@@ -65,6 +65,10 @@ class PollListener:
         """A breaker transition outside a poll's outcome (probe allowed, reset, stuck poll);
         None: the breaker was asked and stayed as it is."""
 
+    def call_ended(self) -> None:
+        """A meter that calls in closed its connection (or another replaced it): not polled until
+        it calls again."""
+
 
 class MeterCoordinator:
     def __init__(self, config: DeviceConfig, session_factory: SessionFactory, log: logging.Logger,
@@ -158,6 +162,8 @@ class MeterCoordinator:
         self.absent = not present
         if not present:
             self.connected = False
+            for listener in self._listeners:
+                listener.call_ended()
             return
         # The association of the last session lived on the meter's previous connection.
         stale, self.session = self.session, None

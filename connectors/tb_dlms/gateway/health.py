@@ -82,6 +82,12 @@ class MeterHealth(PollListener):
             self._log.info("%s: circuit breaker closed; meter answers again", self.name)
         self._send_changed({HEALTH_BREAKER: change.new.value})
 
+    def call_ended(self) -> None:
+        """A meter that calls in hung up: say so, and disconnect it at ThingsBoard until it calls again."""
+        self.set_health(f"{self.name}: meter not connected (it closed its connection; polled again when it "
+                        "calls in)")
+        self._leave_platform()
+
     # -- health -----------------------------------------------------------------------------------
 
     def set_health(self, error: str | None) -> None:
@@ -144,10 +150,8 @@ class MeterHealth(PollListener):
         that says why, so its "active" state follows the meter, not the gateway's own connection."""
         if self._presence is None:
             return
-        if self._coordinator.absent:
-            # A meter that calls in and hung up stays connected at ThingsBoard: the gateway answers
-            # RPCs to a disconnected device with a bare 408 itself, ours say "meter not connected".
-            return
+        # RPCs still reach a meter disconnected here (launcher/rpc_routing.py): a meter that calls
+        # in answers them "meter not connected" (or waits callInWaitS) while it is away.
         if self.on_platform:
             self.on_platform = False
             self.platform_disconnects += 1

@@ -139,7 +139,10 @@ def apply(service_cls) -> None:
         return
     if coalesce_device_persistence(service_cls):
         log.info("Gateway fix: connected_devices.json writes coalesced (at most one per 2 s)")
-    from . import remote_config
+    from . import remote_config, rpc_routing
+
+    if rpc_routing.apply(service_cls):
+        log.info("Gateway fix: device RPCs reach dlms meters that are disconnected at ThingsBoard")
 
     if remote_config.apply():
         log.info("Gateway fix: remote configuration of dlms connectors validated before it replaces them")
