@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.readings import AttributeRef
-from ..protocol.settings import LOGICAL_DEVICE_NAME, IdentifyBy, Interface, ListenerSettings, Transport
+from ..protocol.settings import DEFAULT_PORTS, LOGICAL_DEVICE_NAME, IdentifyBy, Interface, ListenerSettings, Transport
 from .fields import Section, kind_of, show
 
 LISTENER_KEYS = ("name", "port", "host", "interface", "transport", "identifyBy", "maxConnections",
@@ -62,7 +62,7 @@ def parse_listeners(top: Section) -> tuple[ListenerSettings, ...]:
         before = len(sec.errors)
         sec.reject_unknown(LISTENER_KEYS)
         name = sec.text("name", required=True)
-        port = sec.integer("port", 4059, 1, 65535)
+        port = sec.integer("port", DEFAULT_PORTS[Interface.WRAPPER], 1, 65535)
         host = sec.text("host", "0.0.0.0")
         interface = sec.choice("interface", Interface, Interface.WRAPPER)
         transport = sec.choice("transport", Transport, Transport.TCP)

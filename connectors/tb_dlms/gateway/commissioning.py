@@ -28,7 +28,7 @@ from typing import Any
 from ..config.errors import ConfigError
 from ..config.schema import DeviceConfig, load_connector_config
 from .device import DLMSDevice
-from .sessions import SessionFactory, SessionLike
+from .sessions import SessionFactory
 
 #: ThingsBoard's default timeout of a two-way RPC (ms): answer within it unless asked otherwise.
 DEFAULT_TIMEOUT_MS = 10_000
@@ -115,6 +115,7 @@ async def probe(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice], fa
 async def discover(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice], factory: SessionFactory) -> dict:
     from ..tools.discover import OBJECT_LIST, device_entry, parse_object_list
     from ..tools.diagnosis import diagnose
+    from ..tools.probe import release_session
 
     wait = timeout_s(params)
     target = target_device(params, "dlms_discover", points=False)
@@ -128,7 +129,7 @@ async def discover(params: Mapping[str, Any], devices: Mapping[str, DLMSDevice],
                 return await session.get(OBJECT_LIST)
         finally:
             if twin is None:
-                await _release(session)
+                await release_session(session)
 
     try:
         reading = await _bounded(asyncio.ensure_future(read()), wait,
@@ -172,13 +173,6 @@ async def _bounded(task: asyncio.Future, wait: float, busy: str) -> Any:
     except TimeoutError:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return {"error": f"{busy}: no answer within {wait:g} s (params.timeoutMs)"}
-
-
-async def _release(session: SessionLike) -> None:
-    try:
-        await asyncio.wait_for(session.close(), 2.0)
-    except Exception:  # noqa: BLE001 - a session that will not release is dropped
-        await session.abort()
 
 
 Method = Callable[[Mapping[str, Any], Mapping[str, DLMSDevice], SessionFactory], Awaitable[dict]]

@@ -121,14 +121,19 @@ async def probe_session(device: DeviceConfig, session: SessionLike, connector: s
         result.diagnosis = diagnose(exc, settings)
     finally:
         if owned:
-            try:
-                await asyncio.wait_for(session.close(), 2.0)
-            except (TimeoutError, DlmsError, OSError):
-                await session.abort()
+            await release_session(session)
     result.elapsed_ms = _ms_since(begun)
     after = session.stats.as_dict()
     result.stats = after if owned else {k: after.get(k, 0) - before.get(k, 0) for k in _PROBE_COUNTERS}
     return result
+
+
+async def release_session(session: Any) -> None:
+    """Release a probe's own session; one that will not release within 2 s is dropped."""
+    try:
+        await asyncio.wait_for(session.close(), 2.0)
+    except Exception:  # noqa: BLE001 - a session that will not release is dropped
+        await session.abort()
 
 
 async def probe_all(devices: Sequence[tuple[str, DeviceConfig]], parallel: int = 8) -> list[MeterResult]:
