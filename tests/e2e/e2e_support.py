@@ -12,3 +12,10 @@ def stop_gateway(gw) -> None:
     """Stop with SIGINT and check it went down cleanly (exit code 0)."""
     code = gw.stop()
     assert code == 0, f"gateway exit code {code}; output tail:\n{gw.output_tail()}"
+
+
+def device_stats(fake_tb, device: str) -> dict:
+    """A meter's getStats reply through the real gateway (an error reply fails the test)."""
+    reply = fake_tb.device_rpc(device, "getStats", {}, timeout=20)
+    assert isinstance(reply, dict) and "error" not in reply, reply
+    return reply

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from e2e_support import stop_gateway
+from e2e_support import device_stats, stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess
 from tb_dlms.devtools.sim_devices import device_for
 from tb_dlms.simulator import MeterSpec, Simulator
@@ -63,16 +63,10 @@ def reporting(gateway, fake_tb):
     return True
 
 
-def _stats(fake_tb, device: str) -> dict:
-    reply = fake_tb.device_rpc(device, "getStats", {}, timeout=20)
-    assert isinstance(reply, dict) and "error" not in reply, reply
-    return reply
-
-
 def _wait_failed(fake_tb, device: str, needle: str) -> dict:
     deadline = time.monotonic() + 45
     while True:
-        stats = _stats(fake_tb, device)
+        stats = device_stats(fake_tb, device)
         if stats["lastError"] and needle in stats["lastError"]:
             return stats
         assert time.monotonic() < deadline, f"{device}: lastError never named {needle!r}: {stats}"
@@ -104,7 +98,7 @@ def test_malformed_value_is_an_error_not_a_value(reporting, fake_tb):
 def test_set_with_a_value_of_the_wrong_type_leaves_the_session_alone(reporting, fake_tb, simulator, value,
                                                                      type_name):
     before = simulator.stats("Meter OK")["associations"]
-    errors_before = _stats(fake_tb, "Meter OK")["errors"]
+    errors_before = device_stats(fake_tb, "Meter OK")["errors"]
     reply = fake_tb.device_rpc("Meter OK", "set", {"obis": "0.0.1.0.0.255", "classId": 8, "attribute": 2,
                                                    "value": value, "type": type_name}, timeout=20)
     assert isinstance(reply, dict) and "params.value" in reply.get("error", ""), reply
@@ -112,7 +106,7 @@ def test_set_with_a_value_of_the_wrong_type_leaves_the_session_alone(reporting, 
     # The next poll reuses the association: no new AARQ reached the meter, no error was counted.
     fake_tb.wait_telemetry("Meter OK", HEALTHY_KEYS, timeout=POLL_PERIOD_S * 3 + 15, since=time.time())
     assert simulator.stats("Meter OK")["associations"] == before
-    assert _stats(fake_tb, "Meter OK")["errors"] == errors_before
+    assert device_stats(fake_tb, "Meter OK")["errors"] == errors_before
 
 
 @pytest.mark.parametrize("method", ["", None])

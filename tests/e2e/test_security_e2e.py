@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import stop_gateway
+from e2e_support import device_stats, stop_gateway
 from tb_dlms.devtools.gateway_process import GatewayProcess
 from tb_dlms.simulator import MeterSpec, Simulator
 from tb_dlms.simulator.client_config import connection_for
@@ -105,12 +105,6 @@ def reporting(gateway, fake_tb):
     return True
 
 
-def _stats(fake_tb, device: str) -> dict:
-    reply = fake_tb.device_rpc(device, "getStats", {}, timeout=20)
-    assert isinstance(reply, dict) and "error" not in reply, reply
-    return reply
-
-
 def _fresh_telemetry(fake_tb, device: str, polls: int = 2) -> None:
     since = time.time()
     for _ in range(polls):
@@ -128,14 +122,14 @@ def test_every_mechanism_and_suite_reports(reporting, fake_tb, simulator):
 def test_meter_requiring_key_agreement_reports(reporting, fake_tb, simulator, gateway):
     _fresh_telemetry(fake_tb, "Meter Agree 2", polls=1)
     assert simulator.stats("Meter Agree 2")["key_agreements"] >= 1
-    stats = _stats(fake_tb, "Meter Agree 2")
+    stats = device_stats(fake_tb, "Meter Agree 2")
     assert not stats["errors"].get("key_agreement") and not stats["lastError"], stats
 
 
 def test_wrong_secret_is_diagnosed_naming_the_mechanism(reporting, fake_tb):
     deadline = time.monotonic() + 45
     while True:
-        stats = _stats(fake_tb, "Wrong SHA256")
+        stats = device_stats(fake_tb, "Wrong SHA256")
         if stats["lastError"]:
             break
         assert time.monotonic() < deadline, stats
